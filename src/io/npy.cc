@@ -1,0 +1,150 @@
+// .npy parsing: magic, version, a Python-dict header with 'descr', 'fortran_order' and 'shape'.
+// The header is parsed by hand because it is a Python literal, not JSON.
+#include "io/npy.h"
+
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <regex>
+
+#include "core/error.h"
+
+namespace cascade {
+
+namespace {
+
+const char kMagic[] = "\x93NUMPY";
+
+size_t descr_size(const std::string& d, const std::string& name) {
+  if (d.size() < 3 || (d[0] != '<' && d[0] != '|' && d[0] != '=')) fail(name, ": unsupported .npy dtype '", d, "' (need little-endian)");
+  return size_t(std::stoi(d.substr(2)));
+}
+
+void write_npy(const std::filesystem::path& path, const std::string& descr, const std::vector<int64_t>& shape,
+               const void* data, size_t elem) {
+  std::string shp = "(";
+  size_t n = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    shp += std::to_string(shape[i]) + (shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
+    n *= size_t(shape[i]);
+  }
+  shp += ")";
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shp + ", }";
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  if (!out) fail(path.string(), ": cannot open for writing");
+  out.write(kMagic, 6);
+  const char ver[2] = {1, 0};
+  out.write(ver, 2);
+  const uint16_t hl = uint16_t(header.size());
+  out.write(reinterpret_cast<const char*>(&hl), 2);
+  out.write(header.data(), std::streamsize(header.size()));
+  out.write(static_cast<const char*>(data), std::streamsize(n * elem));
+  if (!out) fail(path.string(), ": write failed");
+}
+
+}  // namespace
+
+int64_t NpyArray::numel() const {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
+NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name) {
+  if (size < 10 || std::memcmp(data, kMagic, 6) != 0) fail(name, ": not a .npy file (bad magic)");
+  const int major = data[6];
+  size_t hlen, off;
+  if (major == 1) {
+    hlen = size_t(data[8]) | (size_t(data[9]) << 8);
+    off = 10;
+  } else if (major == 2 || major == 3) {
+    if (size < 12) fail(name, ": truncated .npy header");
+    hlen = size_t(data[8]) | (size_t(data[9]) << 8) | (size_t(data[10]) << 16) | (size_t(data[11]) << 24);
+    off = 12;
+  } else {
+    fail(name, ": unsupported .npy version ", major);
+  }
+  if (hlen > size - off) fail(name, ": truncated .npy header");
+  const std::string header(reinterpret_cast<const char*>(data + off), hlen);
+  std::smatch m;
+  NpyArray a;
+  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'"))) fail(name, ": .npy header has no descr");
+  a.descr = m[1];
+  if (std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*True"))) fail(name, ": Fortran-order .npy arrays are not supported");
+  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) fail(name, ": .npy header has no shape");
+  const std::string dims = m[1];
+  const std::regex num("\\d+");
+  uint64_t n = 1;
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it) {
+    const uint64_t d = std::stoull(it->str());
+    if (d != 0 && n > (uint64_t(1) << 40) / d) fail(name, ": .npy shape is implausibly large");
+    n *= d;
+    a.shape.push_back(int64_t(d));
+  }
+  const size_t elem = descr_size(a.descr, name);
+  const size_t payload = size - off - hlen;
+  if (payload < n * elem) fail(name, ": truncated .npy data (", payload, " bytes, shape needs ", n * elem, ")");
+  a.bytes.assign(data + off + hlen, data + off + hlen + n * elem);
+  return a;
+}
+
+NpyArray read_npy(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path.string(), ": cannot open");
+  std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_npy(buf.data(), buf.size(), path.string());
+}
+
+std::vector<int32_t> NpyArray::to_int32(const std::string& what) const {
+  const size_t n = size_t(numel());
+  std::vector<int32_t> out(n);
+  auto get = [&](auto tag) {
+    using T = decltype(tag);
+    for (size_t i = 0; i < n; ++i) {
+      T v;
+      std::memcpy(&v, bytes.data() + i * sizeof(T), sizeof(T));
+      if (v < T(std::numeric_limits<int32_t>::min()) || v > T(std::numeric_limits<int32_t>::max()))
+        fail(what, ": value ", v, " does not fit int32");
+      out[i] = int32_t(v);
+    }
+  };
+  const std::string t = descr.substr(1);
+  if (t == "i4") get(int32_t{});
+  else if (t == "i8") get(int64_t{});
+  else if (t == "i2") get(int16_t{});
+  else if (t == "u2") get(uint16_t{});
+  else if (t == "u4") get(uint32_t{});
+  else fail(what, ": expected an integer .npy array, got dtype '", descr, "'");
+  return out;
+}
+
+std::vector<float> NpyArray::to_float32(const std::string& what) const {
+  const size_t n = size_t(numel());
+  std::vector<float> out(n);
+  const std::string t = descr.substr(1);
+  if (t == "f4") {
+    std::memcpy(out.data(), bytes.data(), n * 4);
+  } else if (t == "f8") {
+    for (size_t i = 0; i < n; ++i) {
+      double v;
+      std::memcpy(&v, bytes.data() + i * 8, 8);
+      out[i] = float(v);
+    }
+  } else {
+    fail(what, ": expected a float .npy array, got dtype '", descr, "'");
+  }
+  return out;
+}
+
+void write_npy_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data) {
+  write_npy(path, "<f4", shape, data, 4);
+}
+
+void write_npy_i32(const std::filesystem::path& path, const std::vector<int64_t>& shape, const int32_t* data) {
+  write_npy(path, "<i4", shape, data, 4);
+}
+
+}  // namespace cascade

@@ -1,0 +1,48 @@
+// SafetensorsFile: one .safetensors file (u64 little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data),
+// memory-mapped and validated in full when opened, so that a bad file fails at load with a
+// message naming it rather than later inside a matmul. Float32 tensors are views into the map;
+// F16/BF16 are widened once into owned tensors. Other dtypes (I64, U8, F64, ...) are listed but
+// cannot be loaded as float32.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "io/mmap_file.h"
+#include "io/weights.h"
+
+namespace cascade {
+
+class SafetensorsFile {
+ public:
+  // Throws cascade::Error naming the file when it is unreadable or any header entry is invalid.
+  explicit SafetensorsFile(const std::filesystem::path& path);
+
+  const std::filesystem::path& path() const { return file_->path(); }
+  const MappedFile& mapped() const { return *file_; }
+  std::vector<TensorMeta> list() const;                   // sorted by name
+  const TensorMeta* find(const std::string& name) const;  // nullptr when absent
+  // Float32 tensor (a view when stored as aligned F32). A rank-0 tensor comes back as shape [1],
+  // since Tensor has no rank-0 form.
+  Tensor load_f32(const std::string& name) const;
+  const nlohmann::json& metadata() const { return metadata_; }  // "__metadata__", or {}
+
+ private:
+  struct Entry {
+    TensorMeta meta;
+    std::optional<DType> dtype;  // empty for dtypes that cannot be widened to float32
+    size_t offset;               // from the start of the file
+  };
+  std::shared_ptr<const MappedFile> file_;
+  std::map<std::string, Entry> entries_;
+  nlohmann::json metadata_ = nlohmann::json::object();
+};
+
+}  // namespace cascade

@@ -1,0 +1,13 @@
+// Feed-forward activations, in place. For GLU activations `gate` holds act(gate) * up on return.
+#pragma once
+#include <cstdint>
+
+#include "arch/arch_spec.h"
+
+namespace cascade::ops {
+
+// Non-GLU: x[n] = act(x[n]). GLU (SiluGlu, GeluTanhGlu): gate[n] = act(gate[n]) * up[n].
+void activation(Activation a, float* x, const float* up, int64_t n);
+bool is_glu(Activation a);
+
+}  // namespace cascade::ops

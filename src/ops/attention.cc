@@ -1,0 +1,53 @@
+// CPU attention: per head, logits by one sgemm over a block of queries, masked softmax in double,
+// then one sgemm with V. Query blocks bound the scratch to block x nk floats at long contexts.
+#include "ops/attention.h"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+namespace cascade::ops {
+
+void attention(const AttentionArgs& a) {
+  constexpr int64_t kBlock = 512;
+  const int64_t group = a.heads / a.kv_heads;
+  const int64_t hd = a.head_dim;
+  std::vector<float> s(static_cast<size_t>(std::min(kBlock, a.nq) * std::max<int64_t>(a.nk, 1)));
+  for (int64_t h = 0; h < a.heads; ++h) {
+    const int64_t kh = h / group;
+    for (int64_t q0 = 0; q0 < a.nq; q0 += kBlock) {
+      const int64_t nb = std::min(kBlock, a.nq - q0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nb), int(a.nk), int(hd), a.scale,
+                  a.q + q0 * a.ldq + h * hd, int(a.ldq), a.k + kh * hd, int(a.ldkv), 0.f, s.data(), int(a.nk));
+#pragma omp parallel for if (nb * a.nk > 16384)
+      for (int64_t i = 0; i < nb; ++i) {
+        float* row = s.data() + i * a.nk;
+        const int64_t qp = a.q_pos[q0 + i];
+        const float* bias = a.bias ? a.bias + (q0 + i) * a.ldbias : nullptr;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < a.nk; ++j) {
+          float x = a.k_pos[j] <= qp ? row[j] : -std::numeric_limits<float>::infinity();
+          if (bias) x += bias[j];
+          row[j] = x;
+          mx = std::max(mx, x);
+        }
+        if (!(mx > -std::numeric_limits<float>::infinity())) throw std::logic_error("attention: a query sees no key");
+        double sum = 0;
+        for (int64_t j = 0; j < a.nk; ++j) {
+          const double e = std::exp(double(row[j]) - mx);
+          row[j] = float(e);
+          sum += e;
+        }
+        const float inv = float(1.0 / sum);
+        for (int64_t j = 0; j < a.nk; ++j) row[j] *= inv;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nb), int(hd), int(a.nk), 1.f, s.data(), int(a.nk),
+                  a.v + kh * hd, int(a.ldkv), 0.f, a.out + q0 * a.ldo + h * hd, int(a.ldo));
+    }
+  }
+}
+
+}  // namespace cascade::ops

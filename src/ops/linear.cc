@@ -1,0 +1,25 @@
+// CPU linear layer: one sgemm per call, so a prefill of T tokens is one batched product per weight.
+#include "ops/linear.h"
+
+#include <cblas.h>
+
+namespace cascade::ops {
+
+void linear(const Linear& l, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
+  if (n == 0) return;
+  if (l.bias) {
+#pragma omp parallel for if (n * l.out > 65536)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < l.out; ++j) y[i * ldy + j] = l.bias[j];
+  }
+  const float beta = l.bias ? 1.f : 0.f;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, l.in_major ? CblasNoTrans : CblasTrans, int(n), int(l.out), int(l.in),
+              1.f, x, int(ldx), l.w, int(l.ld), beta, y, int(ldy));
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+#pragma omp parallel for simd if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+}  // namespace cascade::ops

@@ -1,0 +1,23 @@
+// Paths the tests read from, and a skip helper for material that a fresh clone does not have.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace cascade::test {
+
+inline std::filesystem::path data_dir() { return CASCADE_TEST_DATA; }
+inline std::filesystem::path shared_dir() { return CASCADE_SHARED_DIR; }
+inline std::string cli_path() { return CASCADE_CLI; }
+
+// The path of a file under ../shared, or "" when absent (the caller then GTEST_SKIPs).
+std::filesystem::path shared_file(const std::string& rel);
+
+}  // namespace cascade::test
+
+// Skips the current test, naming what is missing, when a ../shared file is absent.
+#define CASCADE_REQUIRE_SHARED(var, rel)                                                        \
+  const auto var = ::cascade::test::shared_file(rel);                                           \
+  if (var.empty()) GTEST_SKIP() << "needs " << (rel) << " under " << CASCADE_SHARED_DIR         \
+                                << " (the project's ../shared); absent here"
