@@ -16,7 +16,7 @@ struct Checkpoint {
   nlohmann::json config;                  // as a Hugging Face config.json would hold it
   std::unique_ptr<WeightSource> weights;  // tensors by Hugging Face name
   std::filesystem::path tokenizer_path;   // where a tokenizer was found beside the model, or empty
-  std::unique_ptr<Tokenizer> embedded_tokenizer;  // a tokenizer carried inside the file (GGUF)
+  std::shared_ptr<Tokenizer> embedded_tokenizer;  // a tokenizer carried inside the file (GGUF)
   std::string format;                     // "safetensors", "llama2c", "gguf"
   nlohmann::json format_metadata;         // extra facts for `cascade inspect` (e.g. GGUF metadata)
 };

@@ -18,11 +18,19 @@ constexpr size_t kMaxDims = 4;              // GGML_MAX_DIMS
 
 size_t scalar_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: return 8;
-    case GgufType::STRING: case GgufType::ARRAY: return 0;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL: return 1;
+    case GgufType::U16:
+    case GgufType::I16: return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32: return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64: return 8;
+    case GgufType::STRING:
+    case GgufType::ARRAY: return 0;
   }
   return 0;
 }
@@ -38,8 +46,8 @@ class Reader {
 
   void need(uint64_t n, const std::string& what) const {
     if (n > left())
-      fail(name_, ": truncated GGUF file: ", what, " needs ", n, " bytes at offset ", pos_, " but the file ends after ",
-           left());
+      fail(name_, ": truncated GGUF file: ", what, " needs ", n, " bytes at offset ", pos_, " but the file ends ",
+           left(), " bytes later");
   }
   template <typename T>
   T read(const std::string& what) {
@@ -52,7 +60,8 @@ class Reader {
   std::string string(const std::string& what) {
     const uint64_t n = read<uint64_t>(what + " (string length)");
     if (n > left())
-      fail(name_, ": ", what, ": string length ", n, " exceeds the ", left(), " bytes left in the file (corrupt or truncated)");
+      fail(name_, ": ", what, ": string length ", n, " exceeds the ", left(),
+           " bytes left in the file (corrupt or truncated)");
     std::string s(reinterpret_cast<const char*>(p_ + pos_), size_t(n));
     pos_ += n;
     return s;
@@ -120,8 +129,8 @@ uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& name, const std:
 }  // namespace
 
 std::string gguf_type_name(GgufType t) {
-  static const char* const kNames[] = {"UINT8", "INT8",  "UINT16", "INT16",  "UINT32", "INT32", "FLOAT32",
-                                       "BOOL",  "STRING", "ARRAY", "UINT64", "INT64",  "FLOAT64"};
+  static const char* const kNames[] = {"UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",  "FLOAT32",
+                                       "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64"};
   return kNames[size_t(t)];
 }
 
@@ -148,14 +157,17 @@ std::shared_ptr<const GgufFile> GgufFile::open(const std::filesystem::path& path
   if (f->version_ != 2 && f->version_ != 3) {
     if ((f->version_ & 0xFFFF) == 0 && __builtin_bswap32(f->version_) - 1 < 3)
       fail(name, ": big-endian GGUF files are not supported");
-    if (f->version_ == 1) fail(name, ": GGUF version 1 (the 2023 draft format) is not supported; convert the model again");
+    if (f->version_ == 1)
+      fail(name, ": GGUF version 1 (the 2023 draft format) is not supported; convert the model again");
     fail(name, ": unknown GGUF version ", f->version_, " (Cascade reads versions 2 and 3)");
   }
   const uint64_t n_tensors = r.read<uint64_t>("the tensor count");
   const uint64_t n_kv = r.read<uint64_t>("the metadata count");
   // A key/value takes at least 8 + 4 + 1 bytes and a tensor info 8 + 4 + 4 + 8.
-  if (n_kv > r.left() / 13) fail(name, ": metadata count ", n_kv, " is impossible for a file of ", map->size(), " bytes");
-  if (n_tensors > r.left() / 24) fail(name, ": tensor count ", n_tensors, " is impossible for a file of ", map->size(), " bytes");
+  if (n_kv > r.left() / 13)
+    fail(name, ": metadata count ", n_kv, " is impossible for a file of ", map->size(), " bytes");
+  if (n_tensors > r.left() / 24)
+    fail(name, ": tensor count ", n_tensors, " is impossible for a file of ", map->size(), " bytes");
 
   for (uint64_t i = 0; i < n_kv; ++i) {
     const std::string key = r.string("metadata key #" + std::to_string(i));
@@ -165,7 +177,8 @@ std::shared_ptr<const GgufFile> GgufFile::open(const std::filesystem::path& path
     f->kv_.emplace_back(key, std::move(v));
   }
   if (const auto a = f->get_uint("general.alignment")) {
-    if (*a == 0 || (*a & (*a - 1)) != 0) fail(name, ": general.alignment is ", *a, ", not a power of two");
+    if (*a == 0 || (*a & (*a - 1)) != 0 || *a > (uint64_t(1) << 30))
+      fail(name, ": general.alignment is ", *a, ", not a power of two up to 2^30");
     f->alignment_ = *a;
   }
 
@@ -183,8 +196,8 @@ std::shared_ptr<const GgufFile> GgufFile::open(const std::filesystem::path& path
     }
     const uint32_t type = r.read<uint32_t>(what + " (type)");
     if (!ggml_type_supported(type))
-      fail(name, ": ", what, " has type ", ggml_type_name(type), ", which Cascade cannot read (supported: ",
-           ggml_supported_types(), ")");
+      fail(name, ": ", what, " is stored as ", ggml_type_name(type),
+           ", which Cascade cannot read (supported: ", ggml_supported_types(), ")");
     t.type = GgmlType(type);
     const GgmlBlock blk = ggml_block(t.type);
     if (t.ne[0] % blk.elements != 0)
@@ -194,7 +207,8 @@ std::shared_ptr<const GgufFile> GgufFile::open(const std::filesystem::path& path
     t.offset = r.read<uint64_t>(what + " (offset)");
     if (t.offset % f->alignment_ != 0)
       fail(name, ": ", what, " data offset ", t.offset, " is not a multiple of the alignment ", f->alignment_);
-    if (!f->tensor_index_.emplace(t.name, f->tensors_.size()).second) fail(name, ": tensor '", t.name, "' appears twice");
+    if (!f->tensor_index_.emplace(t.name, f->tensors_.size()).second)
+      fail(name, ": tensor '", t.name, "' appears twice");
     f->tensors_.push_back(std::move(t));
   }
 
@@ -297,8 +311,10 @@ std::optional<std::vector<int64_t>> GgufFile::get_int_array(const std::string& k
   out.reserve(size_t(a->count));
   for (uint64_t i = 0; i < a->count; ++i) {
     const GgufValue e = read_value(r, a->elem, path(), key);
-    if (const auto* u = std::get_if<uint64_t>(&e.value)) out.push_back(int64_t(*u));
-    else out.push_back(std::get<int64_t>(e.value));
+    if (const auto* u = std::get_if<uint64_t>(&e.value))
+      out.push_back(int64_t(*u));
+    else
+      out.push_back(std::get<int64_t>(e.value));
   }
   return out;
 }
@@ -312,14 +328,19 @@ nlohmann::json GgufFile::metadata_json(size_t max_array) const {
           if constexpr (!std::is_same_v<T, GgufArray>) {
             out[key] = x;
           } else if (x.count > max_array) {
-            out[key] = "[" + std::to_string(x.count) + " x " + gguf_type_name(x.elem) + "]";
+            std::string summary = "[";  // built in steps: GCC 12 warns falsely on "[" + to_string(...)
+            summary += std::to_string(x.count) + " x " + gguf_type_name(x.elem) + "]";
+            out[key] = summary;
           } else {
             Reader r(map_->data(), map_->size(), path());
             r.seek(x.offset);
             nlohmann::json arr = nlohmann::json::array();
             for (uint64_t i = 0; i < x.count; ++i)
-              std::visit([&](const auto& e) { if constexpr (!std::is_same_v<std::decay_t<decltype(e)>, GgufArray>) arr.push_back(e); },
-                         read_value(r, x.elem, path(), key).value);
+              std::visit(
+                  [&](const auto& e) {
+                    if constexpr (!std::is_same_v<std::decay_t<decltype(e)>, GgufArray>) arr.push_back(e);
+                  },
+                  read_value(r, x.elem, path(), key).value);
             out[key] = std::move(arr);
           }
         },

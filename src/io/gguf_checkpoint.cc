@@ -22,9 +22,9 @@ constexpr int64_t kUserDefinedToken = 4;
 // blk.N.<gguf> -> model.layers.N.<hf>
 const std::map<std::string, std::string>& layer_names() {
   static const std::map<std::string, std::string> m = {
-      {"attn_norm", "input_layernorm"},      {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},        {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},         {"ffn_up", "mlp.up_proj"},        {"ffn_down", "mlp.down_proj"}};
+      {"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
+      {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},           {"ffn_down", "mlp.down_proj"}};
   return m;
 }
 
@@ -47,10 +47,6 @@ std::string hf_name(const std::string& gguf) {
   return "model.layers." + layer + "." + it->second + suffix;
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 class GgufWeights : public WeightSource {
  public:
   GgufWeights(std::shared_ptr<const GgufFile> file, int n_heads, int n_kv_heads) : file_(std::move(file)) {
@@ -60,8 +56,8 @@ class GgufWeights : public WeightSource {
       const std::string hf = hf_name(t.name);
       if (hf.empty()) fail(path(), ": tensor '", t.name, "' has no Hugging Face Llama equivalent");
       int rotary = 0;
-      if (ends_with(hf, "q_proj.weight") || ends_with(hf, "q_proj.bias")) rotary = n_heads;
-      if (ends_with(hf, "k_proj.weight") || ends_with(hf, "k_proj.bias")) rotary = n_kv_heads;
+      if (hf.ends_with("q_proj.weight") || hf.ends_with("q_proj.bias")) rotary = n_heads;
+      if (hf.ends_with("k_proj.weight") || hf.ends_with("k_proj.bias")) rotary = n_kv_heads;
       slots_[hf] = {&t, rotary};
     }
   }
@@ -70,7 +66,8 @@ class GgufWeights : public WeightSource {
 
   std::vector<TensorMeta> list() const override {
     std::vector<TensorMeta> out;
-    for (const auto& [name, s] : slots_) out.push_back({name, ggml_type_name(uint32_t(s.info->type)), shape(*s.info), s.info->nbytes});
+    for (const auto& [name, s] : slots_)
+      out.push_back({name, ggml_type_name(uint32_t(s.info->type)), shape(*s.info), s.info->nbytes});
     return out;
   }
 
@@ -108,7 +105,8 @@ class GgufWeights : public WeightSource {
 std::optional<int32_t> token_id(const GgufFile& f, const std::string& key, size_t vocab) {
   const auto id = f.get_uint(key);
   if (!id) return std::nullopt;
-  if (*id >= vocab) fail(f.path(), ": GGUF metadata ", key, " = ", *id, " is outside the vocabulary of ", vocab, " tokens");
+  if (*id >= vocab)
+    fail(f.path(), ": GGUF metadata ", key, " = ", *id, " is outside the vocabulary of ", vocab, " tokens");
   return int32_t(*id);
 }
 
@@ -140,7 +138,8 @@ std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& f) {
     v.merges.reserve(merges.size());
     for (size_t i = 0; i < merges.size(); ++i) {
       const auto sp = merges[i].find(' ');
-      if (sp == std::string::npos) fail(f.path(), ": tokenizer.ggml.merges[", i, "] '", merges[i], "' is not two tokens separated by a space");
+      if (sp == std::string::npos)
+        fail(f.path(), ": tokenizer.ggml.merges[", i, "] '", merges[i], "' is not two tokens separated by a space");
       v.merges.emplace_back(merges[i].substr(0, sp), merges[i].substr(sp + 1));
     }
     return make_byte_bpe(std::move(v));
@@ -148,7 +147,8 @@ std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& f) {
   if (*model == "llama") {
     SentencePieceVocab v;
     v.scores = f.require(f.get_float_array("tokenizer.ggml.scores"), "tokenizer.ggml.scores");
-    if (v.scores.size() != n) fail(f.path(), ": tokenizer.ggml.scores has ", v.scores.size(), " entries for ", n, " tokens");
+    if (v.scores.size() != n)
+      fail(f.path(), ": tokenizer.ggml.scores has ", v.scores.size(), " entries for ", n, " tokens");
     v.pieces = std::move(tokens);
     v.special_ids = std::move(special);
     v.added_ids = std::move(added);
@@ -176,11 +176,13 @@ nlohmann::json llama_config(const GgufFile& f, const Tokenizer* tok) {
   const int64_t n_head = size_key(f, a + "attention.head_count");
   const int64_t n_head_kv = size_key(f, a + "attention.head_count_kv", uint64_t(n_head));
   const int64_t head_dim = size_key(f, a + "attention.key_length", uint64_t(n_embd / n_head));
-  if (n_head % n_head_kv != 0) fail(f.path(), ": ", n_head, " attention heads is not a multiple of ", n_head_kv, " KV heads");
+  if (n_head % n_head_kv != 0)
+    fail(f.path(), ": ", n_head, " attention heads is not a multiple of ", n_head_kv, " KV heads");
   if (size_key(f, a + "attention.value_length", uint64_t(head_dim)) != head_dim)
     fail(f.path(), ": GGUF key and value head sizes differ, which Llama does not allow");
   if (size_key(f, a + "rope.dimension_count", uint64_t(head_dim)) != head_dim)
-    fail(f.path(), ": partial rotary embeddings (", a, "rope.dimension_count != head size ", head_dim, ") are not supported for llama");
+    fail(f.path(), ": partial rotary embeddings (", a, "rope.dimension_count != head size ", head_dim,
+         ") are not supported for llama");
   const std::string scaling = f.get_string(a + "rope.scaling.type").value_or("none");
   if (scaling != "none") fail(f.path(), ": rope scaling '", scaling, "' is not supported");
 
@@ -200,7 +202,8 @@ nlohmann::json llama_config(const GgufFile& f, const Tokenizer* tok) {
                       {"head_dim", head_dim},
                       {"vocab_size", vocab},
                       {"max_position_embeddings", size_key(f, a + "context_length")},
-                      {"rms_norm_eps", f.require(f.get_float(a + "attention.layer_norm_rms_epsilon"), a + "attention.layer_norm_rms_epsilon")},
+                      {"rms_norm_eps", f.require(f.get_float(a + "attention.layer_norm_rms_epsilon"),
+                                                 a + "attention.layer_norm_rms_epsilon")},
                       {"rope_theta", f.get_float(a + "rope.freq_base").value_or(10000.0)},
                       {"tie_word_embeddings", f.find_tensor("output.weight") == nullptr},
                       {"attention_bias", f.find_tensor("blk.0.attn_q.bias") != nullptr},
@@ -220,7 +223,8 @@ Checkpoint open_gguf_checkpoint(const std::filesystem::path& path) {
   Checkpoint ck;
   ck.embedded_tokenizer = gguf_tokenizer(*file);
   ck.config = llama_config(*file, ck.embedded_tokenizer.get());
-  ck.weights = std::make_unique<GgufWeights>(file, int(ck.config["num_attention_heads"]), int(ck.config["num_key_value_heads"]));
+  ck.weights =
+      std::make_unique<GgufWeights>(file, int(ck.config["num_attention_heads"]), int(ck.config["num_key_value_heads"]));
   ck.format = "gguf";
   std::map<std::string, int> types;
   for (const GgufTensorInfo& t : file->tensors()) ++types[ggml_type_name(uint32_t(t.type))];

@@ -15,8 +15,8 @@ namespace cascade {
 
 namespace {
 
-constexpr int QK = 32;    // block size of the legacy quants (Q4_0 ... Q8_0)
-constexpr int QK_K = 256; // super-block size of the k-quants
+constexpr int QK = 32;     // block size of the legacy quants (Q4_0 ... Q8_0)
+constexpr int QK_K = 256;  // super-block size of the k-quants
 
 float half_at(const uint8_t* p) {
   uint16_t h;
@@ -169,12 +169,11 @@ std::string ggml_type_name(uint32_t id) {
   // Every id ggml has assigned, including retired ones (4, 5, 31-33, 36-38), so that a message
   // names what the file holds rather than a number.
   static const char* const kNames[] = {
-      "F32",     "F16",    "Q4_0",     "Q4_1",     "Q4_2",     "Q4_3",       "Q5_0",       "Q5_1",
-      "Q8_0",    "Q8_1",   "Q2_K",     "Q3_K",     "Q4_K",     "Q5_K",       "Q6_K",       "Q8_K",
-      "IQ2_XXS", "IQ2_XS", "IQ3_XXS",  "IQ1_S",    "IQ4_NL",   "IQ3_S",      "IQ2_S",      "IQ4_XS",
-      "I8",      "I16",    "I32",      "I64",      "F64",      "IQ1_M",      "BF16",       "Q4_0_4_4",
-      "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0",    "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4",
-      "NVFP4",   "Q1_0"};
+      "F32",        "F16",        "Q4_0",       "Q4_1",  "Q4_2",     "Q4_3",     "Q5_0",     "Q5_1",    "Q8_0",
+      "Q8_1",       "Q2_K",       "Q3_K",       "Q4_K",  "Q5_K",     "Q6_K",     "Q8_K",     "IQ2_XXS", "IQ2_XS",
+      "IQ3_XXS",    "IQ1_S",      "IQ4_NL",     "IQ3_S", "IQ2_S",    "IQ4_XS",   "I8",       "I16",     "I32",
+      "I64",        "F64",        "IQ1_M",      "BF16",  "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0",   "TQ2_0",
+      "IQ4_NL_4_4", "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4", "NVFP4",    "Q1_0"};
   if (id < std::size(kNames)) return kNames[id];
   return "unknown type " + std::to_string(id);
 }

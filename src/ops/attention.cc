@@ -16,6 +16,7 @@ void attention(const AttentionArgs& a) {
   const int64_t group = a.heads / a.kv_heads;
   const int64_t hd = a.head_dim;
   std::vector<float> s(static_cast<size_t>(std::min(kBlock, a.nq) * std::max<int64_t>(a.nk, 1)));
+  std::vector<float> own_p(static_cast<size_t>(std::min(kBlock, a.nq)));  // softmax weight of the private key
   for (int64_t h = 0; h < a.heads; ++h) {
     const int64_t kh = h / group;
     for (int64_t q0 = 0; q0 < a.nq; q0 += kBlock) {
@@ -34,6 +35,16 @@ void attention(const AttentionArgs& a) {
           row[j] = x;
           mx = std::max(mx, x);
         }
+        const bool own = a.own_mask && a.own_mask[q0 + i];
+        float own_logit = 0;
+        if (own) {
+          const float* qi = a.q + (q0 + i) * a.ldq + h * hd;
+          const float* ki = a.own_k + (q0 + i) * a.ldown + kh * hd;
+          double dot = 0;
+          for (int64_t c = 0; c < hd; ++c) dot += double(qi[c]) * ki[c];
+          own_logit = float(dot) * a.scale;
+          mx = std::max(mx, own_logit);
+        }
         if (!(mx > -std::numeric_limits<float>::infinity())) throw std::logic_error("attention: a query sees no key");
         double sum = 0;
         for (int64_t j = 0; j < a.nk; ++j) {
@@ -41,11 +52,21 @@ void attention(const AttentionArgs& a) {
           row[j] = float(e);
           sum += e;
         }
+        const double own_e = own ? std::exp(double(own_logit) - mx) : 0.0;
+        sum += own_e;
         const float inv = float(1.0 / sum);
         for (int64_t j = 0; j < a.nk; ++j) row[j] *= inv;
+        own_p[size_t(i)] = float(own_e / sum);
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nb), int(hd), int(a.nk), 1.f, s.data(), int(a.nk),
                   a.v + kh * hd, int(a.ldkv), 0.f, a.out + q0 * a.ldo + h * hd, int(a.ldo));
+      if (a.own_mask)
+        for (int64_t i = 0; i < nb; ++i) {
+          if (!a.own_mask[q0 + i]) continue;
+          const float* vi = a.own_v + (q0 + i) * a.ldown + kh * hd;
+          float* oi = a.out + (q0 + i) * a.ldo + h * hd;
+          for (int64_t c = 0; c < hd; ++c) oi[c] += own_p[size_t(i)] * vi[c];
+        }
     }
   }
 }

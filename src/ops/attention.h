@@ -17,6 +17,13 @@ struct AttentionArgs {
   const int64_t* k_pos = nullptr;  // [nk]
   const float* bias = nullptr;     // optional [nq, nk] row stride ldbias, added to the scaled logits;
   int64_t ldbias = 0;              // -infinity hides a key
+  // Optional private key per query (ADA `all-queries`: a non-representative also attends to itself):
+  // where own_mask[i] != 0, query i additionally sees own_k / own_v row i ([nq, kv_heads*head_dim],
+  // row stride ldown); no bias applies to it (it stands for itself alone).
+  const float* own_k = nullptr;
+  const float* own_v = nullptr;
+  int64_t ldown = 0;
+  const uint8_t* own_mask = nullptr;
   float scale = 1.f;
   float* out = nullptr;            // [nq, heads * head_dim], row stride ldo
   int64_t ldo = 0;

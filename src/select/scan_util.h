@@ -32,7 +32,7 @@ struct Best {
 // cols[j] < u.
 class CrossGram {
  public:
-  static constexpr int64_t kPanelRows = 512;
+  static constexpr int64_t kPanelRows = 256;
   // Records cols in out.trace; fill() adds there and to out.cost what its GEMM evaluates.
   CrossGram(const Features& z, const std::vector<int32_t>& cols, Selection& out);
   // Rows a .. b-1 (b - a <= kPanelRows) against the columns causal for at least one of them.

@@ -1,10 +1,8 @@
-// JSON reading and the Hugging Face side files. Token entries there are either a string or an
+// The Hugging Face side files of a tokenizer. Token entries there are either a string or an
 // AddedToken object {"content": ...}; tokenizer_config.json is read first because transformers lets
 // it override special_tokens_map.json.
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
+#include "io/json_file.h"
 #include "tokenizer/tokenizer_files.h"
 
 namespace cascade {
@@ -21,7 +19,6 @@ void read_config_file(const std::filesystem::path& file, HfTokenizerConfig& cfg)
   if (!std::filesystem::exists(file)) return;
   cfg.found = true;
   const auto j = read_json_file(file);
-  if (!j.is_object()) fail(file.string(), ": expected a JSON object");
   auto take = [&](const char* key, std::optional<std::string>& slot) {
     if (!slot && j.contains(key)) slot = token_text(j[key]);
   };
@@ -50,18 +47,6 @@ void read_config_file(const std::filesystem::path& file, HfTokenizerConfig& cfg)
 }
 
 }  // namespace
-
-nlohmann::json read_json_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("cannot open ", file.string());
-  std::stringstream text;
-  text << in.rdbuf();
-  try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail(file.string(), ": malformed JSON: ", e.what());
-  }
-}
 
 HfTokenizerConfig read_hf_config(const std::filesystem::path& dir) {
   HfTokenizerConfig cfg;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "io/json_file.h"
 #include "tokenizer/tokenizer_files.h"
 
 namespace cascade {
@@ -171,7 +172,7 @@ std::unique_ptr<Tokenizer> sentencepiece(const json& j, Common c) {
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::filesystem::path& file) {
   const auto j = read_json_file(file);
   try {
-    if (!j.is_object() || !j.contains("model"))
+    if (!j.contains("model"))
       fail("not a tokenizer.json (no \"model\"); for vocab.json + merges.txt pass their directory");
     const auto model_type = j["model"].value("type", "BPE");
     if (model_type != "BPE") fail("model type ", model_type, " is not supported (only BPE)");

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "io/json_file.h"
 #include "tokenizer/tokenizer_files.h"
 
 namespace cascade {
@@ -33,7 +34,7 @@ std::vector<std::pair<std::string, std::string>> read_merges(const std::filesyst
 std::unique_ptr<Tokenizer> load_vocab_merges(const std::filesystem::path& vocab_file,
                                              const std::filesystem::path& merges_file) {
   const auto j = read_json_file(vocab_file);
-  if (!j.is_object() || j.empty()) fail(vocab_file.string(), ": expected an object of token -> id");
+  if (j.empty()) fail(vocab_file.string(), ": expected an object of token -> id");
   ByteBpeVocab v;
   std::unordered_map<std::string, int32_t> id_of;
   for (const auto& [token, id] : j.items()) {

@@ -1,5 +1,5 @@
-// The file formats load_tokenizer reads, one reader per format, and what they share: JSON reading
-// with errors that name the file, and the Hugging Face config files that sit beside a tokenizer.
+// The file formats load_tokenizer reads, one reader per format, and what they share: the Hugging
+// Face config files that sit beside a tokenizer.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -7,14 +7,9 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "tokenizer/tokenizer.h"
 
 namespace cascade {
-
-// A whole JSON file; missing or malformed is a cascade::Error naming it.
-nlohmann::json read_json_file(const std::filesystem::path& file);
 
 // What tokenizer_config.json and special_tokens_map.json in a directory say (the first wins where
 // both do); absent files say nothing.

@@ -2,19 +2,19 @@
 // writes them to tests/data/gguf/), so dequantization, shapes and the Q/K row order are checked
 // against an independent implementation. Malformed files are built byte by byte here, each from a
 // minimal valid file with one defect, so that every error test fails for the reason it names.
+#include "io/gguf.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
-#include "io/gguf.h"
 #include "io/gguf_dequant.h"
 #include "io/npy.h"
 #include "support/test_paths.h"
@@ -44,7 +44,8 @@ void expect_error(F f, std::initializer_list<std::string> parts) {
     f();
     ADD_FAILURE() << "no cascade::Error thrown";
   } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << "message: " << e.what() << "\nwanted: " << p;
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << "message: " << e.what() << "\nwanted: " << p;
   }
 }
 
@@ -73,7 +74,8 @@ TEST_P(Dequant, MatchesGgufPy) {
   dequantize(c.type, blocks.bytes.data(), got.data(), n);
   int bad = 0;
   for (int64_t i = 0; i < n && bad < 10; ++i) {
-    EXPECT_FLOAT_EQ(got[size_t(i)], want[size_t(i)]) << c.name << " element " << i << " (block " << i / blk.elements << ")";
+    EXPECT_FLOAT_EQ(got[size_t(i)], want[size_t(i)])
+        << c.name << " element " << i << " (block " << i / blk.elements << ")";
     bad += got[size_t(i)] != want[size_t(i)];
   }
 }
@@ -133,8 +135,8 @@ TEST(GgufTinyLlama, FormatMetadataForInspect) {
   EXPECT_EQ(m["alignment"], 32);
   EXPECT_EQ(m["tensor_count"], 21);
   const std::map<std::string, int> types = m["tensor_types"];
-  const std::map<std::string, int> want = {{"F32", 6},  {"Q8_0", 3}, {"Q4_0", 2}, {"Q4_1", 2}, {"Q5_0", 2}, {"Q5_1", 2},
-                                           {"F16", 1},  {"BF16", 1}, {"Q4_K", 1}, {"Q6_K", 1}};
+  const std::map<std::string, int> want = {{"F32", 6},  {"Q8_0", 3}, {"Q4_0", 2}, {"Q4_1", 2}, {"Q5_0", 2},
+                                           {"Q5_1", 2}, {"F16", 1},  {"BF16", 1}, {"Q4_K", 1}, {"Q6_K", 1}};
   EXPECT_EQ(types, want);
   EXPECT_EQ(m["metadata"]["general.architecture"], "llama");
   EXPECT_EQ(m["metadata"]["general.name"], "tiny test llama");
@@ -168,7 +170,8 @@ TEST(GgufTinyLlama, TensorsMatchGgufPyUnderHuggingFaceNames) {
   EXPECT_EQ(listed["model.layers.0.self_attn.q_proj.weight"].dtype, "Q4_0");
   EXPECT_EQ(listed["model.layers.1.mlp.down_proj.weight"].dtype, "Q6_K");
   EXPECT_FALSE(ck.weights->has("blk.0.attn_q.weight"));
-  expect_error([&] { ck.weights->load_f32("model.layers.2.mlp.up_proj.weight"); }, {"tiny_llama_bpe.gguf", "model.layers.2.mlp.up_proj.weight"});
+  expect_error([&] { ck.weights->load_f32("model.layers.2.mlp.up_proj.weight"); },
+               {"tiny_llama_bpe.gguf", "model.layers.2.mlp.up_proj.weight"});
 }
 
 TEST(GgufTinyLlama, ByteBpeTokenizerFromMetadata) {
@@ -232,7 +235,7 @@ void put_str(std::string& b, const std::string& s, uint64_t len = 0) {
 std::string minimal_gguf(const Spec& s) {
   std::string b = s.magic;
   put32(b, s.version);
-  put64(b, 1);                                        // tensors
+  put64(b, 1);                                              // tensors
   put64(b, 1 + (s.alignment_as_string || s.nested_array));  // metadata keys
   put_str(b, "general.architecture", s.key_length);
   put32(b, uint32_t(GgufType::STRING));
@@ -310,13 +313,15 @@ TEST(GgufBadInput, MisalignedOffset) {
 TEST(GgufBadInput, TensorDataBeyondFile) {
   Spec s;
   s.data_bytes = 100;
-  expect_error([&] { GgufFile::open(bad_file("short_data", s)); }, {"output_norm.weight", "beyond the end of the file"});
+  expect_error([&] { GgufFile::open(bad_file("short_data", s)); },
+               {"output_norm.weight", "beyond the end of the file"});
 }
 
 TEST(GgufBadInput, MetadataOfWrongType) {
   Spec s;
   s.alignment_as_string = true;
-  expect_error([&] { GgufFile::open(bad_file("align_string", s)); }, {"general.alignment", "STRING", "expected an integer"});
+  expect_error([&] { GgufFile::open(bad_file("align_string", s)); },
+               {"general.alignment", "STRING", "expected an integer"});
   // A key that only the llama loader reads: the tiny file's block count, rewritten as a float.
   std::string b = read_bytes(gguf_data("tiny_llama_bpe.gguf"));
   const std::string key = "llama.block_count";
@@ -324,7 +329,8 @@ TEST(GgufBadInput, MetadataOfWrongType) {
   ASSERT_NE(at, std::string::npos);
   const uint32_t f32 = uint32_t(GgufType::F32);
   b.replace(at + key.size(), 4, reinterpret_cast<const char*>(&f32), 4);  // UINT32 -> FLOAT32, same width
-  expect_error([&] { open_gguf_checkpoint(write_temp("block_count_float", b)); }, {"llama.block_count", "FLOAT32", "expected an integer"});
+  expect_error([&] { open_gguf_checkpoint(write_temp("block_count_float", b)); },
+               {"llama.block_count", "FLOAT32", "expected an integer"});
 }
 
 TEST(GgufBadInput, AbsurdStringLength) {

@@ -1,21 +1,33 @@
-// cascade: the command-line front end. Each subcommand lives in tools/cli/cmd_<name>.cc and
-// registers itself here; every cascade::Error becomes one line on stderr and exit code 2.
+// cascade: the command-line front end. Each subcommand lives in tools/cli/cmd_<name>.cc; every
+// cascade::Error (bad input: a file, an option, a token id) becomes one line on stderr and exit
+// code 2, as do command-line parse errors.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 
+#include "commands.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cascade: exact and ADA token-selection inference for decoder-only transformers"};
+  CLI::App app{"cascade: exact and ADA token-selection inference for decoder-only transformers.\n"
+               "MODEL is a Hugging Face checkpoint directory (config.json + *.safetensors), a llama2.c .bin\n"
+               "or a .gguf file."};
   app.require_subcommand(1);
+  cascade::cli::add_generate(app);
+  cascade::cli::add_perplexity(app);
+  cascade::cli::add_logits(app);
+  cascade::cli::add_inspect(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   } catch (const cascade::Error& e) {
+    std::fflush(stdout);
     std::fprintf(stderr, "cascade: error: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "cascade: error: out of memory\n");
     return 2;
   }
   return 0;

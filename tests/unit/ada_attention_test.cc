@@ -1,0 +1,190 @@
+// ADA attention inside the model (issue 3 invariants at model level): tau = 0 reproduces exact
+// attention; token-by-token decoding reproduces the prefill; appending tokens never changes earlier
+// positions; the exact cascade returns the full selection's set at every layer of a real model.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "attention/ada_attention.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "support/test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace cascade {
+namespace {
+
+using test::data_dir;
+
+AdaOptions ada(double tau, const char* mode = "cascade", AdaQueries q = AdaQueries::reps, bool prop = false) {
+  AdaOptions o;
+  o.select.tau = tau;
+  o.mode = select::parse_mode(mode);
+  o.queries = q;
+  o.proportional = prop;
+  return o;
+}
+
+Tensor run(const Model& m, const std::vector<int32_t>& ids, const AttentionFactory* f) {
+  Sequence s = m.new_sequence(f);
+  return m.forward(s, ids);
+}
+
+float max_abs(const Tensor& t) {
+  float mx = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) mx = std::max(mx, std::fabs(t.data()[i]));
+  return mx;
+}
+
+// max |a - b| over rows [0, rows) of two [*, V] tensors.
+float max_diff(const Tensor& a, const Tensor& b, int64_t rows) {
+  float mx = 0;
+  for (int64_t i = 0; i < rows * a.dim(1); ++i) mx = std::max(mx, std::fabs(a.data()[i] - b.data()[i]));
+  return mx;
+}
+
+std::vector<int32_t> distinct_ids(int64_t vocab, int n, unsigned seed) {
+  std::vector<int32_t> all(static_cast<size_t>(vocab));
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937 g(seed);
+  std::shuffle(all.begin(), all.end(), g);
+  return std::vector<int32_t>(all.begin(), all.begin() + n);
+}
+
+class AdaOnFixture : public ::testing::TestWithParam<const char*> {};
+
+// Invariant 2: with tau = 0 (theta = 1) every token without an exact duplicate is a
+// representative, so ADA is exact attention (distinct ids: no duplicates at any layer).
+TEST_P(AdaOnFixture, TauZeroEqualsExactAttention) {
+  auto m = Model::load(data_dir() / "models" / GetParam());
+  const auto ids = distinct_ids(m->spec().vocab_size, 24, 7);
+  const Tensor exact = run(*m, ids, nullptr);
+  for (AdaQueries q : {AdaQueries::reps, AdaQueries::all}) {
+    const AdaAttentionFactory f(ada(0.0, "cascade", q));
+    Sequence s = m->new_sequence(&f);
+    const Tensor got = m->forward(s, ids);
+    for (int l = 0; l < int(m->spec().n_layers); ++l)
+      ASSERT_EQ(ada_trace(s.layer(l))->selection.reps.size(), ids.size()) << "layer " << l;
+    EXPECT_LE(max_diff(got, exact, got.dim(0)), 1e-5f * max_abs(exact) + 1e-6f);
+  }
+}
+
+// Invariant 3: token-by-token decoding with the compressed cache gives the prefill's logits.
+TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
+  auto m = Model::load(data_dir() / "models" / GetParam());
+  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 20, 3);
+  for (int i = 0; i < 8; ++i) ids.push_back(ids[size_t(i * 2)]);  // repeats make non-representatives
+  struct Case {
+    const char* mode;
+    AdaQueries q;
+    bool prop;
+    const char* rule;
+  } cases[] = {{"cascade", AdaQueries::reps, false, "greedy"}, {"cascade", AdaQueries::all, false, "greedy"},
+               {"cascade", AdaQueries::reps, true, "greedy"},  {"inherit", AdaQueries::reps, false, "greedy"},
+               {"capped:1", AdaQueries::reps, true, "greedy"}, {"full", AdaQueries::reps, false, "all-earlier"}};
+  for (const auto& c : cases) {
+    AdaOptions o = ada(0.8, c.mode, c.q, c.prop);  // a high tau: random weights correlate little
+    o.select.rule = select::parse_rule(c.rule);
+    const AdaAttentionFactory f(o);
+    Sequence ps = m->new_sequence(&f);
+    const Tensor pre = m->forward(ps, ids);
+    size_t fewest = ids.size();
+    for (int l = 0; l < int(m->spec().n_layers); ++l) fewest = std::min(fewest, ada_trace(ps.layer(l))->selection.reps.size());
+    ASSERT_LT(fewest, ids.size()) << "no non-representative: the copy path would go untested";
+    Sequence s = m->new_sequence(&f);
+    const std::vector<int32_t> head(ids.begin(), ids.begin() + 4);
+    Tensor l = m->forward(s, head);
+    ASSERT_LE(max_diff(l, pre, 4), 1e-4f * max_abs(pre)) << c.mode;
+    size_t reps_last = ada_trace(s.layer(int(m->spec().n_layers) - 1))->selection.reps.size();
+    for (size_t t = 4; t < ids.size(); ++t) {
+      l = m->forward(s, std::vector<int32_t>{ids[t]});
+      float worst = 0;
+      for (int64_t v = 0; v < l.dim(1); ++v) worst = std::max(worst, std::fabs(l.data()[v] - pre.row(int64_t(t))[v]));
+      ASSERT_LE(worst, 1e-4f * max_abs(pre)) << c.mode << " queries=" << int(c.q) << " step " << t;
+    }
+    const auto* tr = ada_trace(s.layer(int(m->spec().n_layers) - 1));
+    EXPECT_EQ(tr->decode_tokens, int64_t(ids.size() - 4));
+    EXPECT_LE(tr->decode_reps + int64_t(reps_last), int64_t(ids.size()));
+  }
+}
+
+// Invariant 5: appending tokens never changes the decisions or logits of earlier positions.
+TEST_P(AdaOnFixture, AppendingTokensChangesNoEarlierPosition) {
+  auto m = Model::load(data_dir() / "models" / GetParam());
+  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 16, 11);
+  for (int i = 0; i < 8; ++i) ids.push_back(ids[size_t(i)]);
+  const AdaAttentionFactory f(ada(0.5));
+  Sequence whole = m->new_sequence(&f);
+  const Tensor all = m->forward(whole, ids);
+  const std::vector<int32_t> prefix(ids.begin(), ids.begin() + 13);
+  Sequence part = m->new_sequence(&f);
+  const Tensor pre = m->forward(part, prefix);
+  EXPECT_LE(max_diff(pre, all, 13), 1e-4f * max_abs(all));
+  for (int l = 0; l < int(m->spec().n_layers); ++l) {
+    const auto& a = ada_trace(whole.layer(l))->selection;
+    const auto& b = ada_trace(part.layer(l))->selection;
+    for (int t = 0; t < 13; ++t) ASSERT_EQ(a.parent[size_t(t)], b.parent[size_t(t)]) << "layer " << l << " token " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, AdaOnFixture, ::testing::Values("gpt2", "opt_postln", "gptj", "neox", "llama_gqa"),
+                         [](const auto& info) { return std::string(info.param); });
+
+TEST(AdaOptions, BadCombinationsAreErrors) {
+  AdaOptions o = ada(0.3, "cascade");
+  o.select.rule = select::Rule::all_earlier;
+  EXPECT_THROW(AdaAttentionFactory{o}, Error);
+  EXPECT_THROW(AdaAttentionFactory{ada(1.0)}, Error);
+  EXPECT_THROW(AdaAttentionFactory{ada(-0.1)}, Error);
+  auto m = Model::load(data_dir() / "models" / "llama");
+  const AdaAttentionFactory f(ada(0.3, "random:1"));
+  Sequence s = m->new_sequence(&f);
+  m->forward(s, std::vector<int32_t>{1, 2, 3});
+  EXPECT_THROW(m->forward(s, std::vector<int32_t>{4}), Error);  // random is prefill-only
+}
+
+// Invariant 1 on a real model: along the ADA trajectory the exact cascade picks exactly the full
+// selection's set and parents at every layer (stories260K on WikiText-2 and TinyShakespeare windows).
+TEST(AdaStories260K, ExactCascadeEqualsFullSelectionAtEveryLayer) {
+  CASCADE_REQUIRE_SHARED(model, "models/stories260K/stories260K.bin");
+  CASCADE_REQUIRE_SHARED(tok_path, "models/stories260K/tok512.bin");
+  CASCADE_REQUIRE_SHARED(wiki, "data/wikitext-2-raw/wiki.test.raw");
+  CASCADE_REQUIRE_SHARED(shakespeare, "data/tinyshakespeare/input.txt");
+  auto m = Model::load(model);
+  auto tok = load_tokenizer(tok_path);
+  int64_t changes = 0;
+  for (const auto& text_path : {wiki, shakespeare}) {
+    std::ifstream in(text_path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const auto ids = tok->encode(ss.str().substr(0, 40000), true);
+    for (int64_t w0 : {0, 3000, 6000}) {
+      const std::vector<int32_t> win(ids.begin() + w0, ids.begin() + w0 + 256);
+      for (double tau : {0.2, 0.3, 0.5}) {
+        const AdaAttentionFactory full(ada(tau, "full")), casc(ada(tau, "cascade"));
+        Sequence a = m->new_sequence(&full), b = m->new_sequence(&casc);
+        const Tensor la = m->forward(a, win), lb = m->forward(b, win);
+        for (int l = 0; l < int(m->spec().n_layers); ++l) {
+          const auto& sa = ada_trace(a.layer(l))->selection;
+          const auto& sb = ada_trace(b.layer(l))->selection;
+          ASSERT_EQ(sa.reps, sb.reps) << text_path << " window " << w0 << " tau " << tau << " layer " << l;
+          ASSERT_EQ(sa.parent, sb.parent);
+          if (l > 0) {
+            EXPECT_LE(sb.cost.needed, sa.cost.needed);
+            changes += int64_t(sb.added.size() + sb.removed.size());
+          }
+        }
+        EXPECT_EQ(max_diff(la, lb, la.dim(0)), 0.f);
+      }
+    }
+  }
+  EXPECT_GT(changes, 0) << "the cascade never had to add or remove a token: the test would not see a wrong cascade";
+}
+
+}  // namespace
+}  // namespace cascade

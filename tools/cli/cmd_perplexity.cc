@@ -1,0 +1,81 @@
+// cascade perplexity: sliding-window perplexity of a model over a text file (convention in
+// src/eval/perplexity.h and the README), with progress on stderr and an optional JSON report.
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "attention_flags.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "eval/perplexity.h"
+#include "model/model.h"
+#include "model/model_tokenizer.h"
+
+namespace cascade::cli {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, ": cannot open text file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void add_perplexity(CLI::App& app) {
+  auto* c = app.add_subcommand(
+      "perplexity",
+      "Perplexity over a text file. The whole file is tokenized once (with the tokenizer's BOS, if any,\n"
+      "at its start). Windows of --ctx tokens start every --stride tokens; each window scores the tokens\n"
+      "not scored by an earlier window (the first scores all but its first token) - Hugging Face's\n"
+      "documented sliding-window convention. With --stride = --ctx (default) windows do not overlap and\n"
+      "each window's first token is not scored.");
+  struct Opts {
+    AttentionFlags att;
+    std::string model, tokenizer, text, json;
+    PerplexityOptions p;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  add_attention_flags(c, o->att);
+  c->add_option("--model", o->model, "Model checkpoint (directory, .bin or .gguf)")->required();
+  c->add_option("--text", o->text, "UTF-8 text file")->required();
+  c->add_option("--tokenizer", o->tokenizer, "Tokenizer file, if not beside the model");
+  c->add_option("--ctx", o->p.ctx, "Window length in tokens (default: the model's context)");
+  c->add_option("--stride", o->p.stride, "Distance between window starts (default: --ctx)");
+  c->add_option("--max-windows", o->p.max_windows, "Stop after this many windows (0: all)")->capture_default_str();
+  c->add_option("--json", o->json, "Write the result (and per-window NLL) as JSON to this file");
+  c->add_flag("--quiet", o->quiet, "No progress on stderr");
+  c->callback([o] {
+    const auto attention = make_attention(o->att);
+    const std::string text = read_text_file(o->text);
+    if (text.empty()) fail(o->text, ": the text file is empty");
+    auto m = Model::load(o->model);
+    auto tok = model_tokenizer(*m, o->model, o->tokenizer);
+    const std::vector<int32_t> ids = tok->encode(text, true);
+    std::optional<Progress> bar;
+    const auto r = perplexity(*m, ids, o->p, attention.get(), [&](const WindowResult&, int64_t done, int64_t total) {
+      if (!bar) bar.emplace("perplexity", total, !o->quiet);
+      bar->update(done);
+    });
+    if (bar) bar->finish();
+    std::printf("perplexity %.6f over %lld scored tokens of %lld (%zu windows)\n", r.ppl, (long long)r.scored,
+                (long long)r.tokens, r.windows.size());
+    if (!o->json.empty()) {
+      nlohmann::json j = {{"model", o->model}, {"text", o->text}, {"ppl", r.ppl}, {"nll", r.nll},
+                          {"scored", r.scored}, {"tokens", r.tokens}, {"ctx", o->p.ctx ? o->p.ctx : m->spec().max_positions},
+                          {"stride", o->p.stride ? o->p.stride : (o->p.ctx ? o->p.ctx : m->spec().max_positions)}};
+      auto w = nlohmann::json::array();
+      for (const auto& x : r.windows) w.push_back({{"begin", x.begin}, {"end", x.end}, {"scored", x.scored}, {"nll", x.nll}});
+      j["windows"] = w;
+      std::ofstream f(o->json);
+      if (!f) fail(o->json, ": cannot open for writing");
+      f << j.dump(1) << "\n";
+    }
+  });
+}
+
+}  // namespace cascade::cli
