@@ -1,6 +1,6 @@
 // A small, self-contained SVG line-plot writer for the study's figures: axes with "nice" ticks
-// (steps of 1, 2 or 5 times a power of ten), axis labels, a title, several series with markers,
-// optional vertical error bars and point labels, and a legend to the right of the plot area.
+// (steps of 1, 2 or 5 times a power of ten), axis labels, a title, several series with markers
+// (shapes cycle with the colours' index so coinciding points stay visible), optional vertical error bars and point labels, and a legend to the right of the plot area.
 // No dependency: the study's results must render anywhere an SVG opens (a browser, GitHub).
 #pragma once
 #include <filesystem>

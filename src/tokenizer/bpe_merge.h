@@ -2,8 +2,8 @@
 // with the best priority (lowest value; leftmost on ties) until no pair can merge. Byte-level BPE and
 // Hugging Face's BPE rank pairs by merge rank; llama2.c and sentencepiece by the merged piece's score.
 // A heap of candidate pairs over a linked list of symbols makes it O(n log n) in the word length,
-// where the textbook rescan-all-pairs loop is O(n^2) (a 10k-character line without spaces is
-// one word for sentencepiece).
+// where the textbook rescan-all-pairs loop is O(n^2): sentencepiece merges a whole line (10k
+// characters, say) as one word.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -17,7 +17,6 @@ std::optional<std::string> token_text(const nlohmann::json& j) {
 
 void read_config_file(const std::filesystem::path& file, HfTokenizerConfig& cfg) {
   if (!std::filesystem::exists(file)) return;
-  cfg.found = true;
   const auto j = read_json_file(file);
   auto take = [&](const char* key, std::optional<std::string>& slot) {
     if (!slot && j.contains(key)) slot = token_text(j[key]);

@@ -18,7 +18,7 @@ namespace {
 
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581, sentencepiece's space
 
-// Heterogeneous lookup, so probing for a concatenated pair needs no temporary string.
+// Heterogeneous lookup, so looking up a character (a view into the text) needs no string copy.
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -23,7 +23,6 @@ struct HfTokenizerConfig {
     bool special;
   };
   std::vector<Added> added_tokens_decoder;
-  bool found = false;  // whether either file exists
 };
 HfTokenizerConfig read_hf_config(const std::filesystem::path& dir);
 

@@ -71,6 +71,7 @@ std::vector<Case> read_cases(const fs::path& file) {
 }
 
 std::string without(std::string text, const std::string& token) {
+  if (token.empty()) return text;
   for (size_t pos; (pos = text.find(token)) != std::string::npos;) text.erase(pos, token.size());
   return text;
 }
@@ -198,7 +199,8 @@ TEST(ByteBpe, OptStyleConfigPrependsItsBos) {
   CASCADE_REQUIRE_SHARED(merges_file, kGpt2Merges);
   TempDir dir;
   nlohmann::json vocab = {{"<s>", 0}, {"<pad>", 1}, {"</s>", 2}, {"<unk>", 3}};
-  for (const auto& [token, id] : nlohmann::json::parse(read_file(encoder)).items())
+  const auto gpt2 = nlohmann::json::parse(read_file(encoder));
+  for (const auto& [token, id] : gpt2.items())
     if (token != "<|endoftext|>") vocab[token] = id.get<int>() + 4;
   write_file(dir.path() / "vocab.json", vocab.dump());
   fs::copy_file(merges_file, dir.path() / "merges.txt");
@@ -406,7 +408,7 @@ TEST(SentencePiece, DummyPrefixRules) {
 
 TEST(ByteBpe, NonSpecialAddedTokensAreMatchedAndDecodedAsText) {
   ByteBpeVocab v;
-  for (int b = 0; b < 256; ++b) v.tokens.push_back("");
+  v.tokens.resize(256);
   // GPT-2's byte alphabet: printable bytes are themselves, the rest start at U+0100.
   int next = 256;
   for (int b = 0; b < 256; ++b) {

@@ -8,5 +8,7 @@ void add_generate(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_logits(CLI::App& app);
 void add_inspect(CLI::App& app);
+void add_study(CLI::App& app);
+void add_bench(CLI::App& app);
 
 }  // namespace cascade::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   cascade::cli::add_perplexity(app);
   cascade::cli::add_logits(app);
   cascade::cli::add_inspect(app);
+  cascade::cli::add_study(app);
+  cascade::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

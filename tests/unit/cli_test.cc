@@ -1,0 +1,173 @@
+// The command line as a user meets it: each command's good path checked against Hugging Face values,
+// and a table of bad inputs, each of which must give one clear message and exit code 2.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "support/cli_runner.h"
+#include "support/test_paths.h"
+
+namespace cascade {
+namespace {
+
+namespace fs = std::filesystem;
+using test::data_dir;
+using test::run_cli;
+
+fs::path scratch(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / "cascade_cli_test" / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string model(const std::string& name) { return (data_dir() / "models" / name).string(); }
+
+void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+// A copy of a fixture directory whose files a test then breaks.
+fs::path fixture_copy(const std::string& name, const std::string& tag) {
+  const fs::path d = scratch(tag);
+  for (const auto& e : fs::directory_iterator(data_dir() / "models" / name)) fs::copy_file(e.path(), d / e.path().filename());
+  return d;
+}
+
+TEST(Cli, LogitsMatchHuggingFace) {
+  const fs::path d = scratch("logits");
+  const auto r = run_cli("logits --model " + model("llama_gqa") + " --ids " + (data_dir() / "ref/llama_gqa/ids.npy").string() +
+                         " --out " + (d / "l.npy").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto got = read_npy(d / "l.npy").to_float32("got");
+  const auto want = read_npy(data_dir() / "ref/llama_gqa/logits.npy").to_float32("want");
+  ASSERT_EQ(got.size(), want.size());
+  float scale = 0, worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) scale = std::max(scale, std::fabs(want[i]));
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+  EXPECT_LE(worst, 1e-4f * scale + 1e-5f);
+}
+
+TEST(Cli, PerplexityMatchesHuggingFace) {
+  for (const char* name : {"neox", "llama"}) {
+    const auto refs = nlohmann::json::parse(std::ifstream(data_dir() / "ref" / name / "perplexity.json"));
+    for (const auto& ref : refs) {
+      const fs::path out = scratch(std::string("ppl_") + name) / "p.json";
+      const auto r = run_cli("perplexity --quiet --model " + model(name) + " --text " +
+                             (data_dir() / "text/sample.txt").string() + " --ctx " + std::to_string(ref["ctx"].get<int>()) +
+                             " --stride " + std::to_string(ref["stride"].get<int>()) + " --json " + out.string());
+      ASSERT_EQ(r.code, 0) << r.output;
+      const auto j = nlohmann::json::parse(std::ifstream(out));
+      EXPECT_EQ(j["scored"].get<int64_t>(), ref["scored"].get<int64_t>()) << name;
+      EXPECT_EQ(j["tokens"].get<int64_t>(), ref["tokens"].get<int64_t>()) << name;
+      EXPECT_NEAR(j["ppl"].get<double>() / ref["ppl"].get<double>(), 1.0, 1e-4) << name << " ctx " << ref["ctx"];
+    }
+  }
+}
+
+TEST(Cli, GenerateIsGreedyAndStreamsText) {
+  const auto a = run_cli("generate --model " + model("llama") + " --prompt 'First Citizen' --max-new-tokens 8");
+  const auto b = run_cli("generate --model " + model("llama") + " --prompt 'First Citizen' --max-new-tokens 8");
+  ASSERT_EQ(a.code, 0) << a.output;
+  EXPECT_EQ(a.output.substr(0, a.output.find('[')), b.output.substr(0, b.output.find('[')));
+  EXPECT_NE(a.output.find("generated 8 tokens"), std::string::npos) << a.output;
+  const auto s = run_cli("generate --model " + model("neox") + " --prompt 'First' --max-new-tokens 5 --temperature 0.8 "
+                         "--top-k 20 --top-p 0.9 --seed 3 --attention ada --tau 0.3");
+  EXPECT_EQ(s.code, 0) << s.output;
+}
+
+TEST(Cli, InspectReportsArchitectureAndTensors) {
+  const auto r = run_cli("inspect --json --model " + model("gptj"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["architecture"]["model_type"], "gptj");
+  EXPECT_EQ(j["architecture"]["rotary"], "interleaved");
+  EXPECT_EQ(j["tensor_dtypes"]["BF16"].get<int>(), int(j["tensors"].size()));
+  EXPECT_GT(j["parameters"].get<int64_t>(), 100000);
+}
+
+// One row per bad input: the arguments, a fragment the message must contain; exit code 2.
+struct BadCase {
+  std::string name, args, message;
+};
+
+std::vector<BadCase> bad_cases() {
+  const std::string ids = (data_dir() / "ref/llama/ids.npy").string();
+  const std::string out = (fs::temp_directory_path() / "cascade_cli_test_out.npy").string();
+  std::vector<BadCase> c;
+  c.push_back({"missing model", "logits --model /nonexistent/model --ids " + ids + " --out " + out, "/nonexistent/model"});
+  {
+    const fs::path d = fixture_copy("llama", "badjson");
+    write(d / "config.json", "{\"model_type\": \"llama\", ");
+    c.push_back({"malformed config.json", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "config.json"});
+  }
+  {
+    const fs::path d = fixture_copy("llama", "unknownarch");
+    write(d / "config.json", "{\"model_type\": \"mamba\"}");
+    c.push_back({"unknown architecture", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "mamba"});
+  }
+  {
+    const fs::path d = fixture_copy("llama", "badrope");
+    auto j = nlohmann::json::parse(std::ifstream(data_dir() / "models/llama/config.json"));
+    j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"rope_theta", 10000.0}};
+    write(d / "config.json", j.dump());
+    c.push_back({"unsupported config option", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "yarn"});
+  }
+  {
+    const fs::path d = fixture_copy("llama", "wrongshape");
+    auto j = nlohmann::json::parse(std::ifstream(data_dir() / "models/llama/config.json"));
+    j["intermediate_size"] = 100;
+    write(d / "config.json", j.dump());
+    c.push_back({"tensor of wrong shape", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "expected"});
+  }
+  {
+    const fs::path d = fixture_copy("llama", "truncated");
+    fs::resize_file(d / "model.safetensors", fs::file_size(d / "model.safetensors") / 2);
+    c.push_back({"truncated safetensors", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "model.safetensors"});
+  }
+  {
+    const fs::path d = fixture_copy("llama", "liar");
+    std::fstream f(d / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    const uint64_t huge = uint64_t(1) << 40;
+    f.write(reinterpret_cast<const char*>(&huge), 8);  // a header length far beyond the file
+    c.push_back({"safetensors header that lies", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "model.safetensors"});
+  }
+  {
+    const fs::path d = scratch("badids");
+    const int32_t v[3] = {1, 5000, 2};
+    write_npy_i32(d / "ids.npy", {3}, v);
+    c.push_back({"id outside the vocabulary", "logits --model " + model("llama") + " --ids " + (d / "ids.npy").string() + " --out " + out, "outside the vocabulary"});
+    write(d / "notnpy.npy", "hello");
+    c.push_back({"ids file not .npy", "logits --model " + model("llama") + " --ids " + (d / "notnpy.npy").string() + " --out " + out, "notnpy.npy"});
+  }
+  {
+    const fs::path d = scratch("longprompt");
+    std::string big;
+    for (int i = 0; i < 300; ++i) big += "word ";
+    c.push_back({"prompt longer than the context", "generate --model " + model("llama") + " --prompt '" + big + "'", "longer than the model's context"});
+    write(d / "empty.txt", "");
+    c.push_back({"empty text", "perplexity --model " + model("llama") + " --text " + (d / "empty.txt").string(), "empty"});
+  }
+  c.push_back({"ctx beyond the model", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 4096", "context"});
+  c.push_back({"tau outside [0, 1)", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1.5", "tau"});
+  c.push_back({"malformed select", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --select capped:x", "capped"});
+  c.push_back({"unknown option", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --frobnicate", "frobnicate"});
+  c.push_back({"no tokenizer", "generate --model " + model("opt") + " --prompt hi", "tokenizer"});
+  c.push_back({"bad sampling option", "generate --model " + model("llama") + " --prompt hi --top-p 0", "top-p"});
+  return c;
+}
+
+TEST(Cli, BadInputGivesOneClearMessageAndExitCode2) {
+  for (const auto& c : bad_cases()) {
+    const auto r = run_cli(c.args);
+    EXPECT_EQ(r.code, 2) << c.name << ": " << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.name << ": message was: " << r.output;
+    EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << c.name;
+  }
+}
+
+}  // namespace
+}  // namespace cascade
