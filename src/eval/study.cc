@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <random>
 
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/study_metrics.h"
+#include "eval/study_observer.h"
 #include "eval/study_store.h"
 
 namespace cascade {
@@ -32,6 +34,68 @@ std::string tau_text(double tau) {
   return b;
 }
 
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+void set_jaccard_next(ConfigRaw& r, const std::vector<std::vector<int32_t>>& reps) {
+  for (size_t l = 0; l + 1 < reps.size(); ++l) r.layers[l].jaccard_next = jaccard(reps[l], reps[l + 1]);
+}
+
+// One ADA configuration: a measured run for the traces and logits, a plain run for the times.
+ConfigRaw run_ada(const Model& m, std::span<const int32_t> tokens, const Tensor& exact, const StudyConfig& cfg) {
+  const int L = int(m.spec().n_layers);
+  AdaOptions measured = cfg.ada;
+  measured.measure_error = measured.compare_full = true;
+  const AdaAttentionFactory mf(measured);
+  Sequence s = m.new_sequence(&mf);
+  const Tensor logits = m.forward(s, tokens);
+  ConfigRaw r;
+  r.name = cfg.name;
+  std::vector<std::vector<int32_t>> reps;
+  for (int l = 0; l < L; ++l) {
+    const AdaLayerTrace& t = *ada_trace(s.layer(l));
+    const select::Selection& sel = t.selection;
+    r.layers.push_back({int64_t(sel.reps.size()), int64_t(sel.added.size()), int64_t(sel.removed.size()),
+                        sel.cost.needed, sel.cost.computed, 0.0, t.attention_error, t.jaccard_vs_full, -1.0,
+                        sel.refreshed});
+    reps.push_back(sel.reps);
+  }
+  set_jaccard_next(r, reps);
+  r.nll = mean_next_token_nll(logits, tokens);
+  const Agreement a = agreement(exact, logits);
+  r.top1 = a.top1;
+  r.kl = a.kl;
+  r.flops_kept = flops_kept(reps, int64_t(tokens.size()), cfg.ada.queries, m.spec());
+  // The plain run: same selections and logits, but its times hold no measurement work; the Gram
+  // timer is taken from it too, so that it is a share of the same run's selection phase.
+  const AdaAttentionFactory pf(cfg.ada);
+  Sequence plain = m.new_sequence(&pf);
+  (void)m.forward(plain, tokens);
+  r.times = plain.times();
+  for (int l = 0; l < L; ++l) r.layers[size_t(l)].gram_seconds = ada_trace(plain.layer(l))->selection.cost.seconds;
+  return r;
+}
+
+// exact-trajectory: exact attention, the cascade (and full) selection on its features.
+ConfigRaw run_observed(const Model& m, std::span<const int32_t> tokens, const StudyConfig& cfg) {
+  const ObservingFactory f(cfg.ada.select);
+  Sequence s = m.new_sequence(&f);
+  (void)m.forward(s, tokens);
+  ConfigRaw r;
+  r.name = cfg.name;
+  r.nll = r.top1 = r.kl = r.flops_kept = kNaN;
+  r.times = {kNaN, kNaN, kNaN, kNaN};
+  std::vector<std::vector<int32_t>> reps;
+  for (int l = 0; l < int(m.spec().n_layers); ++l) {
+    const ObservedSelections& o = *observed_selections(s.layer(l));
+    const select::Selection& c = o.cascade;
+    r.layers.push_back({int64_t(c.reps.size()), int64_t(c.added.size()), int64_t(c.removed.size()), c.cost.needed,
+                        c.cost.computed, c.cost.seconds, kNaN, jaccard(c.reps, o.full.reps), -1.0, false});
+    reps.push_back(c.reps);
+  }
+  set_jaccard_next(r, reps);
+  return r;
+}
+
 }  // namespace
 
 std::vector<StudyConfig> study_configs(const StudyParams& p) {
@@ -49,7 +113,10 @@ std::vector<StudyConfig> study_configs(const StudyParams& p) {
   c.back().ada.queries = AdaQueries::all;
   c.push_back(config("cascade+proportional", p, Mode::cascade, p.tau));
   c.back().ada.proportional = true;
+  c.push_back(config("exact-trajectory", p, Mode::cascade, p.tau));
+  c.back().exact_trajectory = true;
   for (double tau : p.tau_sweep) {
+    if (std::count(p.tau_sweep.begin(), p.tau_sweep.end(), tau) > 1) fail("--tau-sweep names tau = ", tau, " twice");
     c.push_back(config("cascade@tau=" + tau_text(tau), p, Mode::cascade, tau));
     c.back().sweep = true;
   }
@@ -86,38 +153,8 @@ WindowRaw run_window(const Model& m, std::span<const int32_t> tokens, int64_t in
   const Tensor exact = m.forward(ex, tokens);
   w.nll_full = mean_next_token_nll(exact, tokens);
   w.exact_times = ex.times();
-  const int L = int(m.spec().n_layers);
   for (const StudyConfig& cfg : configs) {
-    AdaOptions measured = cfg.ada;
-    measured.measure_error = measured.compare_full = true;
-    const AdaAttentionFactory mf(measured);
-    Sequence s = m.new_sequence(&mf);
-    const Tensor logits = m.forward(s, tokens);
-    ConfigRaw r;
-    r.name = cfg.name;
-    std::vector<std::vector<int32_t>> reps;
-    for (int l = 0; l < L; ++l) {
-      const AdaLayerTrace& t = *ada_trace(s.layer(l));
-      const select::Selection& sel = t.selection;
-      r.layers.push_back({int64_t(sel.reps.size()), int64_t(sel.added.size()), int64_t(sel.removed.size()),
-                          sel.cost.needed, sel.cost.computed, 0.0, t.attention_error, t.jaccard_vs_full,
-                          -1.0, sel.refreshed});
-      reps.push_back(sel.reps);
-    }
-    for (int l = 0; l + 1 < L; ++l) r.layers[size_t(l)].jaccard_next = jaccard(reps[size_t(l)], reps[size_t(l + 1)]);
-    r.nll = mean_next_token_nll(logits, tokens);
-    const Agreement a = agreement(exact, logits);
-    r.top1 = a.top1;
-    r.kl = a.kl;
-    r.flops_kept = flops_kept(reps, w.T, cfg.ada.queries, m.spec());
-    // The plain run: same selections and logits, but its times hold no measurement work; the Gram
-    // timer is taken from it too, so that it is a share of the same run's selection phase.
-    const AdaAttentionFactory pf(cfg.ada);
-    Sequence plain = m.new_sequence(&pf);
-    (void)m.forward(plain, tokens);
-    r.times = plain.times();
-    for (int l = 0; l < L; ++l) r.layers[size_t(l)].gram_seconds = ada_trace(plain.layer(l))->selection.cost.seconds;
-    w.configs.push_back(std::move(r));
+    w.configs.push_back(cfg.exact_trajectory ? run_observed(m, tokens, cfg) : run_ada(m, tokens, exact, cfg));
     if (tick) tick();
   }
   return w;

@@ -4,9 +4,11 @@
 //
 // Design: the text is tokenized once and cut into windows of T tokens [k*T, (k+1)*T); a window is
 // the unit of work, of resumption and of statistics (every figure is a mean and standard deviation
-// over windows). Each window runs exact attention once, then every configuration (a named
+// over windows). Each window runs exact attention once, then every ADA configuration (a named
 // AdaOptions) twice: once with measure_error / compare_full for the traces, once plain for the phase
-// times, because Model::forward's total would otherwise include the study's own measurements.
+// times, because Model::forward's total would otherwise include the study's own measurements. The
+// `exact-trajectory` configuration runs exact attention and only selects on its features
+// (study_observer.h says why both trajectories are measured).
 // Only what the report needs survives a window (counts and scalars, not the sets), so a long run
 // stays small on disk; study_store.h writes it as it goes.
 #pragma once
@@ -40,11 +42,12 @@ struct StudyConfig {
   std::string name;
   AdaOptions ada;         // measure_error / compare_full off; run_window turns them on where needed
   bool sweep = false;     // one of the cascade@tau=X points
+  bool exact_trajectory = false;  // exact attention, selections on its features only (study_observer.h)
 };
 
-// full, cascade, inherit, capped:K, random:SEED, cascade+all-queries, cascade+proportional (all at
-// p.tau, greedy rule, p.similarity), then cascade@tau=X per sweep value. `full` is first: every
-// Gram saving is against it. cascade::Error for a tau outside [0, 1) or a bad cap.
+// full, cascade, inherit, capped:K, random:SEED, cascade+all-queries, cascade+proportional,
+// exact-trajectory (all at p.tau, greedy rule, p.similarity), then cascade@tau=X per sweep value.
+// `full` is first: every Gram saving is against it. cascade::Error for a tau outside [0, 1) or a bad cap.
 std::vector<StudyConfig> study_configs(const StudyParams& p);
 
 // The windows to run: indices k of [k*T, (k+1)*T) over n tokens, ascending. All of them when
@@ -53,7 +56,9 @@ std::vector<StudyConfig> study_configs(const StudyParams& p);
 // tokens, or more windows are asked for than it has.
 std::vector<int64_t> study_windows(const StudyParams& p, int64_t max_positions);
 
-// Per layer l of one configuration on one window.
+// Per layer l of one configuration on one window. For `exact-trajectory` the set is the cascade's on
+// exact attention's features, attention_error is NaN and so are the end-to-end values and times of
+// ConfigRaw (it approximates nothing).
 struct LayerRaw {
   int64_t r = 0, added = 0, removed = 0, needed = 0, computed = 0;
   double gram_seconds = 0;      // the selection's own timer (cost.seconds) in the plain run

@@ -51,7 +51,7 @@ void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSp
   }
   json paper = json::array();
   for (const PaperComparison& p : paper_vs_ours(s))
-    paper.push_back({{"quantity", p.quantity}, {"metric", "cascade." + p.key}, {"paper_lo", p.lo}, {"paper_hi", p.hi},
+    paper.push_back({{"quantity", p.quantity}, {"metric", p.config + "." + p.key}, {"paper_lo", p.lo}, {"paper_hi", p.hi},
                      {"ours", ms_json(p.ours)}, {"inside_paper_range", p.inside()}});
   json exact = {{"ppl", ms_json(s.ppl_exact)},
                 {"time_total", ms_json(s.time_exact_total)},

@@ -1,5 +1,5 @@
 // The study's figures (svg_plot.h): per-layer curves of the main configurations with one-standard-
-// deviation error bars over windows, and the quality-cost curve of the tau sweep.
+// deviation error bars over windows, and the quality-cost curve of `cascade` over the tau sweep.
 #include <cstdio>
 
 #include "eval/study_report.h"
@@ -10,9 +10,12 @@ namespace cascade {
 namespace {
 
 // One per-layer series of configuration c: metric key at x = layer + dx (layers where it is defined).
-svg::Series layer_series(const ConfigSummary& c, const std::string& key, const std::string& name, double dx = 0) {
+// style: the configuration's index, so that it has one colour and marker in every figure.
+svg::Series layer_series(const ConfigSummary& c, const std::string& key, const std::string& name, int style,
+                         double dx = 0) {
   svg::Series s;
   s.name = name;
+  s.style = style;
   for (size_t l = 0; l < c.per_layer.size(); ++l) {
     const MeanStd m = c.layer(l, key);
     if (m.n == 0) continue;
@@ -36,40 +39,50 @@ std::string window_note(const StudySummary& s) {
 }  // namespace
 
 std::vector<std::string> write_study_figures(const StudySummary& s, const std::filesystem::path& out_dir) {
-  std::vector<const ConfigSummary*> main;
-  for (const auto& c : s.configs)
-    if (!c.sweep) main.push_back(&c);
+  std::vector<std::pair<const ConfigSummary*, int>> main;  // with its style
+  for (size_t i = 0; i < s.configs.size(); ++i)
+    if (!s.configs[i].sweep) main.emplace_back(&s.configs[i], int(i));
+  const int style_next_cascade = int(main.size());  // J(S_l, S_l+1) of cascade: a style of its own
 
   svg::Plot jac;
   jac.title = "Selection overlap by layer (" + window_note(s) + ")";
   jac.xlabel = "layer l (consecutive-layer points at l + 1/2, between l and l+1)";
   jac.ylabel = "Jaccard";
   jac.integer_x = true;
-  jac.series.push_back(layer_series(s.config("full"), "jaccard_next", "J(S_l, S_l+1), full", 0.5));
-  jac.series.push_back(layer_series(s.config("cascade"), "jaccard_next", "J(S_l, S_l+1), cascade", 0.5));
-  for (const ConfigSummary* c : main)
-    if (c->name != "full") jac.series.push_back(layer_series(*c, "jaccard_vs_full", "vs full: " + c->name));
+  for (const auto& [c, style] : main) {
+    if (c->name == "full" || c->exact_trajectory)
+      jac.series.push_back(layer_series(*c, "jaccard_next", "J(S_l, S_l+1), " + c->name, style, 0.5));
+    if (c->name == "cascade")
+      jac.series.push_back(layer_series(*c, "jaccard_next", "J(S_l, S_l+1), cascade", style_next_cascade, 0.5));
+  }
+  for (const auto& [c, style] : main)
+    if (c->name != "full" && !c->exact_trajectory)
+      jac.series.push_back(layer_series(*c, "jaccard_vs_full", "vs full: " + c->name, style));
 
   svg::Plot rt;
   rt.title = "Representatives kept by layer (" + window_note(s) + ")";
   rt.xlabel = "layer";
   rt.ylabel = "r_l / T";
   rt.integer_x = true;
-  for (const ConfigSummary* c : main) rt.series.push_back(layer_series(*c, "r_over_T", c->name));
+  for (const auto& [c, style] : main) rt.series.push_back(layer_series(*c, "r_over_T", c->name, style));
 
   svg::Plot err;
   err.title = "Attention error by layer (" + window_note(s) + ")";
   err.xlabel = "layer";
   err.ylabel = "||O_ada - O_full||_F / ||O_full||_F";
   err.integer_x = true;
-  for (const ConfigSummary* c : main) err.series.push_back(layer_series(*c, "attention_error", c->name));
+  for (const auto& [c, style] : main)
+    if (!c->exact_trajectory) err.series.push_back(layer_series(*c, "attention_error", c->name, style));
 
   svg::Plot qc;
-  qc.title = "Quality against cost (" + window_note(s) + ")";
+  // The sweep only: the other configurations (in the report's tables) would stretch the x axis
+  // (all-queries keeps most FLOPs) until the sweep's points overprint each other.
+  qc.title = "Quality against cost, cascade over the tau sweep (" + window_note(s) + ")";
   qc.xlabel = "fraction of attention + projection FLOPs kept";
   qc.ylabel = "ppl_ada / ppl_full";
   svg::Series sweep;
   sweep.name = "cascade, tau sweep";
+  sweep.style = 1;  // cascade's
   for (const auto& c : s.configs) {
     if (!c.sweep) continue;
     sweep.x.push_back(c.get("flops_kept").mean);
@@ -78,15 +91,6 @@ std::vector<std::string> write_study_figures(const StudySummary& s, const std::f
     sweep.labels.push_back("tau=" + tau_text(c.tau));
   }
   if (!sweep.x.empty()) qc.series.push_back(sweep);
-  for (const ConfigSummary* c : main) {
-    svg::Series p;
-    p.name = c->name + " @ tau=" + tau_text(c->tau);
-    p.line = false;
-    p.x = {c->get("flops_kept").mean};
-    p.y = {c->get("ppl_ratio").mean};
-    p.err = {c->get("ppl_ratio").std};
-    qc.series.push_back(p);
-  }
 
   const std::vector<std::pair<std::string, const svg::Plot*>> figs = {{"jaccard_by_layer.svg", &jac},
                                                                      {"r_over_T_by_layer.svg", &rt},

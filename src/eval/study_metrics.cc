@@ -238,7 +238,8 @@ StudySummary summarize(const StudyRun& run) {
   s.time_exact_rest = mean_std(tr);
   const size_t nk = window_metric_keys().size(), nl = layer_metric_keys().size();
   for (size_t c = 0; c < run.configs.size(); ++c) {
-    ConfigSummary cs{run.configs[c].name, run.configs[c].sweep, run.configs[c].ada.select.tau, {}, {}};
+    const StudyConfig& sc = run.configs[c];
+    ConfigSummary cs{sc.name, sc.sweep, sc.exact_trajectory, sc.ada.select.tau, {}, {}};
     std::vector<std::vector<double>> cols(nk);
     std::vector<std::vector<std::vector<double>>> lcols(size_t(s.layers), std::vector<std::vector<double>>(nl));
     for (const WindowRaw& w : run.windows) {

@@ -74,7 +74,7 @@ std::vector<double> layer_metrics(const WindowRaw& w, size_t config, size_t laye
 
 struct ConfigSummary {
   std::string name;
-  bool sweep = false;
+  bool sweep = false, exact_trajectory = false;
   double tau = 0;
   std::vector<MeanStd> overall;                 // window_metric_keys() order
   std::vector<std::vector<MeanStd>> per_layer;  // [layer][layer_metric_keys() order]

@@ -26,9 +26,10 @@ struct StudyInfo {
 inline constexpr double kPaperSavingsLo = 0.22, kPaperSavingsHi = 0.63;
 inline constexpr double kPaperJaccardLo = 0.83, kPaperJaccardHi = 0.94;
 
-// One row of the paper-vs-ours table: our mean against the paper's range.
+// One row of the paper-vs-ours table: our mean against the paper's range, for `cascade` (ADA's own
+// trajectory) and `exact-trajectory` (the model's activations).
 struct PaperComparison {
-  std::string quantity, key;  // key: the window metric of `cascade` compared
+  std::string quantity, config, key;  // key: the window metric of config compared
   double lo, hi;
   MeanStd ours;
   bool inside() const { return ours.mean >= lo && ours.mean <= hi; }

@@ -3,7 +3,6 @@
 #include "eval/study_store.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 
 #include "core/error.h"

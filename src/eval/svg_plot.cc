@@ -113,11 +113,11 @@ std::string render(const Plot& p, int width, int height) {
     }
   xr.widen();
   yr.widen();
-  // The axes span the data plus a margin, so that no marker sits on the frame; a forced y bound is
-  // kept exactly. Ticks are the nice values inside.
+  // The axes span the data plus a margin, so that no marker sits on the frame; ticks are the nice
+  // values inside.
   const double xpad = std::max(0.05 * (xr.hi - xr.lo), p.integer_x ? 0.3 : 0.0), ypad = 0.06 * (yr.hi - yr.lo);
   const double x0 = xr.lo - xpad, x1 = xr.hi + xpad;
-  const double y0 = p.ymin ? *p.ymin : yr.lo - ypad, y1 = p.ymax ? *p.ymax : yr.hi + ypad;
+  const double y0 = yr.lo - ypad, y1 = yr.hi + ypad;
   auto inside = [](std::vector<double> t, double lo, double hi) {
     std::erase_if(t, [&](double v) { return v < lo - 1e-12 || v > hi + 1e-12; });
     return t;
@@ -160,20 +160,19 @@ std::string render(const Plot& p, int width, int height) {
   // Series: line (broken at NaN), error bars, markers, labels; then the legend entry.
   for (size_t k = 0; k < p.series.size(); ++k) {
     const Series& s = p.series[k];
-    const std::string c = kColors[k % std::size(kColors)];
-    if (s.line) {
-      std::string d;
-      bool pen = false;
-      for (size_t i = 0; i < s.x.size(); ++i) {
-        if (!std::isfinite(s.y[i])) {
-          pen = false;
-          continue;
-        }
-        d += (pen ? " L" : " M") + num(X(s.x[i])) + " " + num(Y(s.y[i]));
-        pen = true;
+    const size_t style = s.style >= 0 ? size_t(s.style) : k;
+    const std::string c = kColors[style % std::size(kColors)];
+    std::string d;
+    bool pen = false;
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      if (!std::isfinite(s.y[i])) {
+        pen = false;
+        continue;
       }
-      if (!d.empty()) o << "<path d=\"" << d << "\" fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.8\"/>\n";
+      d += (pen ? " L" : " M") + num(X(s.x[i])) + " " + num(Y(s.y[i]));
+      pen = true;
     }
+    if (!d.empty()) o << "<path d=\"" << d << "\" fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.8\"/>\n";
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.y[i])) continue;
       const double cx = X(s.x[i]), cy = Y(s.y[i]);
@@ -183,15 +182,16 @@ std::string render(const Plot& p, int width, int height) {
           << num(a) << " L" << num(cx + 3) << " " << num(a) << " M" << num(cx - 3) << " " << num(b) << " L"
           << num(cx + 3) << " " << num(b) << "\" stroke=\"" << c << "\" stroke-width=\"1\" fill=\"none\"/>\n";
       }
-      o << marker(k, cx, cy, c);
+      o << marker(style, cx, cy, c);
       if (i < s.labels.size() && !s.labels[i].empty())
-        o << "<text x=\"" << num(cx + 5) << "\" y=\"" << num(cy - 6) << "\" font-size=\"10\" fill=\"" << c << "\">"
+        // Alternately above and below the marker, so that labels of close points do not overprint.
+        o << "<text x=\"" << num(cx + 5) << "\" y=\"" << num(i % 2 ? cy + 14 : cy - 6) << "\" font-size=\"10\" fill=\"" << c << "\">"
           << esc(s.labels[i]) << "</text>\n";
     }
     const double ly = kTop + 8 + 20.0 * double(k), lx = width - kLegendWidth;
     o << "<line x1=\"" << num(lx) << "\" x2=\"" << num(lx + 22) << "\" y1=\"" << num(ly) << "\" y2=\"" << num(ly)
-      << "\" stroke=\"" << c << "\" stroke-width=\"1.8\"" << (s.line ? "" : " stroke-opacity=\"0\"") << "/>\n";
-    o << marker(k, lx + 11, ly, c);
+      << "\" stroke=\"" << c << "\" stroke-width=\"1.8\"/>\n";
+    o << marker(style, lx + 11, ly, c);
     o << "<text x=\"" << num(lx + 28) << "\" y=\"" << num(ly + 4) << "\">" << esc(s.name) << "</text>\n";
   }
   o << "</svg>\n";

@@ -4,7 +4,6 @@
 // No dependency: the study's results must render anywhere an SVG opens (a browser, GitHub).
 #pragma once
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,13 +14,13 @@ struct Series {
   std::vector<double> x, y;         // same length; a NaN y leaves a gap (no marker, line broken)
   std::vector<double> err;          // empty, or one half-height error bar per point (y +- err)
   std::vector<std::string> labels;  // empty, or one short text per point, drawn beside its marker
-  bool line = true;                 // false: markers only
+  int style = -1;                   // colour and marker index (-1: the series' position), so that one
+                                    // quantity keeps its look across figures
 };
 
 struct Plot {
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
-  std::optional<double> ymin, ymax;  // force the y range (else from the data and error bars)
   bool integer_x = false;            // x ticks on integers only (layer indices)
 };
 

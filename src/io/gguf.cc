@@ -321,7 +321,9 @@ std::optional<std::vector<int64_t>> GgufFile::get_int_array(const std::string& k
 
 nlohmann::json GgufFile::metadata_json(size_t max_array) const {
   nlohmann::json out = nlohmann::json::object();
-  for (const auto& [key, v] : kv_) {
+  for (const auto& entry : kv_) {
+    const std::string& key = entry.first;  // not a structured binding: clang 14 cannot capture one
+    const GgufValue& v = entry.second;
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;

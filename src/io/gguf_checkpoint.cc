@@ -110,6 +110,20 @@ std::optional<int32_t> token_id(const GgufFile& f, const std::string& key, size_
   return int32_t(*id);
 }
 
+// Whether tokenizer.ggml.pre asks for single digits split off before the GPT-2 regex. llama.cpp
+// names the pre-tokenizer of each known vocabulary; the ones read here are those whose Hugging Face
+// tokenizer.json is ByteLevel, alone or after Digits(individual_digits=true). Any other name means
+// another regex, which is refused rather than approximated by GPT-2's. "default" (and no key) is
+// read as GPT-2, as Hugging Face's GGUF reader does.
+bool gguf_individual_digits(const GgufFile& f) {
+  const std::string pre = f.get_string("tokenizer.ggml.pre").value_or("default");
+  if (pre == "default" || pre == "gpt-2") return false;
+  if (pre == "smollm" || pre == "starcoder") return true;
+  fail(f.path(), ": unsupported GGUF pre-tokenizer tokenizer.ggml.pre = '", pre,
+       "' (Cascade reads 'default' and 'gpt-2': the GPT-2 regex; 'smollm' and 'starcoder': single digits, then "
+       "the GPT-2 regex)");
+}
+
 std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& f) {
   const auto model = f.get_string("tokenizer.ggml.model");
   if (!model) return nullptr;
@@ -134,6 +148,9 @@ std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& f) {
     v.bos = bos;
     v.eos = eos;
     v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
+    v.individual_digits = gguf_individual_digits(f);
+    // v.unk stays unset even where tokenizer.ggml.unknown_token_id is given: llama.cpp and Hugging
+    // Face's GGUF reader both drop a byte the vocabulary has no token for.
     const auto merges = f.require(f.get_string_array("tokenizer.ggml.merges"), "tokenizer.ggml.merges");
     v.merges.reserve(merges.size());
     for (size_t i = 0; i < merges.size(); ++i) {

@@ -1,5 +1,6 @@
-// read_json_file: nlohmann's parse_error text (line, column, what was expected) is kept in the
-// message because it is what a user needs to fix a hand-edited config.
+// read_json_file: nlohmann's parse error text (line, column, what was expected) is kept in the
+// message because it is what a user needs to fix a hand-edited config. Every json::exception is
+// caught, not only parse_error: a number too large for a double ("1e400") is an out_of_range.
 #include "io/json_file.h"
 
 #include <fstream>
@@ -14,7 +15,7 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(path.string(), ": malformed JSON: ", e.what());
   }
   if (!j.is_object()) fail(path.string(), ": expected a JSON object at the top level");

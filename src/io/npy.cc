@@ -15,9 +15,14 @@ namespace {
 
 const char kMagic[] = "\x93NUMPY";
 
+// Item size of a dtype string: a byte order ('<', or '|' / '=' for one byte), a kind letter, then the
+// size in bytes. Anything else (a big-endian '>i4', a structured or string dtype) is refused here,
+// before its digits could be read as an absurd size.
 size_t descr_size(const std::string& d, const std::string& name) {
-  if (d.size() < 3 || (d[0] != '<' && d[0] != '|' && d[0] != '=')) fail(name, ": unsupported .npy dtype '", d, "' (need little-endian)");
-  return size_t(std::stoi(d.substr(2)));
+  std::smatch m;
+  if (!std::regex_match(d, m, std::regex("[<|=][a-zA-Z]([1-9][0-9]?)")) || std::stoi(m[1]) > 16)
+    fail(name, ": unsupported .npy dtype '", d, "' (need a little-endian number type such as '<i4')");
+  return size_t(std::stoi(m[1]));
 }
 
 void write_npy(const std::filesystem::path& path, const std::string& descr, const std::vector<int64_t>& shape,
@@ -67,6 +72,9 @@ NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name) {
   } else {
     fail(name, ": unsupported .npy version ", major);
   }
+  // numpy itself refuses headers over 10000 bytes (max_header_size); so do we, which also keeps
+  // std::regex (recursive in libstdc++) away from long inputs.
+  if (hlen > 10000) fail(name, ": .npy header of ", hlen, " bytes is longer than numpy's limit of 10000");
   if (hlen > size - off) fail(name, ": truncated .npy header");
   const std::string header(reinterpret_cast<const char*>(data + off), hlen);
   std::smatch m;
@@ -79,6 +87,7 @@ NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name) {
   const std::regex num("\\d+");
   uint64_t n = 1;
   for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it) {
+    if (it->length() > 13) fail(name, ": .npy shape is implausibly large");
     const uint64_t d = std::stoull(it->str());
     if (d != 0 && n > (uint64_t(1) << 40) / d) fail(name, ": .npy shape is implausibly large");
     n *= d;

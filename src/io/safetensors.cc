@@ -61,14 +61,16 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(Mapp
   json header;
   try {
     header = json::parse(base + 8, base + 8 + n);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     fail(file, ": malformed safetensors header JSON: ", e.what());
   }
   if (!header.is_object()) fail(file, ": safetensors header is not a JSON object");
 
   const uint64_t data_start = 8 + n;
   const uint64_t data_size = size - data_start;
-  for (const auto& [key, v] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
+    const json& v = item.value();
     if (key == "__metadata__") {
       if (!v.is_object()) fail(file, ": safetensors __metadata__ is not a JSON object");
       metadata_ = v;

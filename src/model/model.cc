@@ -9,6 +9,7 @@
 #include "arch/load_weights.h"
 #include "attention/exact_attention.h"
 #include "core/error.h"
+#include "model/memory_budget.h"
 #include "ops/activation.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
@@ -31,6 +32,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
 
 Model::Model(Checkpoint ckpt, const std::string& source) : ckpt_(std::move(ckpt)) {
   spec_ = arch_from_config(ckpt_.config, source);
+  check_memory_budget(*ckpt_.weights, source);  // before load_weights allocates anything
   w_ = load_weights(spec_, *ckpt_.weights);
   rotary_ = ops::Rotary(spec_);
 }

@@ -1,6 +1,7 @@
 // Byte-level BPE (GPT-2 family), matching Hugging Face's ByteLevel BPE: added tokens are cut out
-// first, each remaining segment is split by the GPT-2 regex, each word's bytes become the tokens of
-// GPT-2's printable byte alphabet and merge by rank. Every byte has a token, so there is no <unk>.
+// first, each remaining segment is split by the GPT-2 regex (after splitting off single digits
+// where the vocabulary asks for it), each word's bytes become the tokens of GPT-2's printable byte
+// alphabet and merge by rank. A byte the vocabulary has no token for becomes unk or is dropped.
 // Words recur (" the", ","), so each encode call caches the ids of the words it has merged: the
 // 1.3 MB WikiText-2 test file has about 21k distinct words among 247k.
 #include <array>
@@ -66,8 +67,10 @@ class ByteBpe final : public Tokenizer {
 
     const auto chars = byte_to_char();
     std::unordered_map<char32_t, uint8_t> bytes_of;
+    if (v_.unk) check_id(*v_.unk);
     for (int b = 0; b < 256; ++b) {
-      byte_id_[b] = lookup(utf8(chars[b]), "the token for a byte");
+      auto it = id_of.find(utf8(chars[b]));
+      byte_id_[b] = it != id_of.end() ? it->second : v_.unk.value_or(kDropped);
       bytes_of[chars[b]] = static_cast<uint8_t>(b);
     }
     for (size_t rank = 0; rank < v_.merges.size(); ++rank) {
@@ -103,13 +106,14 @@ class ByteBpe final : public Tokenizer {
         ids.push_back(seg.id);
         continue;
       }
-      for (std::string_view word : gpt2_pretokenize(seg.text)) {
+      for (std::string_view word : words(seg.text)) {
         if (auto it = cache.find(word); it != cache.end()) {
           ids.insert(ids.end(), it->second.begin(), it->second.end());
           continue;
         }
         word_ids.clear();
-        for (char c : word) word_ids.push_back(byte_id_[static_cast<unsigned char>(c)]);
+        for (char c : word)
+          if (const int32_t id = byte_id_[static_cast<unsigned char>(c)]; id != kDropped) word_ids.push_back(id);
         bpe_merge(word_ids, [this](int32_t a, int32_t b) -> std::optional<PairMerge> {
           auto it = merges_.find(pair_key(a, b));
           if (it == merges_.end()) return std::nullopt;
@@ -148,6 +152,18 @@ class ByteBpe final : public Tokenizer {
       fail("token id ", id, " is outside the vocabulary of ", vocab_size(), " tokens");
   }
 
+  // The pre-tokenizer's words of a segment without added tokens.
+  std::vector<std::string_view> words(std::string_view segment) const {
+    if (!v_.individual_digits) return gpt2_pretokenize(segment);
+    std::vector<std::string_view> out;
+    for (std::string_view piece : split_digits(segment)) {
+      const auto w = gpt2_pretokenize(piece);
+      out.insert(out.end(), w.begin(), w.end());
+    }
+    return out;
+  }
+
+  static constexpr int32_t kDropped = -1;  // byte_id_ of a byte with no token and no unk
   ByteBpeVocab v_;
   std::array<int32_t, 256> byte_id_{};
   std::unordered_map<uint64_t, PairMerge> merges_;  // (left id, right id) -> rank, merged id

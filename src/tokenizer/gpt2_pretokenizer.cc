@@ -67,4 +67,20 @@ std::vector<std::string_view> gpt2_pretokenize(std::string_view text) {
   return words;
 }
 
+std::vector<std::string_view> split_digits(std::string_view text) {
+  std::vector<std::string_view> pieces;
+  size_t start = 0;  // of the run of non-digits being collected
+  for (size_t pos = 0; pos < text.size();) {
+    const auto c = unicode::next_char(text, pos);
+    if (classify(c) == Class::kNumber) {
+      if (pos > start) pieces.push_back(text.substr(start, pos - start));
+      pieces.push_back(text.substr(pos, c.len));
+      start = pos + c.len;
+    }
+    pos += c.len;
+  }
+  if (start < text.size()) pieces.push_back(text.substr(start));
+  return pieces;
+}
+
 }  // namespace cascade

@@ -1,5 +1,6 @@
 // Hugging Face tokenizer.json with a BPE model, in the two pipelines the engine implements:
-//  - byte-level: ByteLevel pre-tokenizer (GPT-2 regex, no prefix space), ByteLevel decoder;
+//  - byte-level: ByteLevel pre-tokenizer (GPT-2 regex, no prefix space), alone or after
+//    Digits(individual_digits=true) as SmolLM2 and StarCoder have it; ByteLevel decoder;
 //  - sentencepiece-style: byte_fallback, spaces as "▁" through the normalizers Prepend("▁") +
 //    Replace(" ", "▁") or a Metaspace pre-tokenizer.
 // Any other component is refused by name rather than approximated, so a tokenizer that loads
@@ -105,13 +106,31 @@ Common read_common(const json& j, const std::filesystem::path& dir, const char* 
   return c;
 }
 
+// Whether the pre-tokenizer is a ByteLevel one: ByteLevel, or a Sequence ending in ByteLevel.
+bool is_byte_level(const json& pre) {
+  const auto p = parts(pre, "pretokenizers");
+  return !p.empty() && type_of(p.back()) == "ByteLevel";
+}
+
 std::unique_ptr<Tokenizer> byte_level(const json& j, Common c) {
   for (const auto& n : parts(j.value("normalizer", json()), "normalizers"))
     if (type_of(n) != "NFC") fail("normalizer ", type_of(n), " is not supported with a ByteLevel pre-tokenizer");
-  const auto& pre = j.at("pre_tokenizer");
+  ByteBpeVocab v;
+  const auto pres = parts(j.at("pre_tokenizer"), "pretokenizers");
+  const json& pre = pres.back();
   if (pre.value("add_prefix_space", false)) fail("ByteLevel add_prefix_space=true is not supported");
   if (!pre.value("use_regex", true)) fail("ByteLevel use_regex=false is not supported");
-  ByteBpeVocab v;
+  for (size_t i = 0; i + 1 < pres.size(); ++i) {
+    if (type_of(pres[i]) != "Digits" || !pres[i].value("individual_digits", false) || v.individual_digits)
+      fail("pre_tokenizer ", pres[i].dump(), " before ByteLevel is not supported (only Digits with individual_digits)");
+    v.individual_digits = true;
+  }
+  // Hugging Face's BPE turns a byte with no token into unk_token, if the vocabulary has it.
+  const json& model = j.at("model");
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    if (model.value("fuse_unk", false)) fail("model.fuse_unk=true is not supported with a ByteLevel pre-tokenizer");
+    if (auto it = c.id_of.find(model["unk_token"].get<std::string>()); it != c.id_of.end()) v.unk = it->second;
+  }
   v.tokens = std::move(c.tokens);
   v.merges = std::move(c.merges);
   v.special_ids = std::move(c.special_ids);
@@ -177,7 +196,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::filesystem::path& file
     const auto model_type = j["model"].value("type", "BPE");
     if (model_type != "BPE") fail("model type ", model_type, " is not supported (only BPE)");
     const json pre = j.value("pre_tokenizer", json());
-    if (type_of(pre) == "ByteLevel")
+    if (is_byte_level(pre))
       return byte_level(j, read_common(j, file.parent_path(), "<|endoftext|>", "<|endoftext|>"));
     if (!j["model"].value("byte_fallback", false))
       fail("neither a ByteLevel pre-tokenizer nor byte_fallback: not a supported BPE pipeline");

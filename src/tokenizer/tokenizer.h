@@ -66,6 +66,14 @@ struct ByteBpeVocab {
   std::vector<int32_t> added_ids;    // non-special added tokens: matched literally, decoded as text
   std::optional<int32_t> bos, eos;
   bool add_bos = false;  // prepend bos on encode(add_special=true)
+  // Split off every \p{N} character before the GPT-2 regex: Hugging Face's
+  // Sequence[Digits(individual_digits=true), ByteLevel], GGUF tokenizer.ggml.pre "smollm".
+  bool individual_digits = false;
+  // A vocabulary may lack tokens for some bytes (SmolLM2 has none for 21 of them, control bytes
+  // and bytes that never occur in UTF-8). Such a byte becomes unk when set, one unk per byte, as
+  // in Hugging Face's BPE with an unk_token and fuse_unk false; otherwise it is dropped, as
+  // Hugging Face's BPE without unk_token and llama.cpp do.
+  std::optional<int32_t> unk;
 };
 std::unique_ptr<Tokenizer> make_byte_bpe(ByteBpeVocab vocab);
 

@@ -151,8 +151,8 @@ TEST(AdaOptions, BadCombinationsAreErrors) {
 // Invariant 1 on a real model: along the ADA trajectory the exact cascade picks exactly the full
 // selection's set and parents at every layer (stories260K on WikiText-2 and TinyShakespeare windows).
 TEST(AdaStories260K, ExactCascadeEqualsFullSelectionAtEveryLayer) {
-  CASCADE_REQUIRE_SHARED(model, "models/stories260K/stories260K.bin");
-  CASCADE_REQUIRE_SHARED(tok_path, "models/stories260K/tok512.bin");
+  const auto model = test::bundled_model_dir() / "stories260K.bin";
+  const auto tok_path = test::bundled_model_dir() / "tok512.bin";
   CASCADE_REQUIRE_SHARED(wiki, "data/wikitext-2-raw/wiki.test.raw");
   CASCADE_REQUIRE_SHARED(shakespeare, "data/tinyshakespeare/input.txt");
   auto m = Model::load(model);

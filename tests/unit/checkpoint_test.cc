@@ -386,7 +386,7 @@ TEST_F(CheckpointTest, Llama2cWrongSize) {
 }
 
 TEST_F(CheckpointTest, Stories260K) {
-  CASCADE_REQUIRE_SHARED(path, "models/stories260K/stories260K.bin");
+  const auto path = test::bundled_model_dir() / "stories260K.bin";
   const Checkpoint ck = open_checkpoint(path);
   const json& c = ck.config;
   EXPECT_EQ(c["hidden_size"], 64);

@@ -351,5 +351,99 @@ TEST(GgufBadInput, UnsupportedArchitecture) {
   expect_error([&] { open_gguf_checkpoint(bad_file("qwen2", s)); }, {"unsupported GGUF architecture 'qwen2'"});
 }
 
+// ---- byte-level tokenizer metadata: tokenizer.ggml.pre and bytes without a token ---------------
+
+// A llama GGUF whose one tensor is a 4-wide token_embd.weight, with a gpt2 tokenizer of GPT-2's 256
+// byte tokens (token b is byte b, except that bytes 0x04 and 0xC3 have none: their slots hold
+// "<unused4>" and "<unused195>") plus "Ġ1" (256) and "12" (257) from two merges, and an
+// unknown_token_id, which llama.cpp ignores for gpt2 vocabularies. pre: tokenizer.ggml.pre, or
+// none when empty.
+std::string byte_bpe_gguf(const std::string& pre) {
+  std::vector<std::string> tokens;
+  int next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+    const int cp = printable ? b : next++;
+    tokens.push_back(cp < 0x80 ? std::string(1, char(cp)) : std::string{char(0xC0 | (cp >> 6)), char(0x80 | (cp & 0x3F))});
+  }
+  tokens[0x04] = "<unused4>";
+  tokens[0xC3] = "<unused195>";
+  tokens.push_back("\u01201");
+  tokens.push_back("12");
+  const std::vector<std::string> merges = {"\u0120 1", "1 2"};
+  const int64_t width = 4, vocab = int64_t(tokens.size());
+
+  std::string kv;
+  uint64_t n_kv = 0;
+  auto key = [&](const std::string& k, GgufType t) {
+    put_str(kv, k);
+    put32(kv, uint32_t(t));
+    ++n_kv;
+  };
+  auto u32 = [&](const std::string& k, uint32_t v) {
+    key(k, GgufType::U32);
+    put32(kv, v);
+  };
+  auto str = [&](const std::string& k, const std::string& v) {
+    key(k, GgufType::STRING);
+    put_str(kv, v);
+  };
+  auto strings = [&](const std::string& k, const std::vector<std::string>& v) {
+    key(k, GgufType::ARRAY);
+    put32(kv, uint32_t(GgufType::STRING));
+    put64(kv, v.size());
+    for (const auto& x : v) put_str(kv, x);
+  };
+  str("general.architecture", "llama");
+  for (const char* k : {"llama.embedding_length", "llama.feed_forward_length", "llama.context_length"}) u32(k, 4);
+  u32("llama.attention.head_count", 1);
+  u32("llama.block_count", 1);
+  key("llama.attention.layer_norm_rms_epsilon", GgufType::F32);
+  const float eps = 1e-5f;
+  kv.append(reinterpret_cast<const char*>(&eps), 4);
+  str("tokenizer.ggml.model", "gpt2");
+  if (!pre.empty()) str("tokenizer.ggml.pre", pre);
+  strings("tokenizer.ggml.tokens", tokens);
+  strings("tokenizer.ggml.merges", merges);
+  u32("tokenizer.ggml.unknown_token_id", 0);
+
+  std::string b = "GGUF";
+  put32(b, 3);
+  put64(b, 1);  // tensors
+  put64(b, n_kv);
+  b += kv;
+  put_str(b, "token_embd.weight");
+  put32(b, 2);
+  put64(b, uint64_t(width));
+  put64(b, uint64_t(vocab));
+  put32(b, 0);  // F32
+  put64(b, 0);
+  b.append((32 - b.size() % 32) % 32, '\0');
+  b.append(size_t(width * vocab) * sizeof(float), '\0');
+  return b;
+}
+
+using Ids = std::vector<int32_t>;
+
+TEST(GgufByteBpe, PreSmollmSplitsOffSingleDigits) {
+  const auto tok = [](const std::string& pre) {
+    return open_gguf_checkpoint(write_temp("pre_" + pre, byte_bpe_gguf(pre))).embedded_tokenizer;
+  };
+  EXPECT_EQ(tok("")->encode(" 12 x12", false), (Ids{256, '2', ' ', 'x', 257}));  // no key: GPT-2's regex
+  EXPECT_EQ(tok("gpt-2")->encode(" 12 x12", false), (Ids{256, '2', ' ', 'x', 257}));
+  for (const char* pre : {"smollm", "starcoder"})
+    EXPECT_EQ(tok(pre)->encode(" 12 x12", false), (Ids{' ', '1', '2', ' ', 'x', '1', '2'})) << pre;
+}
+
+TEST(GgufByteBpe, ByteWithoutATokenIsDroppedDespiteAnUnknownTokenId) {
+  const auto ck = open_gguf_checkpoint(write_temp("missing_bytes", byte_bpe_gguf("smollm")));
+  EXPECT_EQ(ck.embedded_tokenizer->encode("a\x04" "b\u00e9", false), (Ids{'a', 'b', 0xA9}));  // é is C3 A9
+}
+
+TEST(GgufByteBpe, UnknownPreIsAnErrorListingTheSupportedOnes) {
+  expect_error([] { open_gguf_checkpoint(write_temp("pre_llama3", byte_bpe_gguf("llama-bpe"))); },
+               {"tokenizer.ggml.pre", "'llama-bpe'", "'default'", "'gpt-2'", "'smollm'"});
+}
+
 }  // namespace
 }  // namespace cascade

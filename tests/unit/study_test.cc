@@ -103,7 +103,16 @@ TEST_F(Study, CascadeReproducesFullAndFullNeedsTheWholeTriangle) {
       EXPECT_EQ(f.needed, triangle) << "layer " << l;
       EXPECT_LE(c.needed, f.needed) << "layer " << l;
     }
+    // On exact attention's own features too, the cascade reproduces the full selection.
+    const size_t obs = index_of(r, "exact-trajectory");
+    EXPECT_TRUE(std::isnan(w.configs[obs].kl));
+    for (size_t l = 0; l < w.configs[obs].layers.size(); ++l) {
+      EXPECT_EQ(w.configs[obs].layers[l].jaccard_vs_full, 1.0) << "layer " << l;
+      EXPECT_LE(w.configs[obs].layers[l].needed, triangle) << "layer " << l;
+    }
+    EXPECT_EQ(w.configs[obs].layers[0].r, w.configs[full].layers[0].r);  // layer 0 sees the same features
     for (const ConfigRaw& c : w.configs) {
+      if (c.name == "exact-trajectory") continue;
       for (const LayerRaw& l : c.layers) {
         EXPECT_GE(l.r, 1) << c.name;
         EXPECT_LE(l.r, w.T) << c.name;
@@ -239,6 +248,7 @@ TEST(StudyCli, BadInputIsOneMessageAndExitCode2) {
       {m + text + " --ctx 32 --tau 1", "tau must be in [0, 1)"},
       {m + text + " --ctx 32 --tau -0.1", "tau must be in [0, 1)"},
       {m + text + " --ctx 32 --tau-sweep 0.2,1.5", "tau must be in [0, 1)"},
+      {m + text + " --ctx 32 --tau-sweep 0.2,0.1,0.2", "twice"},
       {m + text + " --ctx 32 --windows 100000", "windows"},
       {m + text + " --ctx 32 --similarity dot", "unknown similarity"},
       {m + " --text " + (d / "empty.txt").string() + " --ctx 32", "empty"},
@@ -305,7 +315,7 @@ TEST(SvgPlot, TicksAndDocument) {
   EXPECT_NEAR(t.back(), 1.0, 1e-12);
   svg::Plot p;
   p.title = "a < b";
-  p.series.push_back({"s&t", {0, 1, 2}, {1, std::nan(""), 3}, {0.1, 0.1, 0.1}, {}, true});
+  p.series.push_back({"s&t", {0, 1, 2}, {1, std::nan(""), 3}, {0.1, 0.1, 0.1}, {}});
   const std::string doc = svg::render(p);
   EXPECT_EQ(doc.rfind("<svg", 0), 0u);
   EXPECT_NE(doc.find("</svg>"), std::string::npos);

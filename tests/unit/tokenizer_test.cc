@@ -406,10 +406,12 @@ TEST(SentencePiece, DummyPrefixRules) {
   EXPECT_EQ(first->encode("", true), Ids{1});
 }
 
-TEST(ByteBpe, NonSpecialAddedTokensAreMatchedAndDecodedAsText) {
+// Token b is byte b written in GPT-2's byte alphabet (printable bytes are themselves, the rest start
+// at U+0100), except that the slot of each byte in `missing` holds "<unusedB>": a vocabulary with no
+// token for those bytes, as SmolLM2's lacks 21.
+ByteBpeVocab byte_vocab(std::initializer_list<int> missing = {}) {
   ByteBpeVocab v;
   v.tokens.resize(256);
-  // GPT-2's byte alphabet: printable bytes are themselves, the rest start at U+0100.
   int next = 256;
   for (int b = 0; b < 256; ++b) {
     const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
@@ -417,6 +419,12 @@ TEST(ByteBpe, NonSpecialAddedTokensAreMatchedAndDecodedAsText) {
     v.tokens[b] = cp < 0x80 ? std::string(1, static_cast<char>(cp))
                             : std::string{static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
   }
+  for (int b : missing) v.tokens[b] = "<unused" + std::to_string(b) + ">";
+  return v;
+}
+
+TEST(ByteBpe, NonSpecialAddedTokensAreMatchedAndDecodedAsText) {
+  ByteBpeVocab v = byte_vocab();
   v.tokens.push_back("  ");           // 256: a non-special added run of spaces, as GPT-NeoX has
   v.tokens.push_back("<|pad|>");      // 257: special
   v.added_ids = {256};
@@ -426,6 +434,76 @@ TEST(ByteBpe, NonSpecialAddedTokensAreMatchedAndDecodedAsText) {
   EXPECT_EQ(tok->decode(Ids{'a', 256, 'b', 257}), "a  b");
   EXPECT_TRUE(tok->is_special(257));
   EXPECT_FALSE(tok->is_special(256));
+}
+
+// Expected ids below are what Hugging Face `tokenizers` 0.23 gives for the same vocabularies (BPE
+// with and without unk_token; pre-tokenizer ByteLevel alone or after Digits(individual_digits=true)).
+TEST(ByteBpe, ByteWithoutATokenIsDroppedOrBecomesUnk) {
+  ByteBpeVocab v = byte_vocab({0x04, 0xC3});
+  v.tokens.push_back("<unk>");  // 256
+  v.special_ids = {256};
+  EXPECT_EQ(make_byte_bpe(v)->encode("a\x04" "b\u00e9\x04", false), (Ids{'a', 'b', 0xA9}));  // é is C3 A9
+  EXPECT_EQ(make_byte_bpe(v)->encode("\x04", false), Ids{});
+  v.unk = 256;
+  EXPECT_EQ(make_byte_bpe(v)->encode("a\x04" "b\u00e9\x04", false), (Ids{'a', 256, 'b', 256, 0xA9, 256}));
+  v.unk = 257;
+  EXPECT_THROW(make_byte_bpe(v), Error);
+}
+
+TEST(Gpt2Pretokenizer, SplitDigitsIsolatesEveryNumberCharacter) {
+  using V = std::vector<std::string_view>;
+  EXPECT_EQ(split_digits("ab12 \u00b3x"), (V{"ab", "1", "2", " ", "\u00b3", "x"}));  // ³ is \p{N}
+  EXPECT_EQ(split_digits("x\u0663y 7"), (V{"x", "\u0663", "y ", "7"}));             // Arabic-Indic 3
+  EXPECT_EQ(split_digits("12"), (V{"1", "2"}));
+  EXPECT_EQ(split_digits("no digits"), (V{"no digits"}));
+  EXPECT_EQ(split_digits(""), V{});
+}
+
+// A vocabulary whose merges join digits, so that splitting them off first shows in the ids.
+ByteBpeVocab digit_merge_vocab() {
+  ByteBpeVocab v = byte_vocab();
+  v.tokens.push_back("\u01201");  // 256: "Ġ1", a space then 1
+  v.tokens.push_back("12");       // 257
+  v.merges = {{"\u0120", "1"}, {"1", "2"}};
+  return v;
+}
+
+TEST(ByteBpe, IndividualDigitsAreSplitOffBeforeTheGpt2Regex) {
+  ByteBpeVocab v = digit_merge_vocab();
+  EXPECT_EQ(make_byte_bpe(v)->encode(" 12 x12", false), (Ids{256, '2', ' ', 'x', 257}));
+  v.individual_digits = true;
+  const auto tok = make_byte_bpe(v);
+  EXPECT_EQ(tok->encode(" 12 x12", false), (Ids{' ', '1', '2', ' ', 'x', '1', '2'}));
+  EXPECT_EQ(tok->decode(tok->encode(" 12 x12", false)), " 12 x12");
+}
+
+// The same through tokenizer.json: SmolLM2's pre-tokenizer Sequence and a model unk_token.
+TEST(ByteBpe, TokenizerJsonDigitsThenByteLevelWithUnk) {
+  TempDir dir;
+  ByteBpeVocab v = digit_merge_vocab();
+  v.tokens[0x04] = "<unk>";
+  nlohmann::json vocab, merges = nlohmann::json::array();
+  for (size_t id = 0; id < v.tokens.size(); ++id) vocab[v.tokens[id]] = id;
+  for (const auto& [a, b] : v.merges) merges.push_back(a + " " + b);
+  const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  auto write = [&](const nlohmann::json& pre, const nlohmann::json& unk) {
+    const nlohmann::json j = {
+        {"added_tokens", {{{"id", 4}, {"content", "<unk>"}, {"special", true}}}},
+        {"pre_tokenizer", pre},
+        {"decoder", {{"type", "ByteLevel"}}},
+        {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"unk_token", unk}}}};
+    write_file(dir.path() / "tokenizer.json", j.dump());
+  };
+  const nlohmann::json digits = {{"type", "Digits"}, {"individual_digits", true}};
+  write({{"type", "Sequence"}, {"pretokenizers", {digits, byte_level}}}, "<unk>");
+  EXPECT_EQ(load_tokenizer(dir.path())->encode(" 12\x04", false), (Ids{' ', '1', '2', 4}));
+  write(byte_level, nullptr);
+  EXPECT_EQ(load_tokenizer(dir.path())->encode(" 12\x04", false), (Ids{256, '2'}));
+  write({{"type", "Sequence"}, {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", false}}, byte_level}}},
+        nullptr);
+  EXPECT_THROW(load_tokenizer(dir.path()), Error);
+  write({{"type", "Sequence"}, {"pretokenizers", {{{"type", "Punctuation"}}, byte_level}}}, nullptr);
+  EXPECT_THROW(load_tokenizer(dir.path()), Error);
 }
 
 // ---- streaming

@@ -1,6 +1,11 @@
 // cascade perplexity: sliding-window perplexity of a model over a text file (convention in
-// src/eval/perplexity.h and the README), with progress on stderr and an optional JSON report.
+// src/eval/perplexity.h and the README), with progress on stderr and an optional JSON report. The
+// report is rewritten after every window ("complete": false until the last), so that a run stopped
+// part way keeps what it measured; each rewrite goes to a temporary file renamed over the report,
+// so a kill mid-write never leaves half a file.
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -25,6 +30,34 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
+namespace {
+
+std::string temporary(const std::string& report) { return report + ".partial"; }
+
+// Fails now, before the model runs, if the report cannot be written; leaves nothing behind.
+void check_writable(const std::string& path) {
+  if (!std::ofstream(temporary(path))) fail(path, ": cannot open for writing");
+  std::filesystem::remove(temporary(path));
+}
+
+void write_report(const std::string& path, const nlohmann::json& base, const PerplexityResult& r, bool complete) {
+  nlohmann::json j = base;
+  j.update({{"ppl", r.ppl}, {"nll", r.nll}, {"scored", r.scored}, {"tokens", r.tokens}, {"complete", complete}});
+  auto w = nlohmann::json::array();
+  for (const auto& x : r.windows) w.push_back({{"begin", x.begin}, {"end", x.end}, {"scored", x.scored}, {"nll", x.nll}});
+  j["windows"] = w;
+  {
+    std::ofstream f(temporary(path));
+    f << j.dump(1) << "\n";
+    if (!f) fail(path, ": write failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary(path), path, ec);
+  if (ec) fail(path, ": cannot write (", ec.message(), ")");
+}
+
+}  // namespace
+
 void add_perplexity(CLI::App& app) {
   auto* c = app.add_subcommand(
       "perplexity",
@@ -47,34 +80,35 @@ void add_perplexity(CLI::App& app) {
   c->add_option("--ctx", o->p.ctx, "Window length in tokens (default: the model's context)");
   c->add_option("--stride", o->p.stride, "Distance between window starts (default: --ctx)");
   c->add_option("--max-windows", o->p.max_windows, "Stop after this many windows (0: all)")->capture_default_str();
-  c->add_option("--json", o->json, "Write the result (and per-window NLL) as JSON to this file");
+  c->add_option("--json", o->json, "Write the result (and per-window NLL) as JSON to this file, rewritten after every window");
   c->add_flag("--quiet", o->quiet, "No progress on stderr");
   c->callback([o] {
     const auto attention = make_attention(o->att);
     const std::string text = read_text_file(o->text);
     if (text.empty()) fail(o->text, ": the text file is empty");
+    if (!o->json.empty()) check_writable(o->json);
     auto m = Model::load(o->model);
     auto tok = model_tokenizer(*m, o->model, o->tokenizer);
     const std::vector<int32_t> ids = tok->encode(text, true);
+    const int64_t ctx = o->p.ctx ? o->p.ctx : m->spec().max_positions;
+    const nlohmann::json base = {{"model", o->model}, {"text", o->text}, {"ctx", ctx}, {"stride", o->p.stride ? o->p.stride : ctx}};
+    PerplexityResult so_far;
+    so_far.tokens = int64_t(ids.size());
     std::optional<Progress> bar;
-    const auto r = perplexity(*m, ids, o->p, attention.get(), [&](const WindowResult&, int64_t done, int64_t total) {
+    const auto r = perplexity(*m, ids, o->p, attention.get(), [&](const WindowResult& w, int64_t done, int64_t total) {
       if (!bar) bar.emplace("perplexity", total, !o->quiet);
       bar->update(done);
+      if (o->json.empty()) return;
+      so_far.windows.push_back(w);
+      so_far.nll += w.nll;
+      so_far.scored += w.scored;
+      so_far.ppl = std::exp(so_far.nll / double(so_far.scored));
+      write_report(o->json, base, so_far, false);
     });
     if (bar) bar->finish();
     std::printf("perplexity %.6f over %lld scored tokens of %lld (%zu windows)\n", r.ppl, (long long)r.scored,
                 (long long)r.tokens, r.windows.size());
-    if (!o->json.empty()) {
-      nlohmann::json j = {{"model", o->model}, {"text", o->text}, {"ppl", r.ppl}, {"nll", r.nll},
-                          {"scored", r.scored}, {"tokens", r.tokens}, {"ctx", o->p.ctx ? o->p.ctx : m->spec().max_positions},
-                          {"stride", o->p.stride ? o->p.stride : (o->p.ctx ? o->p.ctx : m->spec().max_positions)}};
-      auto w = nlohmann::json::array();
-      for (const auto& x : r.windows) w.push_back({{"begin", x.begin}, {"end", x.end}, {"scored", x.scored}, {"nll", x.nll}});
-      j["windows"] = w;
-      std::ofstream f(o->json);
-      if (!f) fail(o->json, ": cannot open for writing");
-      f << j.dump(1) << "\n";
-    }
+    if (!o->json.empty()) write_report(o->json, base, r, true);
   });
 }
 

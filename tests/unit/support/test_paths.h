@@ -9,6 +9,8 @@ namespace cascade::test {
 
 inline std::filesystem::path data_dir() { return CASCADE_TEST_DATA; }
 inline std::filesystem::path shared_dir() { return CASCADE_SHARED_DIR; }
+// The model bundled with the repository (models/stories260K): always present.
+inline std::filesystem::path bundled_model_dir() { return std::filesystem::path(CASCADE_TEST_DATA) / ".." / ".." / "models" / "stories260K"; }
 inline std::string cli_path() { return CASCADE_CLI; }
 
 // The path of a file under ../shared, or "" when absent (the caller then GTEST_SKIPs).

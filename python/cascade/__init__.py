@@ -1,0 +1,182 @@
+"""Cascade from Python: the C++ engine's models, ADA attention, token selection and study.
+
+Design: this file is the public API. It turns Python values into what the extension module
+(cascade._cascade, python/src/) takes -- contiguous int32 ids, float32 host arrays, one validated
+attention-options object -- and carries the docstrings. The engine does the work with the GIL
+released; Ctrl-C stops generate() between tokens and study() between configurations.
+
+    import cascade, numpy as np
+    m = cascade.load("models/stories260K/stories260K.bin")
+    print(m.generate("Once upon a time", max_new_tokens=32))
+    ids = m.tokenize("Once upon a time there was a cat")
+    exact = m.logits(ids)                               # numpy float32 [T, vocab]
+    ada = m.logits(ids, attention="ada", tau=0.3)        # ADA with the exact cascade
+    layers = m.trace(ids, tau=0.3)                       # per-layer sets, costs, errors
+    sel = cascade.select(np.random.randn(64, 16), tau=0.5)
+
+Every problem with what was given (a file, an option, a token id) raises CascadeError, a ValueError
+carrying the engine's message.
+"""
+
+import numpy as np
+
+from . import _cascade
+from ._cascade import CascadeError
+
+__all__ = ["CascadeError", "Model", "load", "select", "study"]
+
+
+def _ids(ids):
+    """Token ids as a contiguous int32 vector; accepts [T] or [1, T], lists and CPU tensors."""
+    a = np.asarray(ids)
+    if a.ndim == 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 1:
+        raise CascadeError(f"token ids must have shape [T] or [1, T], got {list(a.shape)}")
+    if a.size and a.dtype.kind not in "iu":
+        raise CascadeError(f"token ids must be integers, got dtype {a.dtype}")
+    if a.size and (a.min() < np.iinfo(np.int32).min or a.max() > np.iinfo(np.int32).max):
+        raise CascadeError("token ids must fit in int32")
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _host_matrix(x):
+    """A [T, d] float32 C-contiguous host array from NumPy data or any __dlpack__ object."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        # torch: DLPack refuses tensors that require grad; CUDA tensors are copied to the host and
+        # half/bfloat16 widened, since NumPy has no bfloat16.
+        x = x.detach().cpu().float()
+    if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
+        device_type = x.__dlpack_device__()[0]
+        if device_type != 1:  # kDLCPU
+            raise CascadeError(f"x is on DLPack device type {device_type}: copy it to host memory first")
+        x = np.from_dlpack(x)
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim != 2:
+        raise CascadeError(f"x must be a 2-D array [T, d], got shape {list(a.shape)}")
+    return a
+
+
+class Model:
+    """A loaded checkpoint (see load()). Calls are independent: each starts a new sequence."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def __repr__(self):
+        s = self.spec
+        return f"<cascade.Model {s.get('model_type', '?')} from {self._engine.path!r}>"
+
+    @property
+    def spec(self):
+        """The architecture the engine read (ArchSpec::describe()) as a dict."""
+        return self._engine.spec
+
+    def logits(self, ids, attention="full", select="cascade", tau=0.30, rule="greedy", similarity="pearson",
+               queries="reps", proportional=False):
+        """Logits of one forward pass over ids ([T] or [1, T]): a float32 NumPy array [T, vocab] that
+        owns the engine's buffer (no copy). Attention options, as the CLI's flags:
+
+        attention: "full" (exact) or "ada" (attention on representative tokens).
+        select: with ada, how layer l+1's set comes from layer l's: "full", "cascade" (exact: the
+            same set as full), "inherit", "capped:K" or "random[:SEED]" (prefill only).
+        tau: Gram threshold in [0, 1); a token is redundant at correlation >= 1 - tau^2.
+        rule: "greedy" (against representatives) or "all-earlier".
+        similarity: "pearson" (centred) or "cosine".
+        queries: "reps" (r x r attention; the others copy their parent's output) or "all".
+        proportional: add log n_s to the logit of representative s.
+        """
+        a = _cascade.Attention(attention=attention, select=select, tau=tau, rule=rule, similarity=similarity,
+                               queries=queries, proportional=proportional)
+        return self._engine.logits(_ids(ids), a)
+
+    def generate(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, seed=0, **attention):
+        """The continuation of prompt (not repeated), as `cascade generate` makes it: the tokenizer's
+        BOS first, the prompt prefilled in one pass, then KV-cached decoding until max_new_tokens,
+        the end-of-sequence token or a full context. Greedy when temperature is 0; otherwise
+        softmax(logits / temperature) within top_k (0: all) and top_p, drawn with seed.
+        Keyword attention options as for logits().
+        """
+        a = _cascade.Attention(**attention)
+        text = self._engine.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, a)
+        return text.decode("utf-8", errors="replace")
+
+    def tokenize(self, text, add_special=True):
+        """Token ids of text (int32 NumPy array); add_special prepends the tokenizer's prefix
+        (e.g. BOS), as Hugging Face's add_special_tokens=True does."""
+        return self._engine.tokenize(text, add_special)
+
+    def detokenize(self, ids):
+        """Text of ids; special tokens are skipped, bytes that are not UTF-8 become U+FFFD."""
+        return self._engine.detokenize(_ids(ids)).decode("utf-8", errors="replace")
+
+    def trace(self, ids, **attention):
+        """What ADA did at each layer on one prefill of ids: a list (one per layer) of dicts with
+        reps, parents, added, removed (int32 arrays), refreshed, gram_needed, gram_computed (the
+        selection's inner products), attention_error (||O_ada - O_full||_F / ||O_full||_F on the same
+        layer input) and jaccard_vs_full (the set against the full selection on the same features).
+        Keyword attention options as for logits(); attention defaults to "ada" here.
+        """
+        attention.setdefault("attention", "ada")
+        return self._engine.trace(_ids(ids), _cascade.Attention(**attention))
+
+
+def load(path, device="cpu", tokenizer=None):
+    """Loads a checkpoint: a Hugging Face directory (config.json + safetensors), a llama2.c .bin (its
+    tokenizer found beside it) or a .gguf file. tokenizer names a tokenizer file or directory that is
+    not beside the model; otherwise it is looked up on first use, so a model without one still gives
+    logits. device: "cpu", the only backend of this build."""
+    return Model(_cascade.Model.load(str(path), device, "" if tokenizer is None else str(tokenizer)))
+
+
+def select(x, tau=0.30, previous=None, rule="greedy", similarity="pearson", mode="cascade"):
+    """SPEC section 1 token selection on an activation matrix x [T, d].
+
+    x: a 2-D float array: NumPy, or any object with __dlpack__ on the CPU (e.g. a torch tensor). A
+    torch CUDA tensor is copied to host memory first (the engine runs on the CPU). Computed from
+    float32 values, correlations in float64.
+    previous: the layer below's result (the dict this returns) or its reps array; None selects from
+    scratch (the full selection). With previous, mode says how this layer follows it: "cascade" (the
+    exact cascade: the same set as from scratch, at a fraction of the Gram), "full", "inherit",
+    "capped:K" or "random[:SEED]".
+    rule: "greedy" or "all-earlier" (the cascade needs greedy); similarity: "pearson" or "cosine".
+
+    Returns a dict: reps (sorted int32), parents (int32 [T]; parents[t] == t for representatives),
+    added and removed (against previous), gram_needed and gram_computed (inner products the rule
+    needs and the kernels computed), refreshed (capped: the cap was passed).
+    """
+    x = _host_matrix(x)
+    prev_reps, prev_T = None, x.shape[0]
+    if previous is not None:
+        if isinstance(previous, dict):
+            prev_reps, prev_T = previous["reps"], len(previous["parents"])
+        else:
+            prev_reps = previous
+        prev_reps = _ids(prev_reps)
+    return _cascade.select(x, tau, prev_reps, prev_T, rule, similarity, mode)
+
+
+def study(model, text, ctx, windows=0, seed=0, tau=0.30, tau_sweep=(), similarity="pearson", capped_k=8,
+          out=None, overwrite=False, quiet=False):
+    """The ADA study (`cascade study`) of model on a text file: non-overlapping windows of ctx
+    tokens (windows of them drawn with seed; 0: all), exact attention against full, cascade,
+    inherit, capped:K, random:SEED, cascade+all-queries, cascade+proportional, exact-trajectory
+    (at tau) and cascade@tau=X for X in tau_sweep.
+
+    Returns a dict: params, windows, layers, exact (perplexity and times of exact attention),
+    configs ({name: {tau, sweep, exact_trajectory, METRIC: {mean, std, n}}} with METRIC one of
+    r_over_T, jaccard_consecutive, gram_needed_savings, ppl_ratio, top1, kl, ... over windows),
+    paper_vs_ours, and per_layer: one row per (configuration, window, layer) -- a pandas DataFrame
+    when pandas is importable, else a dict of equal-length columns.
+    out: also write report.md, metrics.json, per_layer.csv and figures there (and resume a study
+    stopped there; overwrite replaces one with other parameters); the dict then lists them as files.
+    Progress goes to stderr unless quiet.
+    """
+    result = _cascade.study(model._engine, str(text), ctx, windows, seed, tau, list(tau_sweep), similarity,
+                            capped_k, "" if out is None else str(out), overwrite, quiet)
+    try:
+        import pandas
+    except ImportError:
+        return result
+    result["per_layer"] = pandas.DataFrame(result["per_layer"])
+    return result

@@ -1,0 +1,206 @@
+// cascade.study's engine half: the study of src/eval/study.h on a loaded model, returned as Python
+// values (and written to `out` as `cascade study --out` writes it, when given).
+//
+// Why the window loop is here rather than a call to run_study: Ctrl-C must be able to stop a study
+// between configurations, which needs a hook run_study does not offer. The loop is run_study's
+// (study_windows, run_window, StudyStore, summarize), with check_signals() in run_window's tick.
+#include <omp.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "common.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "eval/study.h"
+#include "eval/study_metrics.h"
+#include "eval/study_report.h"
+#include "eval/study_store.h"
+#include "py_model.h"
+
+namespace cascade::py {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string absolute(const std::string& path) {
+  return path.empty() ? path : fs::absolute(path).lexically_normal().string();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  CASCADE_CHECK(in, path, ": cannot open text file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CASCADE_CHECK(!ss.str().empty(), path, ": the text file is empty");
+  return ss.str();
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M UTC", &tm);
+  return b;
+}
+
+struct Outcome {
+  StudyRun run;
+  StudySummary summary;
+  std::vector<std::string> files;  // written into out, if any
+};
+
+Outcome run(const Model& m, const Tokenizer& tok, StudyParams p, const std::string& out, bool overwrite, bool quiet) {
+  const std::vector<int32_t> ids = tok.encode(read_text(p.text), true);
+  p.n_tokens = int64_t(ids.size());
+  Outcome o{{p, study_configs(p), {}, 0}, {}, {}};
+  StudyRun& run = o.run;
+  const std::vector<int64_t> planned = study_windows(p, m.spec().max_positions);
+  std::optional<StudyStore> store;
+  if (!out.empty()) {
+    std::vector<std::string> names;
+    for (const auto& c : run.configs) names.push_back(c.name);
+    store.emplace(out, p, planned, names, overwrite);
+    run.windows = store->done();
+    run.resumed = int64_t(run.windows.size());
+  }
+  std::vector<int64_t> todo;
+  for (int64_t k : planned)
+    if (std::none_of(run.windows.begin(), run.windows.end(), [&](const WindowRaw& w) { return w.index == k; }))
+      todo.push_back(k);
+  Progress bar("study", int64_t(todo.size() * run.configs.size()), !quiet);
+  int64_t ticks = 0;
+  for (int64_t k : todo) {
+    const int64_t begin = k * p.ctx;
+    WindowRaw w = run_window(m, std::span(ids).subspan(size_t(begin), size_t(p.ctx)), k, begin, run.configs, [&] {
+      bar.update(++ticks);
+      check_signals();
+    });
+    if (store) store->append(w);
+    run.windows.push_back(std::move(w));
+  }
+  bar.finish(run.resumed ? std::to_string(run.resumed) + " windows resumed" : std::string());
+  std::sort(run.windows.begin(), run.windows.end(), [](const WindowRaw& a, const WindowRaw& b) { return a.index < b.index; });
+  o.summary = summarize(run);
+  if (!out.empty()) o.files = write_study_outputs(run, m.spec(), {utc_now(), "", omp_get_max_threads()}, out);
+  return o;
+}
+
+nb::dict mean_std_dict(const MeanStd& m) {
+  nb::dict d;
+  d["mean"] = m.mean;
+  d["std"] = m.std;
+  d["n"] = m.n;
+  return d;
+}
+
+// One row per (configuration, window, layer), as per_layer.csv: columns of equal length.
+nb::dict per_layer_columns(const StudyRun& run) {
+  nb::list config;
+  std::vector<double> tau;
+  std::vector<int64_t> window, layer;
+  const auto& keys = layer_metric_keys();
+  std::vector<std::vector<double>> values(keys.size());
+  for (size_t c = 0; c < run.configs.size(); ++c)
+    for (const WindowRaw& w : run.windows)
+      for (size_t l = 0; l < w.configs.at(c).layers.size(); ++l) {
+        config.append(nb::str(run.configs[c].name.c_str()));
+        tau.push_back(run.configs[c].ada.select.tau);
+        window.push_back(w.index);
+        layer.push_back(int64_t(l));
+        const std::vector<double> v = layer_metrics(w, c, l);
+        for (size_t k = 0; k < keys.size(); ++k) values[k].push_back(v[k]);
+      }
+  nb::dict d;
+  d["config"] = config;
+  d["tau"] = to_numpy(std::move(tau));
+  d["window"] = to_numpy(std::move(window));
+  d["layer"] = to_numpy(std::move(layer));
+  for (size_t k = 0; k < keys.size(); ++k) d[nb::str(keys[k].c_str())] = to_numpy(std::move(values[k]));
+  return d;
+}
+
+nb::dict to_dict(const Outcome& o, const std::string& out) {
+  const StudySummary& s = o.summary;
+  nb::dict d;
+  d["params"] = to_python(params_json(o.run.params));
+  d["windows"] = s.windows;
+  d["windows_resumed"] = o.run.resumed;
+  d["layers"] = s.layers;
+  nb::dict exact;
+  exact["ppl"] = mean_std_dict(s.ppl_exact);
+  exact["time_total"] = mean_std_dict(s.time_exact_total);
+  exact["time_attention"] = mean_std_dict(s.time_exact_attention);
+  exact["time_projections"] = mean_std_dict(s.time_exact_projections);
+  exact["time_rest"] = mean_std_dict(s.time_exact_rest);
+  d["exact"] = exact;
+  nb::dict configs;
+  for (const ConfigSummary& c : s.configs) {
+    nb::dict cd;
+    cd["tau"] = c.tau;
+    cd["sweep"] = c.sweep;
+    cd["exact_trajectory"] = c.exact_trajectory;
+    for (size_t k = 0; k < window_metric_keys().size(); ++k)
+      cd[nb::str(window_metric_keys()[k].c_str())] = mean_std_dict(c.overall[k]);
+    configs[nb::str(c.name.c_str())] = cd;
+  }
+  d["configs"] = configs;
+  nb::list paper;
+  for (const PaperComparison& p : paper_vs_ours(s)) {
+    nb::dict pd;
+    pd["quantity"] = p.quantity;
+    pd["metric"] = "cascade." + p.key;
+    pd["paper_lo"] = p.lo;
+    pd["paper_hi"] = p.hi;
+    pd["ours"] = mean_std_dict(p.ours);
+    pd["inside_paper_range"] = p.inside();
+    paper.append(pd);
+  }
+  d["paper_vs_ours"] = paper;
+  d["per_layer"] = per_layer_columns(o.run);
+  if (!out.empty()) {
+    nb::list files;
+    for (const auto& f : o.files) files.append(nb::str((fs::path(out) / f).string().c_str()));
+    d["files"] = files;
+  }
+  return d;
+}
+
+nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t windows, uint64_t seed, double tau,
+               const std::vector<double>& tau_sweep, const std::string& similarity, int64_t capped_k,
+               const std::string& out, bool overwrite, bool quiet) {
+  StudyParams p;
+  p.model = absolute(pm.path());
+  p.tokenizer = absolute(pm.tokenizer_path());
+  p.text = absolute(text);
+  p.ctx = ctx;
+  p.windows = windows;
+  p.seed = seed;
+  p.tau = tau;
+  p.tau_sweep = tau_sweep;
+  p.similarity = select::parse_similarity(similarity);
+  p.capped_k = capped_k;
+  (void)study_configs(p);  // a bad tau or cap fails before any work
+  const Tokenizer& tok = pm.tokenizer();
+  const Outcome o = run_released([&] { return run(pm.model(), tok, p, out, overwrite, quiet); });
+  return to_dict(o, out);
+}
+
+}  // namespace
+
+void bind_study(nb::module_& m) {
+  m.def("study", &study, nb::arg("model"), nb::arg("text"), nb::arg("ctx"), nb::arg("windows"), nb::arg("seed"),
+        nb::arg("tau"), nb::arg("tau_sweep"), nb::arg("similarity"), nb::arg("capped_k"), nb::arg("out"),
+        nb::arg("overwrite"), nb::arg("quiet"));
+}
+
+}  // namespace cascade::py

@@ -1,0 +1,111 @@
+"""cascade.Model against the committed references: Hugging Face's logits and tokenizer ids, the ADA
+trace's invariants, every checkpoint format, and errors as CascadeError."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import DATA, ROOT, STORIES
+
+import cascade
+
+
+def test_logits_match_hugging_face(llama_gqa):
+    ids = np.load(DATA / "ref" / "llama_gqa" / "ids.npy")
+    ref = np.load(DATA / "ref" / "llama_gqa" / "logits.npy")
+    got = llama_gqa.logits(ids)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max() + 1e-5
+    # [1, T] and a plain list are the same ids.
+    np.testing.assert_array_equal(llama_gqa.logits(ids[None, :]), got)
+    np.testing.assert_array_equal(llama_gqa.logits(ids.tolist()), got)
+
+
+def test_logits_own_the_engine_buffer(llama_gqa):
+    got = llama_gqa.logits(np.arange(1, 9))
+    assert not got.flags.owndata  # a view of the engine's tensor, kept alive by the array
+    got[0, 0] = 1.0  # and writable
+
+
+def test_ada_at_tau_zero_on_distinct_tokens_is_exact(llama_gqa):
+    ids = np.load(DATA / "ref" / "llama_gqa" / "ids.npy")
+    assert len(set(ids.tolist())) == len(ids)
+    exact = llama_gqa.logits(ids)
+    ada = llama_gqa.logits(ids, attention="ada", tau=0.0)
+    assert np.abs(ada - exact).max() <= 1e-4 * np.abs(exact).max() + 1e-5
+
+
+def test_tokenizer_matches_hugging_face():
+    m = cascade.load(DATA / "models" / "llama")
+    cases = json.loads((DATA / "ref" / "llama" / "tokenizer_hard.json").read_text(encoding="utf-8"))
+    for case in cases:
+        ids = m.tokenize(case["text"], add_special=False)
+        assert ids.dtype == np.int32
+        assert ids.tolist() == case["ids"], case["text"]
+        assert m.detokenize(ids) == case["text"]
+    with_bos = m.tokenize("Hello world")
+    assert with_bos[0] == 1 and with_bos[1:].tolist() == m.tokenize("Hello world", add_special=False).tolist()
+
+
+def test_every_format_loads():
+    ids = [1, 5, 9, 3]
+    for path in [DATA / "models" / "llama", STORIES, DATA / "gguf" / "tiny_llama_spm.gguf"]:
+        m = cascade.load(path)
+        assert m.logits(ids).shape == (4, m.spec["vocab_size"])
+
+
+def test_generate_is_reproducible(stories):
+    greedy = stories.generate("Once upon a time", max_new_tokens=24)
+    assert greedy and greedy == stories.generate("Once upon a time", max_new_tokens=24)
+    sampled = [stories.generate("Once upon a time", 24, temperature=0.8, top_k=40, seed=7) for _ in range(2)]
+    assert sampled[0] == sampled[1]
+    assert stories.generate("Once upon a time", max_new_tokens=24, attention="ada", tau=0.3)
+
+
+def test_spec(stories):
+    s = stories.spec
+    assert s["model_type"] == "llama" and s["n_layers"] == 5 and s["vocab_size"] == 512
+
+
+def test_trace(stories):
+    ids = stories.tokenize((ROOT / "tests" / "data" / "text" / "sample.txt").read_text(encoding="utf-8"))[:96]
+    layers = stories.trace(ids, tau=0.3)
+    assert len(layers) == stories.spec["n_layers"]
+    T = len(ids)
+    for l, t in enumerate(layers):
+        reps, parents = t["reps"], t["parents"]
+        assert reps.dtype == np.int32 and parents.shape == (T,)
+        assert reps[0] == 0 and np.all(np.diff(reps) > 0)
+        np.testing.assert_array_equal(parents[reps], reps)
+        assert np.all(parents <= np.arange(T))
+        assert t["gram_needed"] <= t["gram_computed"]
+        assert t["jaccard_vs_full"] == 1.0  # the exact cascade
+        assert 0 <= t["attention_error"]
+        if l == 0:
+            assert len(t["added"]) == 0 and len(t["removed"]) == 0
+
+
+def test_trace_at_tau_zero_keeps_every_distinct_token(llama_gqa):
+    ids = np.load(DATA / "ref" / "llama_gqa" / "ids.npy")
+    for t in llama_gqa.trace(ids, tau=0.0):
+        np.testing.assert_array_equal(t["reps"], np.arange(len(ids)))
+        np.testing.assert_array_equal(t["parents"], np.arange(len(ids)))
+        assert t["attention_error"] < 1e-5
+
+
+def test_errors_are_cascade_errors(stories):
+    assert issubclass(cascade.CascadeError, ValueError)
+    with pytest.raises(cascade.CascadeError, match="no-such"):
+        cascade.load(ROOT / "no-such-model.bin")
+    with pytest.raises(cascade.CascadeError, match="tau"):
+        stories.logits([1, 2, 3], attention="ada", tau=1.5)
+    with pytest.raises(cascade.CascadeError, match="attention"):
+        stories.logits([1, 2, 3], attention="sparse")
+    with pytest.raises(cascade.CascadeError):
+        stories.logits([1, 99999])  # outside the vocabulary
+    with pytest.raises(cascade.CascadeError, match="device"):
+        cascade.load(STORIES, device="cuda")
+    with pytest.raises(cascade.CascadeError):
+        cascade.load(DATA / "models" / "llama_gqa").tokenize("no tokenizer beside this one")
+    with pytest.raises(TypeError):
+        stories.trace([1, 2, 3], no_such_option=1)

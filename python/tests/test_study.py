@@ -1,0 +1,63 @@
+"""cascade.study on the bundled model and sample text: the figures it returns, the files it writes
+and resumes from, and Ctrl-C stopping it."""
+
+import _thread
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import DATA
+
+import cascade
+
+TEXT = DATA / "text" / "sample.txt"
+
+
+def per_layer_column(result, key):
+    return np.asarray(result["per_layer"][key])
+
+
+def test_study_figures(stories):
+    r = cascade.study(stories, TEXT, ctx=128, windows=2, seed=1, tau_sweep=[0.0, 0.5], quiet=True)
+    assert r["windows"] == 2 and r["layers"] == 5
+    assert r["params"]["ctx"] == 128 and r["params"]["tau_sweep"] == [0.0, 0.5]
+    configs = r["configs"]
+    assert list(configs)[0] == "full" and "cascade@tau=0" in configs and "cascade@tau=0.5" in configs
+    c = configs["cascade"]
+    assert c["tau"] == 0.3 and not c["sweep"]
+    assert c["jaccard_vs_full"]["mean"] == 1.0  # the exact cascade
+    assert 0 < c["gram_needed_savings"]["mean"] < 1 and c["r_over_T"]["n"] == 2
+    assert configs["cascade@tau=0"]["r_over_T"]["mean"] > configs["cascade@tau=0.5"]["r_over_T"]["mean"]
+    rows = len(configs) * 2 * 5
+    assert len(per_layer_column(r, "r")) == rows and len(per_layer_column(r, "config")) == rows
+    assert "files" not in r
+
+
+def test_study_writes_and_resumes(stories, tmp_path):
+    first = cascade.study(stories, TEXT, ctx=128, windows=1, out=tmp_path / "s", quiet=True)
+    assert {"report.md", "metrics.json", "per_layer.csv"} <= {p.name for p in (tmp_path / "s").iterdir()}
+    again = cascade.study(stories, TEXT, ctx=128, windows=1, out=tmp_path / "s", quiet=True)
+    assert again["windows_resumed"] == 1
+    assert again["configs"]["cascade"]["ppl_ratio"] == first["configs"]["cascade"]["ppl_ratio"]
+    with pytest.raises(cascade.CascadeError):
+        cascade.study(stories, TEXT, ctx=128, windows=1, tau=0.2, out=tmp_path / "s", quiet=True)
+
+
+def test_study_errors(stories):
+    with pytest.raises(cascade.CascadeError, match="tau"):
+        cascade.study(stories, TEXT, ctx=128, tau=1.5, quiet=True)
+    with pytest.raises(cascade.CascadeError, match="context"):
+        cascade.study(stories, TEXT, ctx=100000, quiet=True)
+    with pytest.raises(cascade.CascadeError, match="cannot open"):
+        cascade.study(stories, DATA / "no-such.txt", ctx=128, quiet=True)
+
+
+def test_ctrl_c_stops_a_study(stories):
+    # A study of every window takes many seconds; a simulated Ctrl-C a moment in must end it early.
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        cascade.study(stories, TEXT, ctx=64, tau_sweep=[0.1, 0.2, 0.4, 0.5], quiet=True)
+    assert time.monotonic() - start < 10
