@@ -13,6 +13,8 @@ ids of the plain reader are compared with them (info.json says on how many lines
 
 Writes into DIR:
   hard.json             texts (tests/data/tokenizer/gpt2_hard.json's plus SmolLM2-specific ones) and ids
+                        (bytes with no token: transformers 5.23 drops them, as llama.cpp does; 5.17
+                        writes one fused <|endoftext|> for a run of them)
   wikitext_line_ids.npy, wikitext_line_lens.npy   every non-empty line ("\\n"-split, a trailing "\\r"
                         dropped), encoded alone without special tokens: uint16 ids, int32 lengths
   wikitext_ids.npy      the whole file encoded once, with the tokenizer's special prefix (none here)

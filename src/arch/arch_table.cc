@@ -43,8 +43,14 @@ struct Config {
   // A rope setting: 5.x keeps it in rope_parameters, 4.x at top level under a family-specific name.
   double rope_number(const char* v5_key, const char* v4_key, double dflt) const {
     if (has("rope_parameters") && j["rope_parameters"].is_object() && j["rope_parameters"].contains(v5_key))
-      return j["rope_parameters"][v5_key].get<double>();
+      return Config{j["rope_parameters"], source}.number_or(v5_key, dflt);
     return number_or(v4_key, dflt);
+  }
+  // The fraction of each head that rotates (rotary_pct, partial_rotary_factor): in (0, 1].
+  double rotary_fraction(const char* v5_key, const char* v4_key) const {
+    const double f = rope_number(v5_key, v4_key, 1.0);
+    if (!(f > 0 && f <= 1)) fail(source, ": config.json '", v4_key, "' = ", f, " is not in (0, 1]");
+    return f;
   }
 };
 
@@ -66,14 +72,15 @@ RopeScaling rope_scaling(const Config& c) {
   if (c.has("rope_parameters") && c.j["rope_parameters"].is_object()) p = &c.j["rope_parameters"];
   else if (c.has("rope_scaling") && c.j["rope_scaling"].is_object()) p = &c.j["rope_scaling"];
   if (!p) return s;
-  s.type = p->value("rope_type", p->value("type", std::string("default")));
+  const Config r{*p, c.source};  // typed reads: a string where a number belongs is an Error
+  s.type = r.string_or("rope_type", r.string_or("type", "default"));
   if (s.type == "default") return s;
   if (s.type != "linear" && s.type != "llama3")
     fail(c.source, ": unsupported rope scaling type '", s.type, "' (supported: default, linear, llama3)");
-  s.factor = p->value("factor", 1.0);
-  s.low_freq_factor = p->value("low_freq_factor", 1.0);
-  s.high_freq_factor = p->value("high_freq_factor", 4.0);
-  s.original_max_position = p->value("original_max_position_embeddings", 8192.0);
+  s.factor = r.number_or("factor", 1.0);
+  s.low_freq_factor = r.number_or("low_freq_factor", 1.0);
+  s.high_freq_factor = r.number_or("high_freq_factor", 4.0);
+  s.original_max_position = r.number_or("original_max_position_embeddings", 8192.0);
   return s;
 }
 
@@ -82,7 +89,7 @@ void gpt2(const Config& c, ArchSpec& a) {
   a.d_model = c.integer("n_embd");
   a.n_layers = c.integer("n_layer");
   a.n_heads = c.integer("n_head");
-  a.d_ff = c.integer_or("n_inner", 4 * a.d_model);
+  a.d_ff = c.integer_or("n_inner", 4 * positive(a.d_model, "n_embd", c.source));
   a.max_positions = c.integer("n_positions");
   a.norm_eps = c.number_or("layer_norm_epsilon", 1e-5);
   a.act = activation(c.string_or("activation_function", "gelu_new"), c.source);
@@ -115,7 +122,7 @@ void gptj(const Config& c, ArchSpec& a) {
   a.d_model = c.integer("n_embd");
   a.n_layers = c.integer("n_layer");
   a.n_heads = c.integer("n_head");
-  a.d_ff = c.integer_or("n_inner", 4 * a.d_model);
+  a.d_ff = c.integer_or("n_inner", 4 * positive(a.d_model, "n_embd", c.source));
   a.max_positions = c.integer("n_positions");
   a.norm_eps = c.number_or("layer_norm_epsilon", 1e-5);
   a.act = activation(c.string_or("activation_function", "gelu_new"), c.source);
@@ -140,8 +147,7 @@ void neox(const Config& c, ArchSpec& a) {
   a.rotary = RotaryStyle::Half;
   a.tied_head = c.boolean_or("tie_word_embeddings", false);
   a.head_dim = a.d_model / std::max<int64_t>(1, a.n_heads);
-  const double pct = c.rope_number("partial_rotary_factor", "rotary_pct", 1.0);
-  a.rotary_dim = int64_t(double(a.head_dim) * pct);
+  a.rotary_dim = int64_t(double(a.head_dim) * c.rotary_fraction("partial_rotary_factor", "rotary_pct"));
   a.rope_theta = c.rope_number("rope_theta", "rotary_emb_base", 10000.0);
   a.rope_scaling = rope_scaling(c);
   if (!c.boolean_or("attention_bias", true)) fail(c.source, ": GPT-NeoX with attention_bias=false is not supported");
@@ -164,7 +170,7 @@ void llama(const Config& c, ArchSpec& a) {
   a.rotary = RotaryStyle::Half;
   a.tied_head = c.boolean_or("tie_word_embeddings", false);
   a.head_dim = c.integer_or("head_dim", a.d_model / std::max<int64_t>(1, a.n_heads));
-  a.rotary_dim = int64_t(double(a.head_dim) * c.rope_number("partial_rotary_factor", "partial_rotary_factor", 1.0));
+  a.rotary_dim = int64_t(double(a.head_dim) * c.rotary_fraction("partial_rotary_factor", "partial_rotary_factor"));
   a.rope_theta = c.rope_number("rope_theta", "rope_theta", 10000.0);
   a.rope_scaling = rope_scaling(c);
   if (c.boolean_or("attention_bias", false) || c.boolean_or("mlp_bias", false))
@@ -208,11 +214,15 @@ ArchSpec arch_from_config(const json& config, const std::string& source) {
     if (a.d_model % a.n_heads) fail(source, ": hidden size ", a.d_model, " is not divisible by ", a.n_heads, " heads");
     a.head_dim = a.d_model / a.n_heads;
   }
+  positive(a.d_embed, "embedding size", source);
+  positive(a.n_kv_heads, "number of key/value heads", source);
+  positive(a.head_dim, "head size", source);
   if (a.n_heads % a.n_kv_heads)
     fail(source, ": ", a.n_heads, " attention heads are not a multiple of ", a.n_kv_heads, " key/value heads");
   if (a.rotary != RotaryStyle::None && (a.rotary_dim <= 0 || a.rotary_dim > a.head_dim || a.rotary_dim % 2))
     fail(source, ": rotary dimension ", a.rotary_dim, " is invalid for head size ", a.head_dim);
   if (!(a.norm_eps > 0) || !std::isfinite(a.norm_eps)) fail(source, ": normalisation epsilon must be positive");
+  if (!(a.rope_theta > 0) || !std::isfinite(a.rope_theta)) fail(source, ": rope theta must be positive");
   return a;
 }
 

@@ -77,7 +77,7 @@ std::vector<std::string> write_study_figures(const StudySummary& s, const std::f
   svg::Plot qc;
   // The sweep only: the other configurations (in the report's tables) would stretch the x axis
   // (all-queries keeps most FLOPs) until the sweep's points overprint each other.
-  qc.title = "Quality against cost, cascade over the tau sweep (" + window_note(s) + ")";
+  qc.title = "Quality against cost, cascade tau sweep (" + window_note(s) + ")";
   qc.xlabel = "fraction of attention + projection FLOPs kept";
   qc.ylabel = "ppl_ada / ppl_full";
   svg::Series sweep;

@@ -135,7 +135,8 @@ std::string render(const Plot& p, int width, int height) {
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
     << "\" viewBox=\"0 0 " << width << " " << height << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   o << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  o << "<text x=\"" << num((px0 + px1) / 2) << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << esc(p.title)
+  // The title is centred on the whole figure: it may be wider than the plot area.
+  o << "<text x=\"" << width / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << esc(p.title)
     << "</text>\n";
   // Grid and ticks.
   for (double v : yt) {

@@ -1,11 +1,12 @@
 // .npy parsing: magic, version, a Python-dict header with 'descr', 'fortran_order' and 'shape'.
-// The header is parsed by hand because it is a Python literal, not JSON.
+// The header is parsed by hand because it is a Python literal, not JSON; by plain scanning, not
+// std::regex, whose libstdc++ backtracking took quadratic time and deep recursion on fuzzed headers.
 #include "io/npy.h"
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <regex>
 
 #include "core/error.h"
 
@@ -16,13 +17,53 @@ namespace {
 const char kMagic[] = "\x93NUMPY";
 
 // Item size of a dtype string: a byte order ('<', or '|' / '=' for one byte), a kind letter, then the
-// size in bytes. Anything else (a big-endian '>i4', a structured or string dtype) is refused here,
-// before its digits could be read as an absurd size.
+// size in bytes (1 to 16). Anything else (a big-endian '>i4', a structured or string dtype) is
+// refused here, before its digits could be read as an absurd size.
 size_t descr_size(const std::string& d, const std::string& name) {
-  std::smatch m;
-  if (!std::regex_match(d, m, std::regex("[<|=][a-zA-Z]([1-9][0-9]?)")) || std::stoi(m[1]) > 16)
-    fail(name, ": unsupported .npy dtype '", d, "' (need a little-endian number type such as '<i4')");
-  return size_t(std::stoi(m[1]));
+  const bool ok = (d.size() == 3 || d.size() == 4) && (d[0] == '<' || d[0] == '|' || d[0] == '=') &&
+                  std::isalpha(static_cast<unsigned char>(d[1])) &&
+                  d.find_first_not_of("0123456789", 2) == std::string::npos && d[2] != '0';
+  const size_t n = ok ? size_t(std::stoi(d.substr(2))) : 0;
+  if (n == 0 || n > 16) fail(name, ": unsupported .npy dtype '", d, "' (need a little-endian number type such as '<i4')");
+  return n;
+}
+
+// Where the value of 'key' starts in the header dict (after the colon and spaces), or npos.
+size_t value_of(const std::string& header, const std::string& key) {
+  size_t p = header.find("'" + key + "'");
+  if (p == std::string::npos) return p;
+  p = header.find_first_not_of(" ", p + key.size() + 2);
+  if (p == std::string::npos || header[p] != ':') return std::string::npos;
+  return header.find_first_not_of(" ", p + 1);
+}
+
+// The text between `open` and `close` that is the value of 'key' ('<i4' -> <i4, (2, 3) -> 2, 3).
+std::string value_between(const std::string& header, const std::string& key, char open, char close,
+                          const std::string& name) {
+  const size_t p = value_of(header, key);
+  const size_t end = p == std::string::npos || header[p] != open ? std::string::npos : header.find(close, p + 1);
+  if (end == std::string::npos) fail(name, ": .npy header has no ", key);
+  return header.substr(p + 1, end - p - 1);
+}
+
+// The dimensions of a shape tuple "(2, 3)", "(5,)" or "()"; at most 2^40 elements in all.
+std::vector<int64_t> parse_shape(const std::string& tuple, const std::string& name) {
+  std::vector<int64_t> shape;
+  uint64_t n = 1;
+  for (size_t p = tuple.find_first_not_of(" "); p != std::string::npos; p = tuple.find_first_not_of(" ", p)) {
+    const size_t end = tuple.find_first_not_of("0123456789", p);
+    const std::string digits = tuple.substr(p, end - p);
+    if (digits.empty() || digits.size() > 13) fail(name, ": malformed .npy shape (", tuple, ")");
+    const uint64_t d = std::stoull(digits);
+    if (d != 0 && n > (uint64_t(1) << 40) / d) fail(name, ": .npy shape is implausibly large");
+    n *= d;
+    shape.push_back(int64_t(d));
+    p = tuple.find_first_not_of(" ", end);
+    if (p == std::string::npos) break;
+    if (tuple[p] != ',') fail(name, ": malformed .npy shape (", tuple, ")");
+    ++p;
+  }
+  return shape;
 }
 
 void write_npy(const std::filesystem::path& path, const std::string& descr, const std::vector<int64_t>& shape,
@@ -72,27 +113,18 @@ NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name) {
   } else {
     fail(name, ": unsupported .npy version ", major);
   }
-  // numpy itself refuses headers over 10000 bytes (max_header_size); so do we, which also keeps
-  // std::regex (recursive in libstdc++) away from long inputs.
+  // numpy itself refuses headers over 10000 bytes (its max_header_size); so do we.
   if (hlen > 10000) fail(name, ": .npy header of ", hlen, " bytes is longer than numpy's limit of 10000");
   if (hlen > size - off) fail(name, ": truncated .npy header");
   const std::string header(reinterpret_cast<const char*>(data + off), hlen);
-  std::smatch m;
   NpyArray a;
-  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'"))) fail(name, ": .npy header has no descr");
-  a.descr = m[1];
-  if (std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*True"))) fail(name, ": Fortran-order .npy arrays are not supported");
-  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) fail(name, ": .npy header has no shape");
-  const std::string dims = m[1];
-  const std::regex num("\\d+");
+  a.descr = value_between(header, "descr", '\'', '\'', name);
+  const size_t fortran = value_of(header, "fortran_order");
+  if (fortran != std::string::npos && header.compare(fortran, 4, "True") == 0)
+    fail(name, ": Fortran-order .npy arrays are not supported");
+  a.shape = parse_shape(value_between(header, "shape", '(', ')', name), name);
   uint64_t n = 1;
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it) {
-    if (it->length() > 13) fail(name, ": .npy shape is implausibly large");
-    const uint64_t d = std::stoull(it->str());
-    if (d != 0 && n > (uint64_t(1) << 40) / d) fail(name, ": .npy shape is implausibly large");
-    n *= d;
-    a.shape.push_back(int64_t(d));
-  }
+  for (int64_t d : a.shape) n *= uint64_t(d);
   const size_t elem = descr_size(a.descr, name);
   const size_t payload = size - off - hlen;
   if (payload < n * elem) fail(name, ": truncated .npy data (", payload, " bytes, shape needs ", n * elem, ")");

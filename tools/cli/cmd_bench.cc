@@ -58,26 +58,30 @@ void add_bench(CLI::App& app) {
     std::vector<int32_t> ids(static_cast<size_t>(o->prompt + o->gen));
     for (auto& t : ids) t = tok(rng);
     using Clock = std::chrono::steady_clock;
-    std::vector<double> pre, dec, sel;
+    std::vector<double> pre, dec, sel, proj, att;
     for (int64_t r = 0; r <= o->reps; ++r) {
       Sequence s = m->new_sequence(attention.get());
       auto t0 = Clock::now();
       m->forward(s, std::span<const int32_t>(ids.data(), size_t(o->prompt)), true);
       const double tp = std::chrono::duration<double>(Clock::now() - t0).count();
-      const double ts = s.times().selection;
+      const PhaseTimes ph = s.times();
       t0 = Clock::now();
       for (int64_t g = 0; g < o->gen; ++g) m->forward(s, std::span<const int32_t>(&ids[size_t(o->prompt + g)], 1), true);
       const double td = std::chrono::duration<double>(Clock::now() - t0).count();
       if (r == 0) continue;  // warm-up
       pre.push_back(double(o->prompt) / tp);
-      sel.push_back(ts);
+      sel.push_back(ph.selection);
+      proj.push_back(ph.projections);
+      att.push_back(ph.attention);
       if (o->gen) dec.push_back(double(o->gen) / td);
     }
     const Stat p = stat(pre), s = stat(sel), d = dec.empty() ? Stat{} : stat(dec);
     if (o->json) {
       std::cout << nlohmann::json{{"model", o->model}, {"attention", o->att.attention}, {"prompt_tokens", o->prompt},
                                   {"gen_tokens", o->gen}, {"reps", o->reps}, {"prefill_tok_s", p.mean}, {"prefill_tok_s_sd", p.sd},
-                                  {"decode_tok_s", d.mean}, {"decode_tok_s_sd", d.sd}, {"prefill_selection_s", s.mean}}
+                                  {"decode_tok_s", d.mean}, {"decode_tok_s_sd", d.sd}, {"prefill_selection_s", s.mean},
+                                  {"prefill_projections_s", stat(proj).mean}, {"prefill_attention_s", stat(att).mean},
+                                  {"prefill_s", double(o->prompt) / p.mean}}
                        .dump(1)
                 << "\n";
       return;
