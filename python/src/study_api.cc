@@ -1,9 +1,6 @@
 // cascade.study's engine half: the study of src/eval/study.h on a loaded model, returned as Python
 // values (and written to `out` as `cascade study --out` writes it, when given).
-//
-// Why the window loop is here rather than a call to run_study: Ctrl-C must be able to stop a study
-// between configurations, which needs a hook run_study does not offer. The loop is run_study's
-// (study_windows, run_window, StudyStore, summarize), with check_signals() in run_window's tick.
+// run_study's tick hook runs check_signals(), so Ctrl-C stops a study between configurations.
 #include <omp.h>
 
 #include <algorithm>
@@ -62,34 +59,8 @@ struct Outcome {
 Outcome run(const Model& m, const Tokenizer& tok, StudyParams p, const std::string& out, bool overwrite, bool quiet) {
   const std::vector<int32_t> ids = tok.encode(read_text(p.text), true);
   p.n_tokens = int64_t(ids.size());
-  Outcome o{{p, study_configs(p), {}, 0}, {}, {}};
-  StudyRun& run = o.run;
-  const std::vector<int64_t> planned = study_windows(p, m.spec().max_positions);
-  std::optional<StudyStore> store;
-  if (!out.empty()) {
-    std::vector<std::string> names;
-    for (const auto& c : run.configs) names.push_back(c.name);
-    store.emplace(out, p, planned, names, overwrite);
-    run.windows = store->done();
-    run.resumed = int64_t(run.windows.size());
-  }
-  std::vector<int64_t> todo;
-  for (int64_t k : planned)
-    if (std::none_of(run.windows.begin(), run.windows.end(), [&](const WindowRaw& w) { return w.index == k; }))
-      todo.push_back(k);
-  Progress bar("study", int64_t(todo.size() * run.configs.size()), !quiet);
-  int64_t ticks = 0;
-  for (int64_t k : todo) {
-    const int64_t begin = k * p.ctx;
-    WindowRaw w = run_window(m, std::span(ids).subspan(size_t(begin), size_t(p.ctx)), k, begin, run.configs, [&] {
-      bar.update(++ticks);
-      check_signals();
-    });
-    if (store) store->append(w);
-    run.windows.push_back(std::move(w));
-  }
-  bar.finish(run.resumed ? std::to_string(run.resumed) + " windows resumed" : std::string());
-  std::sort(run.windows.begin(), run.windows.end(), [](const WindowRaw& a, const WindowRaw& b) { return a.index < b.index; });
+  Outcome o{run_study(m, ids, p, out, overwrite, quiet, check_signals), {}, {}};
+  const StudyRun& run = o.run;
   o.summary = summarize(run);
   if (!out.empty()) o.files = write_study_outputs(run, m.spec(), {utc_now(), "", omp_get_max_threads()}, out);
   return o;

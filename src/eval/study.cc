@@ -2,6 +2,8 @@
 // the resumable loop over windows (state in study_store.h, arithmetic in study_metrics.h).
 #include "eval/study.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <cstdio>
 #include <limits>
@@ -161,15 +163,19 @@ WindowRaw run_window(const Model& m, std::span<const int32_t> tokens, int64_t in
 }
 
 StudyRun run_study(const Model& m, std::span<const int32_t> ids, const StudyParams& p,
-                   const std::filesystem::path& out_dir, bool overwrite, bool quiet) {
+                   const std::filesystem::path& out_dir, bool overwrite, bool quiet,
+                   const std::function<void()>& tick) {
   CASCADE_CHECK(int64_t(ids.size()) == p.n_tokens, "study: ", ids.size(), " token ids for n_tokens = ", p.n_tokens);
   StudyRun run{p, study_configs(p), {}, 0};
   const std::vector<int64_t> planned = study_windows(p, m.spec().max_positions);
-  std::vector<std::string> names;
-  for (const auto& c : run.configs) names.push_back(c.name);
-  StudyStore store(out_dir, p, planned, names, overwrite);
-  run.windows = store.done();
-  run.resumed = int64_t(run.windows.size());
+  std::optional<StudyStore> store;
+  if (!out_dir.empty()) {
+    std::vector<std::string> names;
+    for (const auto& c : run.configs) names.push_back(c.name);
+    store.emplace(out_dir, p, planned, names, overwrite);
+    run.windows = store->done();
+    run.resumed = int64_t(run.windows.size());
+  }
   std::vector<int64_t> todo;
   for (int64_t k : planned)
     if (std::none_of(run.windows.begin(), run.windows.end(), [&](const WindowRaw& w) { return w.index == k; }))
@@ -178,9 +184,11 @@ StudyRun run_study(const Model& m, std::span<const int32_t> ids, const StudyPara
   int64_t ticks = 0;
   for (int64_t k : todo) {
     const int64_t begin = k * p.ctx;
-    WindowRaw w = run_window(m, ids.subspan(size_t(begin), size_t(p.ctx)), k, begin, run.configs,
-                             [&] { bar.update(++ticks); });
-    store.append(w);
+    WindowRaw w = run_window(m, ids.subspan(size_t(begin), size_t(p.ctx)), k, begin, run.configs, [&] {
+      bar.update(++ticks);
+      if (tick) tick();
+    });
+    if (store) store->append(w);
     run.windows.push_back(std::move(w));
   }
   bar.finish(run.resumed ? std::to_string(run.resumed) + " windows resumed" : std::string());

@@ -100,8 +100,11 @@ struct StudyRun {
 // Runs the study with its state in out_dir: params.json, then windows.jsonl grown by one line per
 // finished window. If out_dir already holds a study, its finished windows are kept when params.json
 // matches p, and it is cascade::Error when it does not (unless overwrite, which starts afresh).
-// ids: the whole tokenized text (p.n_tokens of them). Progress on stderr unless quiet.
+// ids: the whole tokenized text (p.n_tokens of them). Progress on stderr unless quiet. An empty
+// out_dir keeps nothing on disk. tick() runs after each configuration of each window (the Python
+// binding checks for Ctrl-C there).
 StudyRun run_study(const Model& m, std::span<const int32_t> ids, const StudyParams& p,
-                   const std::filesystem::path& out_dir, bool overwrite, bool quiet);
+                   const std::filesystem::path& out_dir, bool overwrite, bool quiet,
+                   const std::function<void()>& tick = {});
 
 }  // namespace cascade

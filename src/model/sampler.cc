@@ -1,3 +1,4 @@
+// Sampling from logits. Logits are checked for NaN first: nothing meaningful can be drawn from them.
 #include "model/sampler.h"
 
 #include <algorithm>
@@ -16,6 +17,10 @@ Sampler::Sampler(SamplingOptions o) : o_(o), rng_(o.seed) {
 }
 
 int32_t Sampler::next(const float* logits, int64_t vocab) {
+  // NaN logits come from NaN or Inf weights; they would also break the sort's ordering (undefined
+  // behaviour in std::sort) and the distribution below.
+  if (std::any_of(logits, logits + vocab, [](float x) { return std::isnan(x); }))
+    fail("the model's logits are NaN; the checkpoint holds NaN or infinite weights");
   if (o_.temperature == 0) return int32_t(std::max_element(logits, logits + vocab) - logits);
   std::vector<int32_t> idx(static_cast<size_t>(vocab));
   std::iota(idx.begin(), idx.end(), 0);

@@ -1,5 +1,9 @@
 // CPU attention: per head, logits by one sgemm over a block of queries, masked softmax in double,
 // then one sgemm with V. Query blocks bound the scratch to block x nk floats at long contexts.
+// Visibility is decided by position and bias mask, never by the logits' values: logits that
+// overflow to -inf or are NaN (a checkpoint with huge, Inf or NaN weights) give NaN outputs, as in
+// PyTorch. A query with no visible key is an engine bug, reported after the parallel loop because
+// an exception must not leave an OpenMP region.
 #include "ops/attention.h"
 
 #include <cblas.h>
@@ -23,17 +27,21 @@ void attention(const AttentionArgs& a) {
       const int64_t nb = std::min(kBlock, a.nq - q0);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nb), int(a.nk), int(hd), a.scale,
                   a.q + q0 * a.ldq + h * hd, int(a.ldq), a.k + kh * hd, int(a.ldkv), 0.f, s.data(), int(a.nk));
-#pragma omp parallel for if (nb * a.nk > 16384)
+      bool blind = false;  // some query saw no key
+#pragma omp parallel for if (nb * a.nk > 16384) reduction(|| : blind)
       for (int64_t i = 0; i < nb; ++i) {
         float* row = s.data() + i * a.nk;
         const int64_t qp = a.q_pos[q0 + i];
         const float* bias = a.bias ? a.bias + (q0 + i) * a.ldbias : nullptr;
-        float mx = -std::numeric_limits<float>::infinity();
+        constexpr float kHidden = -std::numeric_limits<float>::infinity();
+        float mx = kHidden;
+        bool sees = false;
         for (int64_t j = 0; j < a.nk; ++j) {
-          float x = a.k_pos[j] <= qp ? row[j] : -std::numeric_limits<float>::infinity();
-          if (bias) x += bias[j];
+          const bool visible = a.k_pos[j] <= qp && !(bias && bias[j] == kHidden);
+          const float x = visible ? row[j] + (bias ? bias[j] : 0.f) : kHidden;
           row[j] = x;
           mx = std::max(mx, x);
+          sees |= visible;
         }
         const bool own = a.own_mask && a.own_mask[q0 + i];
         float own_logit = 0;
@@ -44,8 +52,12 @@ void attention(const AttentionArgs& a) {
           for (int64_t c = 0; c < hd; ++c) dot += double(qi[c]) * ki[c];
           own_logit = float(dot) * a.scale;
           mx = std::max(mx, own_logit);
+          sees = true;
         }
-        if (!(mx > -std::numeric_limits<float>::infinity())) throw std::logic_error("attention: a query sees no key");
+        if (!sees) {
+          blind = true;
+          continue;
+        }
         double sum = 0;
         for (int64_t j = 0; j < a.nk; ++j) {
           const double e = std::exp(double(row[j]) - mx);
@@ -58,6 +70,7 @@ void attention(const AttentionArgs& a) {
         for (int64_t j = 0; j < a.nk; ++j) row[j] *= inv;
         own_p[size_t(i)] = float(own_e / sum);
       }
+      if (blind) throw std::logic_error("attention: a query sees no key");
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nb), int(hd), int(a.nk), 1.f, s.data(), int(a.nk),
                   a.v + kh * hd, int(a.ldkv), 0.f, a.out + q0 * a.ldo + h * hd, int(a.ldo));
       if (a.own_mask)

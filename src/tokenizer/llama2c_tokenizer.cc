@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 
 #include "core/error.h"
 #include "tokenizer/tokenizer_files.h"
@@ -36,8 +37,12 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& f
     read(&len, 4, "a length");
     if (len < 0 || len > max_len)
       fail(file.string(), ": token ", v.pieces.size(), " has length ", len, " (max_token_length ", max_len, ")");
-    std::string piece(static_cast<size_t>(len), '\0');
-    read(piece.data(), piece.size(), "a piece");
+    // Checked before anything is allocated: a length up to max_token_length (2^31 - 1 in a hostile
+    // file) must not become a 2 GB string for a file a few bytes long.
+    if (data.size() - pos < size_t(len))
+      fail(file.string(), ": truncated (", data.size(), " bytes) while reading a piece of token ", v.pieces.size());
+    const std::string_view piece(data.data() + pos, size_t(len));
+    pos += size_t(len);
     std::string restored;
     for (char c : piece) restored += c == ' ' ? std::string("\xE2\x96\x81") : std::string(1, c);
     v.pieces.push_back(std::move(restored));

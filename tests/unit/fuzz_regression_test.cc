@@ -4,7 +4,9 @@
 // report or undefined behaviour. The README's Hardening section lists where each was fixed.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <string>
 
@@ -14,8 +16,12 @@
 #include "core/error.h"
 #include "io/json_file.h"
 #include "io/npy.h"
+#include "io/llama2c.h"
 #include "io/safetensors.h"
+#include "model/model.h"
+#include "model/sampler.h"
 #include "support/test_paths.h"
+#include "tokenizer/tokenizer_files.h"
 
 namespace cascade {
 namespace {
@@ -81,6 +87,40 @@ TEST(FuzzRegression, ConfigValuesOfTheWrongTypeOrRange) {
     c.update(patch);
     EXPECT_THROW(arch_from_config(c, "config.json"), Error) << patch.dump();
   }
+}
+
+// llama2c_fuzz, gguf_fuzz: weights so large (-3.7e19) that every attention logit overflowed to
+// -inf were taken for "a query sees no key", and the std::logic_error thrown out of an OpenMP
+// region was std::terminate (src/ops/attention.cc: visibility now comes from positions and the
+// mask only; overflowed or NaN logits give NaN, as in PyTorch). Sampling from NaN logits, undefined
+// behaviour in std::sort, is now an Error (src/model/sampler.cc).
+TEST(FuzzRegression, HugeOrInfiniteWeightsGiveNanNotACrash) {
+  // A llama2.c checkpoint: dim 8, hidden 16, 1 layer, 2 heads, 1 KV head, vocab 12, seq 4.
+  const int32_t header[7] = {8, 16, 1, 2, 1, 12, 4};
+  const size_t floats = 12 * 8 + (2 * 8 + 2 * 64 + 2 * 4 * 8 + 3 * 16 * 8) + 8 + 4 * 4;
+  for (const float v : {-3.689376e19f, std::numeric_limits<float>::infinity()}) {
+    const std::vector<float> w(floats, v);
+    const fs::path file = write_temp("huge.bin", std::string(reinterpret_cast<const char*>(header), sizeof header) +
+                                                     std::string(reinterpret_cast<const char*>(w.data()), w.size() * 4));
+    const Model m(open_llama2c(file), file.string());
+    Sequence s = m.new_sequence();
+    const std::vector<int32_t> ids = {1, 2};
+    const Tensor logits = m.forward(s, ids);  // threw std::logic_error inside OpenMP: terminate
+    EXPECT_TRUE(std::isnan(logits.data()[0])) << v;
+    Sampler sampler({0.8, 0, 1.0, 0});
+    EXPECT_THROW(sampler.next(logits.row(1), logits.dim(1)), Error) << v;
+  }
+}
+
+// llama2c_tokenizer_fuzz: a piece length up to max_token_length was allocated before the bytes
+// were checked to be there, so a 16-byte file asked for 1 GiB (malloc limit exceeded under the
+// fuzzer) (src/tokenizer/llama2c_tokenizer.cc).
+TEST(FuzzRegression, Llama2cTokenizerPieceLongerThanTheFile) {
+  const int32_t max_len = 0x7fffffff, len = 0x40000000;
+  const float score = 0;
+  std::string bytes(reinterpret_cast<const char*>(&max_len), 4);
+  bytes += std::string(reinterpret_cast<const char*>(&score), 4) + std::string(reinterpret_cast<const char*>(&len), 4) + "abcd";
+  EXPECT_THROW(load_llama2c_tokenizer(write_temp("tokenizer.bin", bytes)), Error);
 }
 
 }  // namespace

@@ -19,7 +19,6 @@
 
 namespace cascade::cli {
 
-std::string read_text_file(const std::string& path);  // cmd_perplexity.cc
 
 namespace {
 
