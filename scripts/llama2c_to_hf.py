@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from safetensors_writer import write_f32
+
 
 def permute(w, n_heads):
     """HF's permute: rows of each head from (pair, 2) order to (2, pair) order."""
@@ -55,17 +57,8 @@ def main():
         t[p + "self_attn.v_proj.weight"] = wv[i]
         t[p + "self_attn.o_proj.weight"] = wo[i]
         t[p + "mlp.gate_proj.weight"], t[p + "mlp.down_proj.weight"], t[p + "mlp.up_proj.weight"] = w1[i], w2[i], w3[i]
-    header, blobs, pos = {}, [], 0
-    for name, arr in t.items():
-        b = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [pos, pos + len(b)]}
-        blobs.append(b)
-        pos += len(b)
-    hj = json.dumps(header).encode()
-    hj += b" " * ((8 - len(hj) % 8) % 8)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "model.safetensors"), "wb") as fo:
-        fo.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+    write_f32(os.path.join(out, "model.safetensors"), t)
     cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": dim, "intermediate_size": hidden,
            "num_hidden_layers": L, "num_attention_heads": H, "num_key_value_heads": Hkv, "vocab_size": V,
            "max_position_embeddings": ctx, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,

@@ -8,9 +8,10 @@ Usage: python3 scripts/make_bench_model.py OUT_DIR [--layers 12 --width 768 --he
 import argparse
 import json
 import os
-import struct
 
 import numpy as np
+
+from safetensors_writer import write_f32
 
 
 def main():
@@ -34,20 +35,8 @@ def main():
         t[p + "mlp.c_fc.weight"], t[p + "mlp.c_fc.bias"] = rng.normal(0, 0.02, (d, 4 * d)), np.zeros(4 * d)
         t[p + "mlp.c_proj.weight"], t[p + "mlp.c_proj.bias"] = rng.normal(0, 0.02, (4 * d, d)), np.zeros(d)
     t["transformer.ln_f.weight"], t["transformer.ln_f.bias"] = np.ones(d), np.zeros(d)
-    header, blobs, off = {}, [], 0
-    for name, arr in t.items():
-        b = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    hj = json.dumps(header).encode()
-    hj += b" " * ((8 - len(hj) % 8) % 8)
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
+    write_f32(os.path.join(a.out, "model.safetensors"), t)
     cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": V, "n_positions": a.ctx,
            "n_embd": d, "n_layer": a.layers, "n_head": a.heads, "activation_function": "gelu_new",
            "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True, "bos_token_id": 50256, "eos_token_id": 50256}

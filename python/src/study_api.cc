@@ -13,6 +13,7 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include "core/clock.h"
 #include "common.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -41,14 +42,6 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M UTC", &tm);
-  return b;
-}
 
 struct Outcome {
   StudyRun run;

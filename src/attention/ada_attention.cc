@@ -19,16 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double jaccard(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {  // both sorted
-  size_t i = 0, j = 0, both = 0;
-  while (i < a.size() && j < b.size()) {
-    if (a[i] == b[j]) ++both, ++i, ++j;
-    else if (a[i] < b[j]) ++i;
-    else ++j;
-  }
-  const size_t uni = a.size() + b.size() - both;
-  return uni ? double(both) / double(uni) : 1.0;
-}
 
 class AdaLayer : public LayerAttention {
  public:
@@ -80,7 +70,7 @@ class AdaLayer : public LayerAttention {
     const select::Selection& sel = trace_.selection;
     selector_.emplace(z, sel, o_.select);
     c_.times->selection += since(t0);
-    if (o_.compare_full) trace_.jaccard_vs_full = jaccard(sel.reps, select::run_full(z, o_.select).reps);
+    if (o_.compare_full) trace_.jaccard_vs_full = select::jaccard(sel.reps, select::run_full(z, o_.select).reps);
 
     const auto& reps = sel.reps;
     const int64_t r = int64_t(reps.size());

@@ -46,17 +46,6 @@ size_t key_index(const std::vector<std::string>& keys, std::string_view key) {
 
 }  // namespace
 
-double jaccard(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  size_t i = 0, j = 0, both = 0;
-  while (i < a.size() && j < b.size()) {
-    if (a[i] == b[j]) ++both, ++i, ++j;
-    else if (a[i] < b[j]) ++i;
-    else ++j;
-  }
-  const size_t uni = a.size() + b.size() - both;
-  return uni ? double(both) / double(uni) : 1.0;
-}
-
 double mean_next_token_nll(const Tensor& logits, std::span<const int32_t> tokens) {
   const int64_t T = int64_t(tokens.size()), V = logits.dim(1);
   double s = 0;

@@ -13,11 +13,12 @@
 #include "attention/ada_attention.h"
 #include "core/tensor.h"
 #include "eval/study.h"
+#include "select/selection.h"
 
 namespace cascade {
 
-// |a n b| / |a u b| of two sorted sets (1 when both are empty).
-double jaccard(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+// J(S_l, S_l+1) and J vs full are set overlaps (select/selection.h).
+using select::jaccard;
 
 // logits [T, V], tokens [T]: mean of -log softmax(logits[t])[tokens[t+1]] over t = 0..T-2.
 double mean_next_token_nll(const Tensor& logits, std::span<const int32_t> tokens);

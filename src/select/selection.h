@@ -111,6 +111,9 @@ Selection run_random(const Features& z, const Selection& prev, const Options& op
 Selection run_layer(const Features& z, const Selection* prev, const Options& opts,
                     const ModeSpec& mode, int layer);
 
+// J(a, b) = |a ∩ b| / |a ∪ b| of two sorted sets of positions (1 when both are empty).
+double jaccard(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+
 // n_s(t) = 1 + #children c of s with c <= t (SPEC 3 `proportional`), from the parent vector:
 // children grouped by parent in position order, so one lookup is a binary search.
 class ChildCounts {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/clock.h"
 #include "commands.h"
 #include "core/error.h"
 #include "eval/study.h"
@@ -28,14 +29,6 @@ std::string absolute(const std::string& path) {
   return path.empty() ? path : fs::absolute(path).lexically_normal().string();
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M UTC", &tm);
-  return b;
-}
 
 // The engine's commit, from the repository holding this executable; "" when git cannot tell.
 std::string engine_commit() {
