@@ -167,7 +167,7 @@ std::vector<float> NpyArray::to_float32(const std::string& what) const {
   std::vector<float> out(n);
   const std::string t = descr.substr(1);
   if (t == "f4") {
-    std::memcpy(out.data(), bytes.data(), n * 4);
+    if (n) std::memcpy(out.data(), bytes.data(), n * 4);  // an empty array's data() may be null
   } else if (t == "f8") {
     for (size_t i = 0; i < n; ++i) {
       double v;

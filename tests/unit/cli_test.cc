@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +39,31 @@ fs::path fixture_copy(const std::string& name, const std::string& tag) {
   return d;
 }
 
+// Rewrites a safetensors file's header (its JSON) in place, keeping the data.
+void edit_safetensors_header(const fs::path& file, const std::function<void(nlohmann::json&)>& edit) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  auto header = nlohmann::json::parse(bytes.substr(8, n));
+  edit(header);
+  const std::string h = header.dump();
+  const uint64_t m = h.size();
+  write(file, std::string(reinterpret_cast<const char*>(&m), 8) + h + bytes.substr(8 + n));
+}
+
+// A GGUF file with one metadata key and one tensor info whose dimensions are [cols, rows] (F32),
+// followed by `data` bytes of tensor data.
+std::string gguf_bytes(uint64_t cols, uint64_t rows, size_t data) {
+  auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [](uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); };
+  auto str = [&](const std::string& t) { return u64(t.size()) + t; };
+  std::string b = "GGUF" + u32(3) + u64(1) + u64(1) + str("general.architecture") + u32(8) + str("llama");
+  b += str("token_embd.weight") + u32(2) + u64(cols) + u64(rows) + u32(0) + u64(0);
+  b.append((32 - b.size() % 32) % 32, '\0');
+  return b + std::string(data, '\0');
+}
+
 TEST(Cli, LogitsMatchHuggingFace) {
   const fs::path d = scratch("logits");
   const auto r = run_cli("logits --model " + model("llama_gqa") + " --ids " + (data_dir() / "ref/llama_gqa/ids.npy").string() +
@@ -65,6 +92,33 @@ TEST(Cli, PerplexityMatchesHuggingFace) {
       EXPECT_EQ(j["tokens"].get<int64_t>(), ref["tokens"].get<int64_t>()) << name;
       EXPECT_NEAR(j["ppl"].get<double>() / ref["ppl"].get<double>(), 1.0, 1e-4) << name << " ctx " << ref["ctx"];
     }
+  }
+}
+
+// The report is rewritten after every window (so an interrupted run keeps its windows) through a
+// temporary file renamed over it; a finished run says complete and leaves no temporary behind.
+TEST(Cli, PerplexityJsonIsWrittenPerWindow) {
+  const fs::path out = scratch("ppl_json") / "p.json";
+  const auto r = run_cli("perplexity --quiet --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() +
+                         " --ctx 32 --max-windows 3 --json " + out.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(std::ifstream(out));
+  EXPECT_TRUE(j["complete"].get<bool>());
+  EXPECT_EQ(j["windows"].size(), 3u);
+  EXPECT_FALSE(fs::exists(out.string() + ".partial"));
+}
+
+// Text that is not UTF-8 is read byte-wise: byte-level BPE has a token for every byte and
+// sentencepiece falls back to byte pieces, so nothing is refused or lost (README, Hardening).
+TEST(Cli, NonUtf8TextIsReadByteWise) {
+  const fs::path d = scratch("nonutf8");
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += "Hello \xff\xfe world \xc3( caf\xe9 \xe2\x82\n";
+  write(d / "t.txt", text);
+  for (const char* name : {"neox", "llama"}) {
+    const auto r = run_cli("perplexity --quiet --model " + model(name) + " --text " + (d / "t.txt").string());
+    EXPECT_EQ(r.code, 0) << name << ": " << r.output;
+    EXPECT_NE(r.output.find("perplexity "), std::string::npos) << name << ": " << r.output;
   }
 }
 
@@ -136,12 +190,34 @@ std::vector<BadCase> bad_cases() {
     c.push_back({"safetensors header that lies", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "model.safetensors"});
   }
   {
+    // 2^40 elements in a tensor whose data is 256 bytes: refused from the header, nothing allocated.
+    const fs::path d = fixture_copy("llama", "hugedim");
+    edit_safetensors_header(d / "model.safetensors", [](nlohmann::json& h) { h["model.norm.weight"]["shape"] = {int64_t(1) << 40}; });
+    c.push_back({"safetensors shape of 2^40 elements", "logits --model " + d.string() + " --ids " + ids + " --out " + out, "[1099511627776]"});
+  }
+  {
+    const fs::path d = scratch("gguf");
+    write(d / "magic.gguf", "GGML" + gguf_bytes(4, 4, 64).substr(4));
+    c.push_back({"gguf of wrong magic", "logits --model " + (d / "magic.gguf").string() + " --ids " + ids + " --out " + out, "not a GGUF file"});
+    write(d / "huge.gguf", gguf_bytes(4096, uint64_t(1) << 40, 64));  // 2^54 bytes claimed, 64 present
+    c.push_back({"gguf dimension of 2^40", "logits --model " + (d / "huge.gguf").string() + " --ids " + ids + " --out " + out, "extends beyond the end of the file"});
+  }
+  {
     const fs::path d = scratch("badids");
     const int32_t v[3] = {1, 5000, 2};
     write_npy_i32(d / "ids.npy", {3}, v);
     c.push_back({"id outside the vocabulary", "logits --model " + model("llama") + " --ids " + (d / "ids.npy").string() + " --out " + out, "outside the vocabulary"});
     write(d / "notnpy.npy", "hello");
     c.push_back({"ids file not .npy", "logits --model " + model("llama") + " --ids " + (d / "notnpy.npy").string() + " --out " + out, "notnpy.npy"});
+    std::ifstream good(ids, std::ios::binary);
+    write(d / "magic.npy", "\x93NUMPX" + std::string((std::istreambuf_iterator<char>(good)), std::istreambuf_iterator<char>()).substr(6));
+    c.push_back({".npy of wrong magic", "logits --model " + model("llama") + " --ids " + (d / "magic.npy").string() + " --out " + out, "bad magic"});
+    const float f[3] = {1, 5, 2};
+    write_npy_f32(d / "float.npy", {3}, f);
+    c.push_back({"float ids", "logits --model " + model("llama") + " --ids " + (d / "float.npy").string() + " --out " + out, "expected an integer .npy array"});
+    const int32_t two[6] = {1, 5, 2, 1, 5, 2};
+    write_npy_i32(d / "two.npy", {2, 3}, two);
+    c.push_back({"ids of shape [2, T]", "logits --model " + model("llama") + " --ids " + (d / "two.npy").string() + " --out " + out, "shape [T] or [1, T]"});
   }
   {
     const fs::path d = scratch("longprompt");
@@ -153,6 +229,12 @@ std::vector<BadCase> bad_cases() {
   }
   c.push_back({"ctx beyond the model", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 4096", "context"});
   c.push_back({"tau outside [0, 1)", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1.5", "tau"});
+  c.push_back({"tau = 1 exactly", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1", "tau must be in [0, 1)"});
+  c.push_back({"negative ctx", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx -5", "--ctx must be at least 2"});
+  c.push_back({"unwritable perplexity --json", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --json /nonexistent/dir/p.json", "cannot open for writing"});
+  const std::string study = "study --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 64";
+  c.push_back({"study without --out", study, "--out is required"});
+  c.push_back({"study with unwritable --out", study + " --out /dev/null/study", "/dev/null/study"});
   c.push_back({"malformed select", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --select capped:x", "capped"});
   c.push_back({"unknown option", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --frobnicate", "frobnicate"});
   c.push_back({"no tokenizer", "generate --model " + model("opt") + " --prompt hi", "tokenizer"});

@@ -53,6 +53,14 @@ TEST(FuzzRegression, NpyDtypeAndShapeThatAreNotNumbers) {
   EXPECT_EQ(npy("{'descr':'<f8','fortran_order':False,'shape':(4,)}").shape, std::vector<int64_t>{4});
 }
 
+// npy_fuzz: an empty float array, shape (0, 64), passed a null pointer to memcpy (UBSan) in
+// NpyArray::to_float32 (src/io/npy.cc).
+TEST(FuzzRegression, NpyEmptyFloatArray) {
+  const NpyArray a = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 64), }", "");
+  EXPECT_TRUE(a.to_float32("empty").empty());
+  EXPECT_TRUE(npy("{'descr': '<i8', 'fortran_order': False, 'shape': (0,), }", "").to_int32("empty").empty());
+}
+
 // config_fuzz: a number too large for a double ("1e3084") is a json out_of_range, not a
 // parse_error, and escaped read_json_file and the safetensors header parse (src/io/json_file.cc,
 // src/io/safetensors.cc).
