@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const auto ids = cascade::fuzz::checked_encode(neox(), text);
     if (text.find("<|endoftext|>") == std::string_view::npos) cascade::fuzz::require(neox().decode(ids) == text);
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
     cascade::fuzz::require(false);  // every byte string is valid input to byte-level BPE
   }
   return 0;

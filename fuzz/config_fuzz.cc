@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const nlohmann::json config = cascade::read_json_file(cascade::fuzz::memory_file(data, size));
     (void)cascade::arch_from_config(config, "config.json").describe();
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
   }
   return 0;
 }

@@ -2,8 +2,11 @@
 // (an anonymous in-memory file, opened as /proc/self/fd/N): no disk traffic and nothing to clean
 // up, and the reader runs exactly as it does on a user's file (open, fstat, mmap, or ifstream).
 // A cascade::Error is the expected answer to bad bytes; any other exception escaping a reader is a
-// finding (the CLI would die with "terminate called"), so targets catch cascade::Error only.
+// finding (the CLI would die with "terminate called"), so targets catch cascade::Error only, and
+// check that its message is printable (see printable below).
 #pragma once
+#include <cblas.h>
+#include <omp.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,6 +14,10 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
 
 namespace cascade::fuzz {
 
@@ -25,6 +32,21 @@ inline std::string memory_file(const uint8_t* data, size_t size) {
 inline void require(bool ok) {
   if (!ok) std::abort();
 }
+
+// For LLVMFuzzerInitialize of targets that run a model. Fuzzing wants many small runs: waking the
+// OpenMP and OpenBLAS thread pools on each one, and waiting at their barriers for threads that a
+// busy machine has descheduled, cost more than the work (2 runs/s instead of hundreds).
+inline int single_threaded() {
+  omp_set_num_threads(1);
+  openblas_set_num_threads(1);
+  return 0;
+}
+
+// What the CLI prints, in messages and in `cascade inspect --json`, must be valid UTF-8: nlohmann's
+// dump() throws json::type_error on any other byte, and that escaped `cascade inspect` as
+// "terminate called" when a tokenizer error quoted a file's bytes.
+inline void printable(const nlohmann::json& j) { (void)j.dump(); }
+inline void printable(const cascade::Error& e) { printable(nlohmann::json(e.what())); }
 
 inline std::string_view as_text(const uint8_t* data, size_t size) { return {reinterpret_cast<const char*>(data), size}; }
 

@@ -8,6 +8,8 @@
 #include "io/llama2c.h"
 #include "model/model.h"
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) { return cascade::fuzz::single_threaded(); }
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = cascade::fuzz::memory_file(data, size);
   try {
@@ -17,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cascade::Sequence s = m.new_sequence();
     const std::array<int32_t, 2> ids = {0, int32_t(m.spec().vocab_size - 1)};
     (void)m.forward(s, ids);
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
   }
   return 0;
 }

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto ids = tok->encode("Once upon a time, \xE4\xB8\x96 </s>", true);
     for (int32_t id : ids) cascade::fuzz::require(id >= 0 && id < tok->vocab_size());
     (void)tok->decode(ids);
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
   }
   return 0;
 }

@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const cascade::Error&) {
     }
     cascade::fuzz::require(a.to_float32("ids.npy").size() == size_t(a.numel()));
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
   }
   return 0;
 }

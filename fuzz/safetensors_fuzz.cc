@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         cascade::fuzz::require(uint64_t(t.numel()) * (meta.dtype == "F32" ? 4 : 2) == meta.nbytes || meta.shape.empty());
       }
     }
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
   }
   return 0;
 }

@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     cascade::fuzz::checked_encode(by_rank(), text);
     cascade::fuzz::checked_encode(by_score(), text);
-  } catch (const cascade::Error&) {
+  } catch (const cascade::Error& e) {
+    cascade::fuzz::printable(e);
     cascade::fuzz::require(false);
   }
   return 0;

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/utf8.h"
+
 namespace cascade {
 
 class Error : public std::runtime_error {
@@ -13,11 +15,13 @@ class Error : public std::runtime_error {
 };
 
 // Builds a message from any streamable parts: fail("file ", path, ": header is ", n, " bytes").
+// Parts often quote bytes of the file at fault; any byte that is not valid UTF-8 is written as \xNN,
+// so that a message can always be printed and put into JSON (`cascade inspect --json`).
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
   std::ostringstream os;
   (os << ... << parts);
-  throw Error(os.str());
+  throw Error(escape_invalid_utf8(os.str()));
 }
 
 // Checks an input condition; on failure throws cascade::Error with the streamed message.

@@ -26,7 +26,7 @@ namespace cascade {
 
 // What the user asked for; params.json holds exactly this (a restart must match it).
 struct StudyParams {
-  std::string model, tokenizer, text;  // absolute paths (tokenizer "" when found beside the model)
+  std::string model, tokenizer, text;  // absolute paths (tokenizer "": the model's own, embedded or beside it)
   int64_t ctx = 0;                     // T, tokens per window
   int64_t windows = 0;                 // how many windows to pick at random; 0: all
   uint64_t seed = 0;                   // the pick, and the `random` configuration's sets

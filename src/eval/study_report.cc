@@ -88,7 +88,10 @@ void write_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec&
   o << "- Architecture: " << a.model_type << ", " << a.n_layers << " layers, d_model " << a.d_model << ", "
     << a.n_heads << " query heads (" << a.n_kv_heads << " key/value) of width " << a.head_dim << ", d_ff " << a.d_ff
     << ", vocabulary " << a.vocab_size << ", context " << a.max_positions << "\n";
-  o << "- Tokenizer: " << (p.tokenizer.empty() ? "found beside the model" : "`" + p.tokenizer + "`") << "\n";
+  // No --tokenizer: a GGUF file carries its own (model_tokenizer prefers it), anything else has one beside it.
+  const bool gguf = std::filesystem::path(p.model).extension() == ".gguf";
+  o << "- Tokenizer: "
+    << (!p.tokenizer.empty() ? "`" + p.tokenizer + "`" : gguf ? "embedded in the GGUF file" : "found beside the model") << "\n";
   o << "- Text: `" << p.text << "`, " << p.n_tokens << " tokens (tokenizer prefix included)\n";
   o << "- Windows: " << N << " of the " << K << " non-overlapping windows of T = " << p.ctx << " tokens ("
     << (p.windows == 0 ? std::string("all") : "drawn at random with seed " + std::to_string(p.seed)) << ")"

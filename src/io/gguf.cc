@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace cascade {
 
@@ -185,6 +186,8 @@ std::shared_ptr<const GgufFile> GgufFile::open(const std::filesystem::path& path
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensorInfo t;
     t.name = r.string("tensor #" + std::to_string(i) + " name");
+    // GGUF strings are UTF-8; a tensor name is looked up and listed (`cascade inspect --json`).
+    if (!is_valid_utf8(t.name)) fail(name, ": tensor #", i, " name '", t.name, "' is not valid UTF-8");
     const std::string what = "tensor '" + t.name + "'";
     const uint32_t n_dims = r.read<uint32_t>(what + " (dimension count)");
     if (n_dims == 0 || n_dims > kMaxDims) fail(name, ": ", what, " has ", n_dims, " dimensions (GGUF allows 1 to 4)");
@@ -322,12 +325,16 @@ std::optional<std::vector<int64_t>> GgufFile::get_int_array(const std::string& k
 nlohmann::json GgufFile::metadata_json(size_t max_array) const {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& entry : kv_) {
-    const std::string& key = entry.first;  // not a structured binding: clang 14 cannot capture one
+    // Metadata is shown by `cascade inspect --json`; bytes that are not UTF-8 (nlohmann's dump()
+    // throws on them) are shown as \xNN. Not a structured binding: clang 14 cannot capture one.
+    const std::string key = escape_invalid_utf8(entry.first);
     const GgufValue& v = entry.second;
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
-          if constexpr (!std::is_same_v<T, GgufArray>) {
+          if constexpr (std::is_same_v<T, std::string>) {
+            out[key] = escape_invalid_utf8(x);
+          } else if constexpr (!std::is_same_v<T, GgufArray>) {
             out[key] = x;
           } else if (x.count > max_array) {
             std::string summary = "[";  // built in steps: GCC 12 warns falsely on "[" + to_string(...)
@@ -340,7 +347,9 @@ nlohmann::json GgufFile::metadata_json(size_t max_array) const {
             for (uint64_t i = 0; i < x.count; ++i)
               std::visit(
                   [&](const auto& e) {
-                    if constexpr (!std::is_same_v<std::decay_t<decltype(e)>, GgufArray>) arr.push_back(e);
+                    using E = std::decay_t<decltype(e)>;
+                    if constexpr (std::is_same_v<E, std::string>) arr.push_back(escape_invalid_utf8(e));
+                    else if constexpr (!std::is_same_v<E, GgufArray>) arr.push_back(e);
                   },
                   read_value(r, x.elem, path(), key).value);
             out[key] = std::move(arr);

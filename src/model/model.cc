@@ -7,9 +7,11 @@
 #include <cstring>
 
 #include "arch/load_weights.h"
+#include "attention/ada_attention.h"
 #include "attention/exact_attention.h"
 #include "core/error.h"
 #include "model/memory_budget.h"
+#include "model/residual_wiring.h"
 #include "ops/activation.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
@@ -21,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 }
 
 int64_t Sequence::cache_bytes() const {
+  if (device_) return device_->cache_bytes();
   int64_t b = 0;
   for (const auto& l : layers_) b += l->cache_bytes();
   return b;
@@ -37,8 +40,29 @@ Model::Model(Checkpoint ckpt, const std::string& source) : ckpt_(std::move(ckpt)
   rotary_ = ops::Rotary(spec_);
 }
 
+void Model::to_device(Device d, DType dtype) {
+  if (d == Device::Cpu) {
+    if (dtype != DType::F32) fail("--dtype ", dtype_name(dtype), ": the CPU engine computes in f32 only");
+    gpu_.reset();
+    device_ = Device::Cpu;
+    return;
+  }
+  gpu_ = make_cuda_decoder(spec_, w_, rotary_, dtype);
+  device_ = Device::Cuda;
+}
+
 Sequence Model::new_sequence(const AttentionFactory* attention) const {
   Sequence s;
+  if (gpu_) {
+    const AdaOptions* ada = nullptr;
+    if (attention && !dynamic_cast<const ExactAttentionFactory*>(attention)) {
+      const auto* f = dynamic_cast<const AdaAttentionFactory*>(attention);
+      if (!f) fail("--device cuda runs exact attention and ADA (AdaAttentionFactory) only, not a custom attention factory");
+      ada = &f->options();
+    }
+    s.device_ = gpu_->new_sequence(ada);
+    return s;
+  }
   std::vector<AttentionContext> ctx(size_t(spec_.n_layers));
   for (int i = 0; i < int(spec_.n_layers); ++i)
     ctx[size_t(i)] = AttentionContext{&spec_, &w_.layers[size_t(i)], &rotary_, i, s.times_.get()};
@@ -76,6 +100,16 @@ Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_
       fail("token id ", tokens[size_t(i)], " at position ", i, " is outside the vocabulary [0, ", a.vocab_size, ")");
   }
 
+  if (bool(gpu_) != bool(seq.device_)) fail("this sequence was made before the model moved to another device");
+  if (gpu_) {
+    Tensor logits = gpu_->forward(*seq.device_, tokens, seq.length_, last_only);
+    seq.length_ += n;
+    seq.times_->selection = seq.device_->times.selection;
+    seq.times_->attention = seq.device_->times.attention;
+    seq.times_->total += std::chrono::duration<double>(Clock::now() - t_start).count();
+    return logits;
+  }
+
   // Embeddings (OPT: project_in to the model width), then learned positions.
   const size_t nd = static_cast<size_t>(n * d);
   std::vector<float> h(nd), x(nd), att(nd), ff(nd);
@@ -88,40 +122,33 @@ Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_
       for (int64_t i = 0; i < n; ++i) ops::add_inplace(&h[size_t(i * d)], w_.positions.row(pos[size_t(i)] + a.position_offset), d);
   }
 
-  for (int64_t l = 0; l < a.n_layers; ++l) {
-    const LayerWeights& lw = w_.layers[size_t(l)];
-    // X_l: the attention input (post-norm models attend on H_l itself).
-    if (a.pre_norm) ops::norm(a.norm, lw.norm1, a.norm_eps, h.data(), n, d, x.data());
-    else x = h;
-    seq.layers_[size_t(l)]->forward(x.data(), n, pos.data(), att.data());
-    switch (a.residual) {
-      case Residual::Sequential:
-        if (a.pre_norm) {
-          ops::add_inplace(h.data(), att.data(), n * d);
-          ops::norm(a.norm, lw.norm2, a.norm_eps, h.data(), n, d, x.data());
-          mlp(lw, x.data(), n, ff.data());
-          ops::add_inplace(h.data(), ff.data(), n * d);
-        } else {
-          ops::add_inplace(h.data(), att.data(), n * d);
-          ops::norm(a.norm, lw.norm1, a.norm_eps, h.data(), n, d, h.data());
-          mlp(lw, h.data(), n, ff.data());
-          ops::add_inplace(h.data(), ff.data(), n * d);
-          ops::norm(a.norm, lw.norm2, a.norm_eps, h.data(), n, d, h.data());
-        }
-        break;
-      case Residual::ParallelShared:
-        mlp(lw, x.data(), n, ff.data());
-        ops::add_inplace(att.data(), ff.data(), n * d);
-        ops::add_inplace(h.data(), att.data(), n * d);
-        break;
-      case Residual::ParallelTwoNorms:
-        ops::norm(a.norm, lw.norm2, a.norm_eps, h.data(), n, d, x.data());
-        mlp(lw, x.data(), n, ff.data());
-        ops::add_inplace(att.data(), ff.data(), n * d);
-        ops::add_inplace(h.data(), att.data(), n * d);
-        break;
+  // The layers: the wiring shared with the GPU decoder (model/residual_wiring.h) on host buffers.
+  struct CpuLayers {
+    using Ptr = float*;
+    const Model& m;
+    Sequence& seq;
+    const int64_t* pos;
+    int64_t n, d;
+    const Norm& nw(int64_t l, int which) const {
+      return which == 1 ? m.w_.layers[size_t(l)].norm1 : m.w_.layers[size_t(l)].norm2;
     }
-  }
+    void norm(int64_t l, int which, float* src, float* dst) {
+      ops::norm(m.spec_.norm, nw(l, which), m.spec_.norm_eps, src, n, d, dst);
+    }
+    void add_norm(int64_t l, int which, float* h, float* add, float* dst) {
+      ops::add_inplace(h, add, n * d);
+      norm(l, which, h, dst);
+    }
+    void attention(int64_t l, float* x, float* out) { seq.layers_[size_t(l)]->forward(x, n, pos, out); }
+    void mlp(int64_t l, float* x, float* out) { m.mlp(m.w_.layers[size_t(l)], x, n, out); }
+    void add(float* h, float* x) { ops::add_inplace(h, x, n * d); }
+    void add2(float* h, float* x, float* x2) {
+      ops::add_inplace(x, x2, n * d);
+      ops::add_inplace(h, x, n * d);
+    }
+  };
+  CpuLayers backend{*this, seq, pos.data(), n, d};
+  for (int64_t l = 0; l < a.n_layers; ++l) residual_layer(a, backend, l, h.data(), x.data(), att.data(), ff.data());
   seq.length_ += n;
 
   // Final norm, OPT's project_out, head: only on the rows asked for.

@@ -11,6 +11,7 @@
 #include "arch/arch_spec.h"
 #include "core/tensor.h"
 #include "io/checkpoint.h"
+#include "model/device_decoder.h"
 #include "model/layer_attention.h"
 #include "model/weights.h"
 #include "ops/rotary.h"
@@ -25,11 +26,14 @@ class Sequence {
   const PhaseTimes& times() const { return *times_; }
   LayerAttention& layer(int i) { return *layers_.at(size_t(i)); }
   int64_t cache_bytes() const;
+  // The device's state when the model runs on a GPU (nullptr on the CPU): ADA selections per layer.
+  const DeviceSequence* device() const { return device_.get(); }
 
  private:
   friend class Model;
   std::vector<std::unique_ptr<LayerAttention>> layers_;
   std::unique_ptr<PhaseTimes> times_ = std::make_unique<PhaseTimes>();
+  std::unique_ptr<DeviceSequence> device_;  // the KV cache when the model runs on a GPU
   int64_t length_ = 0;
 };
 
@@ -43,7 +47,16 @@ class Model {
   const ModelWeights& weights() const { return w_; }
   const Checkpoint& checkpoint() const { return ckpt_; }
 
+  // Moves the computation to a device: Cuda uploads the weights once in dtype (F32, F16 or BF16) and
+  // every later forward() runs there (exact attention, or ADA: see check_ada_on_gpu); Cpu (F32 only) drops the
+  // device copy. cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
+  void to_device(Device d, DType dtype = DType::F32);
+  Device device() const { return device_; }
+  DType compute_dtype() const { return gpu_ ? gpu_->dtype() : DType::F32; }
+
   // A new, empty sequence whose attention sub-layers come from `attention` (exact when null).
+  // On the GPU: exact (null or ExactAttentionFactory) or an AdaAttentionFactory whose options
+  // check_ada_on_gpu accepts; any other factory is a cascade::Error.
   Sequence new_sequence(const AttentionFactory* attention = nullptr) const;
 
   // Appends tokens to seq and returns their logits [n, V] (only the last row, [1, V], if last_only).
@@ -57,6 +70,8 @@ class Model {
   ArchSpec spec_;
   ModelWeights w_;
   ops::Rotary rotary_;
+  Device device_ = Device::Cpu;
+  std::unique_ptr<DeviceDecoder> gpu_;
 };
 
 }  // namespace cascade

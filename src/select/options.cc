@@ -96,13 +96,12 @@ void fill_diff(const std::vector<int32_t>& prev, Selection& out) {
                       std::back_inserter(out.removed));
 }
 
-void check_prev(const Features& z, const Selection& prev) {
-  CASCADE_CHECK(prev.T() == z.T, "the previous layer's selection covers ", prev.T(),
-                " tokens but this layer has ", z.T);
+void check_prev(int64_t T, const Selection& prev) {
+  CASCADE_CHECK(prev.T() == T, "the previous layer's selection covers ", prev.T(), " tokens but this layer has ", T);
   CASCADE_CHECK(!prev.reps.empty() && prev.reps.front() == 0 &&
                     std::is_sorted(prev.reps.begin(), prev.reps.end()) &&
                     std::adjacent_find(prev.reps.begin(), prev.reps.end()) == prev.reps.end() &&
-                    prev.reps.back() < z.T,
+                    prev.reps.back() < T,
                 "the previous layer's representatives must be sorted, distinct, start at 0 and lie "
                 "below T");
 }

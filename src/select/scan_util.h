@@ -52,8 +52,10 @@ class CrossGram {
 // added = now \ prev, removed = prev \ now; both inputs sorted.
 void fill_diff(const std::vector<int32_t>& prev, Selection& out);
 
-// Throws cascade::Error unless prev is a selection over the same T tokens as z.
-void check_prev(const Features& z, const Selection& prev);
+// Throws cascade::Error unless prev is a selection over the same T tokens as z (the CPU and the
+// GPU selections both check with it).
+void check_prev(int64_t T, const Selection& prev);
+inline void check_prev(const Features& z, const Selection& prev) { check_prev(z.T, prev); }
 
 // The number of causal rows t > s of column s in a sequence of T tokens.
 inline int64_t rows_after(int64_t T, int64_t s) { return T - 1 - s; }

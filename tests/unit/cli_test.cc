@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cuda/runtime.h"
 #include "io/npy.h"
 #include "support/cli_runner.h"
 #include "support/test_paths.h"
@@ -122,6 +123,32 @@ TEST(Cli, NonUtf8TextIsReadByteWise) {
   }
 }
 
+// `cascade inspect` puts GGUF metadata and a tokenizer's error message into JSON; bytes there that
+// are not UTF-8 made nlohmann's dump() throw json::type_error, so inspect died with "terminate
+// called" (found by the bad-input matrix). They are now shown as \xNN (src/core/utf8.h).
+TEST(Cli, InspectShowsBytesThatAreNotUtf8) {
+  const fs::path d = scratch("inspect_utf8");
+  std::ifstream in(data_dir() / "gguf/tiny_llama_bpe.gguf", std::ios::binary);
+  std::string g((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t name = g.find("tiny test llama");  // the value of general.name
+  ASSERT_NE(name, std::string::npos);
+  g[name] = '\xff';
+  write(d / "meta.gguf", g);
+  const fs::path t = fixture_copy("llama", "inspect_tok_utf8");
+  write(t / "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\xc3(\": 0}}}");
+  // JSON writes the backslash of \xNN as \\ (so the output holds \\xff).
+  const std::vector<std::pair<std::string, std::string>> cases = {{(d / "meta.gguf").string(), "\\\\xffiny test llama"},
+                                                                  {t.string(), "\\\\xc3("}};
+  for (const auto& [m, shown] : cases) {
+    for (const char* json : {"--json ", ""}) {
+      const auto r = run_cli(std::string("inspect ") + json + "--model " + m);
+      EXPECT_EQ(r.code, 0) << m << ": " << r.output;
+      EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << m;
+      EXPECT_NE(r.output.find(shown), std::string::npos) << m << ": " << r.output;
+    }
+  }
+}
+
 TEST(Cli, GenerateIsGreedyAndStreamsText) {
   const auto a = run_cli("generate --model " + model("llama") + " --prompt 'First Citizen' --max-new-tokens 8");
   const auto b = run_cli("generate --model " + model("llama") + " --prompt 'First Citizen' --max-new-tokens 8");
@@ -147,6 +174,140 @@ TEST(Cli, InspectReportsArchitectureAndTensors) {
 struct BadCase {
   std::string name, args, message;
 };
+
+// The rest of the issue's matrix (missing, empty, truncated, wrong magic, wrong dtype, wrong shape,
+// huge dimension, text that is not UTF-8 where UTF-8 is required, empty text, context overflow, tau
+// outside [0, 1), unknown options) over the commands the rows above do not reach. Text and prompts
+// that are not UTF-8 are valid input (NonUtf8TextIsReadByteWise); JSON files must be UTF-8.
+void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std::string& out) {
+  const std::string llama = model("llama"), text = (data_dir() / "text/sample.txt").string();
+  const std::string stories = (test::bundled_model_dir() / "stories260K.bin").string();
+  const fs::path d = scratch("matrix");
+  // Missing: the model under every command, the text, the ids, the tokenizer, a required option.
+  c.push_back({"missing model (generate)", "generate --model /nonexistent/gen --prompt hi", "/nonexistent/gen: no such file"});
+  c.push_back({"missing model (perplexity)", "perplexity --model /nonexistent/ppl --text " + text, "/nonexistent/ppl: no such file"});
+  c.push_back({"missing model (inspect)", "inspect --model /nonexistent/ins", "/nonexistent/ins: no such file"});
+  c.push_back({"missing model (study)", "study --model /nonexistent/stu --text " + text + " --ctx 32 --out " + (d / "s").string(), "/nonexistent/stu: no such file"});
+  c.push_back({"missing model (bench)", "bench --model /nonexistent/ben", "/nonexistent/ben: no such file"});
+  c.push_back({"missing text (perplexity)", "perplexity --model " + llama + " --text /nonexistent/t.txt", "/nonexistent/t.txt: cannot open text file"});
+  c.push_back({"missing text (study)", "study --model " + llama + " --text /nonexistent/t.txt --ctx 32 --out " + (d / "s").string(), "/nonexistent/t.txt: cannot open text file"});
+  c.push_back({"missing ids", "logits --model " + llama + " --ids /nonexistent/ids.npy --out " + out, "/nonexistent/ids.npy: cannot open"});
+  c.push_back({"missing tokenizer", "generate --model " + llama + " --tokenizer /nonexistent/tok.json --prompt hi", "/nonexistent/tok.json"});
+  c.push_back({"missing required option", "logits --model " + llama + " --out " + out, "--ids is required"});
+  c.push_back({"no command", "", "A subcommand is required"});
+  // Empty: a model file, the ids, the text under study, a prompt with no BOS to fall back on.
+  write(d / "empty.bin", "");
+  write(d / "empty.gguf", "");
+  write(d / "empty.npy", "");
+  write(d / "empty.txt", "");
+  c.push_back({"empty llama2.c model", "inspect --model " + (d / "empty.bin").string(), "empty.bin: file is empty"});
+  c.push_back({"empty gguf model", "generate --model " + (d / "empty.gguf").string() + " --prompt hi", "empty.gguf: file is empty"});
+  {
+    const fs::path m = fixture_copy("llama", "emptyweights");
+    write(m / "model.safetensors", "");
+    c.push_back({"empty safetensors", "inspect --model " + m.string(), "model.safetensors: file is empty"});
+    const fs::path n = fixture_copy("llama", "emptyconfig");
+    write(n / "config.json", "");
+    c.push_back({"empty config.json", "inspect --model " + n.string(), "config.json: malformed JSON"});
+  }
+  c.push_back({"empty ids file", "logits --model " + llama + " --ids " + (d / "empty.npy").string() + " --out " + out, "bad magic"});
+  const int32_t none[1] = {0};
+  write_npy_i32(d / "noids.npy", {0}, none);
+  c.push_back({"no ids", "logits --model " + llama + " --ids " + (d / "noids.npy").string() + " --out " + out, "no token ids"});
+  c.push_back({"empty text (study)", "study --model " + llama + " --text " + (d / "empty.txt").string() + " --ctx 32 --out " + (d / "s").string(), "the text file is empty"});
+  c.push_back({"empty prompt, no BOS", "generate --model " + model("neox") + " --prompt ''", "the prompt is empty"});
+  // Truncated: a llama2.c checkpoint, a GGUF file (tensor data), the ids.
+  {
+    std::ifstream in(stories, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    write(d / "trunc.bin", bytes.substr(0, 100000));
+    c.push_back({"truncated llama2.c model", "generate --model " + (d / "trunc.bin").string() + " --prompt hi", "implies 1056540 bytes, but the file has 100000"});
+    write(d / "trunc.gguf", gguf_bytes(4, 4, 32));  // 64 bytes of tensor data claimed, 32 present
+    c.push_back({"truncated gguf", "inspect --model " + (d / "trunc.gguf").string(), "extends beyond the end of the file"});
+    std::ifstream good(ids, std::ios::binary);
+    write(d / "trunc.npy", std::string((std::istreambuf_iterator<char>(good)), std::istreambuf_iterator<char>()).substr(0, 100));
+    c.push_back({"truncated ids", "logits --model " + llama + " --ids " + (d / "trunc.npy").string() + " --out " + out, "truncated .npy"});
+  }
+  // Wrong magic: a text file given as the model.
+  c.push_back({"model that is no known format", "inspect --model " + text, "unsupported model format"});
+  // Wrong dtype: safetensors tensors of an unknown and of an integer dtype, ids of strings.
+  {
+    const fs::path m = fixture_copy("llama", "dtypeq9");
+    edit_safetensors_header(m / "model.safetensors", [](nlohmann::json& h) { h["model.norm.weight"]["dtype"] = "Q9"; });
+    c.push_back({"safetensors dtype unknown", "generate --model " + m.string() + " --prompt hi", "unknown dtype 'Q9'"});
+    const fs::path n = fixture_copy("llama", "dtypei32");
+    edit_safetensors_header(n / "model.safetensors", [](nlohmann::json& h) { h["model.norm.weight"]["dtype"] = "I32"; });
+    c.push_back({"safetensors integer weights", "perplexity --model " + n.string() + " --text " + text, "cannot be loaded as float32"});
+  }
+  {
+    std::string h = "{'descr': '<U2', 'fortran_order': False, 'shape': (2,), }";
+    h.append((64 - (10 + h.size() + 1) % 64) % 64, ' ');
+    h += '\n';
+    write(d / "str.npy", std::string("\x93NUMPY\x01\x00", 8) + char(h.size()) + char(h.size() >> 8) + h + std::string(16, 'a'));
+    c.push_back({"ids of strings", "logits --model " + llama + " --ids " + (d / "str.npy").string() + " --out " + out, "expected an integer .npy array, got dtype '<U2'"});
+  }
+  // Wrong shape: a tensor whose shape disagrees with its data_offsets.
+  {
+    const fs::path m = fixture_copy("llama", "offsets");
+    edit_safetensors_header(m / "model.safetensors", [](nlohmann::json& h) { h["model.norm.weight"]["shape"] = {2}; });
+    c.push_back({"safetensors shape and offsets disagree", "inspect --model " + m.string(), "needs 8 bytes but its data_offsets give"});
+  }
+  // Huge dimensions: 2^40 ids in a 16-byte payload; a llama2.c header of 2^20-wide layers; a
+  // config.json hidden size of 2^40. None may allocate.
+  {
+    std::string h = "{'descr': '<i4', 'fortran_order': False, 'shape': (1099511627776,), }";
+    h.append((64 - (10 + h.size() + 1) % 64) % 64, ' ');
+    h += '\n';
+    write(d / "huge.npy", std::string("\x93NUMPY\x01\x00", 8) + char(h.size()) + char(h.size() >> 8) + h + std::string(16, '\0'));
+    c.push_back({"ids of 2^40 elements", "logits --model " + llama + " --ids " + (d / "huge.npy").string() + " --out " + out, "truncated .npy data"});
+    const int32_t header[7] = {1 << 20, 1 << 22, 32, 32, 32, 1 << 20, 1 << 20};
+    write(d / "huge.bin", std::string(reinterpret_cast<const char*>(header), sizeof header) + std::string(1024, '\0'));
+    c.push_back({"llama2.c header of 2^20-wide layers", "inspect --model " + (d / "huge.bin").string(), "but the file has 1052"});
+    const fs::path m = fixture_copy("llama", "hugeconfig");
+    auto j = nlohmann::json::parse(std::ifstream(data_dir() / "models/llama/config.json"));
+    j["hidden_size"] = int64_t(1) << 40;
+    write(m / "config.json", j.dump());
+    c.push_back({"config.json hidden size of 2^40", "generate --model " + m.string() + " --prompt hi", "out of range"});
+  }
+  // Not UTF-8 where UTF-8 is required: config.json, tokenizer.json, a GGUF tensor name.
+  {
+    const fs::path m = fixture_copy("llama", "cfgnotutf8");
+    write(m / "config.json", "{\"model_type\": \"ll\xff\xfe" "ama\"}");
+    c.push_back({"config.json not UTF-8", "inspect --model " + m.string(), "ill-formed UTF-8"});
+    const fs::path t = fixture_copy("llama", "toknotutf8");
+    write(t / "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\xc3(\": 0}}}");
+    c.push_back({"tokenizer.json not UTF-8", "generate --model " + t.string() + " --prompt hi", "ill-formed UTF-8"});
+    std::string g = gguf_bytes(4, 4, 64);
+    g[g.find("token_embd")] = '\xff';
+    write(d / "name.gguf", g);
+    c.push_back({"gguf tensor name not UTF-8", "inspect --json --model " + (d / "name.gguf").string(), "name '\\xffoken_embd.weight' is not valid UTF-8"});
+  }
+  // Context overflow under logits, study and bench.
+  {
+    std::vector<int32_t> many(200, 5);
+    write_npy_i32(d / "long.npy", {200}, many.data());
+    c.push_back({"ids longer than the context", "logits --model " + llama + " --ids " + (d / "long.npy").string() + " --out " + out, "longer than the model's context of 128"});
+    c.push_back({"study ctx beyond the model", "study --model " + llama + " --text " + text + " --ctx 4096 --out " + (d / "s").string(), "--ctx 4096 is longer than the model's context of 128"});
+    c.push_back({"bench beyond the context", "bench --model " + llama + " --prompt-tokens 100 --gen-tokens 100", "exceeds the model's context of 128"});
+  }
+  // tau outside [0, 1) under every command that takes it.
+  c.push_back({"negative tau (generate)", "generate --model " + llama + " --prompt hi --attention ada --tau -0.1", "tau must be in [0, 1)"});
+  c.push_back({"tau > 1 (perplexity)", "perplexity --model " + llama + " --text " + text + " --attention ada --tau 1.5", "tau must be in [0, 1)"});
+  c.push_back({"tau = nan (logits)", "logits --model " + llama + " --ids " + ids + " --out " + out + " --attention ada --tau nan", "tau must be in [0, 1), got nan"});
+  c.push_back({"tau > 1 (bench)", "bench --model " + llama + " --attention ada --tau 2", "tau must be in [0, 1)"});
+  c.push_back({"tau > 1 (study)", "study --model " + llama + " --text " + text + " --ctx 32 --tau 1.5 --out " + (d / "s").string(), "tau must be in [0, 1), got 1.5"});
+  c.push_back({"tau sweep past 1 (study)", "study --model " + llama + " --text " + text + " --ctx 32 --tau-sweep 0,1 --out " + (d / "s").string(), "tau must be in [0, 1), got 1"});
+  // Unknown options and values under every command.
+  c.push_back({"unknown option (generate)", "generate --model " + llama + " --prompt hi --frobnicate", "frobnicate"});
+  c.push_back({"unknown option (perplexity)", "perplexity --model " + llama + " --text " + text + " --frobnicate", "frobnicate"});
+  c.push_back({"unknown option (inspect)", "inspect --model " + llama + " --frobnicate", "frobnicate"});
+  c.push_back({"unknown option (study)", "study --model " + llama + " --text " + text + " --ctx 32 --out " + (d / "s").string() + " --frobnicate", "frobnicate"});
+  c.push_back({"unknown option (bench)", "bench --model " + llama + " --frobnicate", "frobnicate"});
+  c.push_back({"unknown command", "frobnicate --model " + llama, "unknown command 'frobnicate'"});
+  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada}"});
+  c.push_back({"unknown similarity", "study --model " + llama + " --text " + text + " --ctx 32 --similarity dot --out " + (d / "s").string(), "unknown similarity 'dot'"});
+  c.push_back({"non-numeric ctx", "perplexity --model " + llama + " --text " + text + " --ctx many", "Could not convert: --ctx = many"});
+}
 
 std::vector<BadCase> bad_cases() {
   const std::string ids = (data_dir() / "ref/llama/ids.npy").string();
@@ -226,6 +387,15 @@ std::vector<BadCase> bad_cases() {
     c.push_back({"prompt longer than the context", "generate --model " + model("llama") + " --prompt '" + big + "'", "longer than the model's context"});
     write(d / "empty.txt", "");
     c.push_back({"empty text", "perplexity --model " + model("llama") + " --text " + (d / "empty.txt").string(), "empty"});
+    // Device flags (GPU engine): a 16-bit dtype on the CPU, an unknown device or dtype, an ADA mode the GPU lacks,
+    // and --device cuda where there is no GPU (or no CUDA in the build).
+    const std::string lg = "logits --model " + model("llama") + " --ids " + ids + " --out " + out;
+    c.push_back({"--dtype bf16 on the cpu", lg + " --dtype bf16", "computes in f32 only"});
+    c.push_back({"unknown --device", lg + " --device gpu", "--device"});
+    c.push_back({"unknown --dtype", lg + " --device cuda --dtype f8", "not a compute dtype"});
+    c.push_back({"ADA all-queries on cuda", "generate --model " + model("llama") + " --prompt hi --device cuda --attention ada --ada-queries all", "not yet on the GPU"});
+    if (!cuda::gpu_available())
+      c.push_back({"--device cuda without a GPU", "bench --model " + model("llama") + " --device cuda", "--device cuda: "});
   }
   c.push_back({"ctx beyond the model", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 4096", "context"});
   c.push_back({"tau outside [0, 1)", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1.5", "tau"});
@@ -239,6 +409,7 @@ std::vector<BadCase> bad_cases() {
   c.push_back({"unknown option", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --frobnicate", "frobnicate"});
   c.push_back({"no tokenizer", "generate --model " + model("opt") + " --prompt hi", "tokenizer"});
   c.push_back({"bad sampling option", "generate --model " + model("llama") + " --prompt hi --top-p 0", "top-p"});
+  add_matrix_rows(c, ids, out);
   return c;
 }
 

@@ -14,6 +14,8 @@
 
 #include "arch/arch_spec.h"
 #include "core/error.h"
+#include "core/utf8.h"
+#include "io/gguf.h"
 #include "io/json_file.h"
 #include "io/npy.h"
 #include "io/llama2c.h"
@@ -51,6 +53,25 @@ TEST(FuzzRegression, NpyDtypeAndShapeThatAreNotNumbers) {
   const NpyArray ok = npy("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }");
   EXPECT_EQ(ok.shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(npy("{'descr':'<f8','fortran_order':False,'shape':(4,)}").shape, std::vector<int64_t>{4});
+}
+
+// npy_fuzz: the std::regex header parse took quadratic time (and deep recursion) on long fuzzed
+// headers. The header is now scanned by hand and, as numpy does, limited to 10000 bytes; a shape
+// of more than 2^40 elements is refused from the header, before anything is allocated.
+TEST(FuzzRegression, NpyLongHeaderAndHugeShape) {
+  const std::string dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }";
+  std::string padded = dict + std::string(9000, ' ') + "\n";  // long, but under numpy's limit
+  EXPECT_EQ(npy(padded).shape, std::vector<int64_t>{2});
+  std::string junk(9990, '(');  // what made the regex slow: many partial matches
+  EXPECT_THROW(npy(junk), Error);
+  EXPECT_THROW(npy(dict + std::string(10001 - dict.size(), ' ')), Error);  // 10001 bytes
+  // Version 2.0: a 4-byte header length far beyond the file.
+  const std::string v2 = std::string("\x93NUMPY\x02\x00\xff\xff\xff\x7f", 12) + dict;
+  EXPECT_THROW(parse_npy(reinterpret_cast<const uint8_t*>(v2.data()), v2.size(), "v2.npy"), Error);
+  EXPECT_THROW(npy("{'descr': '<i4', 'fortran_order': False, 'shape': (1048576, 1048577), }"), Error);
+  EXPECT_THROW(npy("{'descr': '<i4', 'fortran_order': False, 'shape': (1099511627776,), }"), Error);  // 2^40: no data
+  EXPECT_THROW(npy("{'descr': '<i4', 'fortran_order': True, 'shape': (2,), }"), Error);
+  EXPECT_THROW(npy("{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }"), Error);
 }
 
 // npy_fuzz: an empty float array, shape (0, 64), passed a null pointer to memcpy (UBSan) in
@@ -129,6 +150,45 @@ TEST(FuzzRegression, Llama2cTokenizerPieceLongerThanTheFile) {
   std::string bytes(reinterpret_cast<const char*>(&max_len), 4);
   bytes += std::string(reinterpret_cast<const char*>(&score), 4) + std::string(reinterpret_cast<const char*>(&len), 4) + "abcd";
   EXPECT_THROW(load_llama2c_tokenizer(write_temp("tokenizer.bin", bytes)), Error);
+}
+
+// Bad-input matrix (tests/unit/cli_test.cc): `cascade inspect` died with "terminate called" on a
+// GGUF string or a tokenizer error message holding bytes that are not UTF-8, because nlohmann's
+// dump() throws json::type_error on them. Messages (fail) and GGUF metadata now show such bytes as
+// \xNN, and a GGUF tensor name must be UTF-8 (src/core/utf8.cc, src/io/gguf.cc).
+TEST(FuzzRegression, MessagesAndGgufMetadataAreValidUtf8) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"abc", "abc"},
+      {"caf\xc3\xa9 \xf0\x9f\x98\x80", "caf\xc3\xa9 \xf0\x9f\x98\x80"},  // 2- and 4-byte characters
+      {"\xff", "\\xff"},
+      {"\xc3(", "\\xc3("},                            // a lead byte without its continuation
+      {"\xc0\xaf", "\\xc0\\xaf"},                     // overlong '/'
+      {"\xed\xa0\x80", "\\xed\\xa0\\x80"},            // a surrogate
+      {"\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"},  // beyond U+10FFFF
+      {"x\xe2\x82", "x\\xe2\\x82"},                   // cut short
+  };
+  for (const auto& [in, want] : cases) {
+    EXPECT_EQ(escape_invalid_utf8(in), want);
+    EXPECT_EQ(is_valid_utf8(in), in == want);
+    EXPECT_NO_THROW((void)json(escape_invalid_utf8(in)).dump());
+  }
+  try {
+    fail("piece '", std::string("\xff\xfe"), "'");
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "piece '\\xff\\xfe'");
+  }
+  std::ifstream in(test::data_dir() / "gguf/tiny_llama_bpe.gguf", std::ios::binary);
+  std::string g((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t name = g.find("tiny test llama");
+  ASSERT_NE(name, std::string::npos);
+  g[name] = '\xff';
+  const auto meta = GgufFile::open(write_temp("meta.gguf", g))->metadata_json(32);
+  EXPECT_EQ(meta["general.name"], "\\xffiny test llama");
+  EXPECT_NO_THROW((void)meta.dump());
+  const size_t tensor = g.find("token_embd.weight");
+  ASSERT_NE(tensor, std::string::npos);
+  g[tensor] = '\xff';
+  EXPECT_THROW(GgufFile::open(write_temp("name.gguf", g)), Error);
 }
 
 }  // namespace

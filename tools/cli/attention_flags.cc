@@ -1,6 +1,7 @@
 #include "attention_flags.h"
 
 #include "core/error.h"
+#include "cuda/runtime.h"
 
 namespace cascade::cli {
 
@@ -19,6 +20,26 @@ void add_attention_flags(CLI::App* c, AttentionFlags& f) {
       ->check(CLI::IsMember({"reps", "all"}))
       ->capture_default_str();
   c->add_flag("--proportional", f.proportional, "Add log(n_s) to the logit of representative s");
+  c->add_option("--device", f.device,
+                "cpu, or cuda (the GPU engine: exact attention, and ada with --select full|cascade, --rule greedy,"
+                " --ada-queries reps, no --proportional; needs a CUDA build and a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  c->add_option("--dtype", f.dtype,
+                "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
+                " default f32 on cpu (its only dtype), bf16 on cuda");
+}
+
+namespace {
+DType dtype_of(const AttentionFlags& f) {
+  if (f.dtype.empty()) return f.device == "cuda" ? DType::BF16 : DType::F32;
+  return parse_compute_dtype(f.dtype);
+}
+}  // namespace
+
+void place_model(Model& m, const AttentionFlags& f) {
+  const Device d = parse_device(f.device);
+  if (d == Device::Cuda) m.to_device(d, dtype_of(f));
 }
 
 AdaOptions ada_options(const AttentionFlags& f) {
@@ -34,6 +55,14 @@ AdaOptions ada_options(const AttentionFlags& f) {
 
 std::unique_ptr<AttentionFactory> make_attention(const AttentionFlags& f) {
   const AdaOptions o = ada_options(f);  // validates the ADA flags even when unused
+  const Device d = parse_device(f.device);
+  const DType t = dtype_of(f);
+  if (d == Device::Cpu && t != DType::F32)
+    fail("--dtype ", f.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
+  if (d == Device::Cuda) {
+    if (f.attention == "ada") check_ada_on_gpu(o);
+    cuda::require_gpu();
+  }
   if (f.attention == "full") return nullptr;
   return std::make_unique<AdaAttentionFactory>(o);
 }

@@ -2,6 +2,7 @@
 // --prompt-tokens are prefilled in one pass, then --gen-tokens are decoded one at a time through the
 // cache; each repetition starts a new sequence. Reports mean ± std over repetitions (after one
 // warm-up), as a table or JSON. Timings are wall clock of this process on this machine.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -51,6 +52,7 @@ void add_bench(CLI::App& app) {
   c->callback([o] {
     const auto attention = make_attention(o->att);
     auto m = Model::load(o->model);
+    place_model(*m, o->att);
     if (o->prompt + o->gen > m->spec().max_positions)
       fail("--prompt-tokens + --gen-tokens = ", o->prompt + o->gen, " exceeds the model's context of ", m->spec().max_positions);
     std::mt19937_64 rng(o->seed);
@@ -77,7 +79,12 @@ void add_bench(CLI::App& app) {
     }
     const Stat p = stat(pre), s = stat(sel), d = dec.empty() ? Stat{} : stat(dec);
     if (o->json) {
-      std::cout << nlohmann::json{{"model", o->model}, {"attention", o->att.attention}, {"prompt_tokens", o->prompt},
+      std::vector<double> pre_s;
+      for (double tps : pre) pre_s.push_back(double(o->prompt) / tps);
+      std::sort(pre_s.begin(), pre_s.end());
+      std::cout << nlohmann::json{{"model", o->model}, {"attention", o->att.attention}, {"device", o->att.device},
+                                  {"dtype", dtype_name(m->compute_dtype())},
+                                  {"prefill_s_median", pre_s[pre_s.size() / 2]}, {"prefill_s_min", pre_s.front()}, {"prompt_tokens", o->prompt},
                                   {"gen_tokens", o->gen}, {"reps", o->reps}, {"prefill_tok_s", p.mean}, {"prefill_tok_s_sd", p.sd},
                                   {"decode_tok_s", d.mean}, {"decode_tok_s_sd", d.sd}, {"prefill_selection_s", s.mean},
                                   {"prefill_projections_s", stat(proj).mean}, {"prefill_attention_s", stat(att).mean},
@@ -86,8 +93,9 @@ void add_bench(CLI::App& app) {
                 << "\n";
       return;
     }
-    std::printf("| model | attention | prompt | gen | prefill tok/s | decode tok/s |\n|---|---|---|---|---|---|\n");
-    std::printf("| %s | %s | %lld | %lld | %.1f ± %.1f | %.1f ± %.1f |\n", o->model.c_str(), o->att.attention.c_str(),
+    std::printf("| model | device | dtype | attention | prompt | gen | prefill tok/s | decode tok/s |\n|---|---|---|---|---|---|---|---|\n");
+    std::printf("| %s | %s | %s | %s | %lld | %lld | %.1f ± %.1f | %.1f ± %.1f |\n", o->model.c_str(), o->att.device.c_str(),
+                dtype_name(m->compute_dtype()).c_str(), o->att.attention.c_str(),
                 (long long)o->prompt, (long long)o->gen, p.mean, p.sd, d.mean, d.sd);
   });
 }

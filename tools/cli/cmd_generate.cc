@@ -36,6 +36,7 @@ void add_generate(CLI::App& app) {
     Sampler sampler(o->sampling);
     const auto attention = make_attention(o->att);
     auto m = Model::load(o->model);
+    place_model(*m, o->att);
     auto tok = model_tokenizer(*m, o->model, o->tokenizer);
     std::vector<int32_t> ids = tok->encode(o->prompt, true);
     if (ids.empty()) fail("the prompt is empty and the tokenizer adds no BOS token: nothing to condition on");

@@ -29,6 +29,7 @@ void add_logits(CLI::App& app) {
     if (ids.empty()) fail(o->ids, ": no token ids");
     const auto attention = make_attention(o->att);
     auto m = Model::load(o->model);
+    place_model(*m, o->att);
     Sequence s = m->new_sequence(attention.get());
     const Tensor logits = m->forward(s, ids);
     write_npy_f32(o->out, {logits.dim(0), logits.dim(1)}, logits.data());

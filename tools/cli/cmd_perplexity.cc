@@ -88,6 +88,7 @@ void add_perplexity(CLI::App& app) {
     if (text.empty()) fail(o->text, ": the text file is empty");
     if (!o->json.empty()) check_writable(o->json);
     auto m = Model::load(o->model);
+    place_model(*m, o->att);
     auto tok = model_tokenizer(*m, o->model, o->tokenizer);
     const std::vector<int32_t> ids = tok->encode(text, true);
     const int64_t ctx = o->p.ctx ? o->p.ctx : m->spec().max_positions;

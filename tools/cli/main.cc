@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "commands.h"
 #include "core/error.h"
@@ -19,6 +20,17 @@ int main(int argc, char** argv) {
   cascade::cli::add_inspect(app);
   cascade::cli::add_study(app);
   cascade::cli::add_bench(app);
+  // CLI11 answers a misspelt command with "A subcommand is required"; name the word and the commands.
+  const auto is_command = [&](const std::string& w) {
+    for (const CLI::App* sc : app.get_subcommands({}))
+      if (sc->check_name(w)) return true;
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_command(argv[1])) {
+    std::fprintf(stderr, "cascade: error: unknown command '%s' (commands: generate, perplexity, logits, inspect, study, bench; --help)\n",
+                 argv[1]);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

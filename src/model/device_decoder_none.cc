@@ -1,0 +1,15 @@
+// The CPU-only build's make_cuda_decoder (the CUDA build compiles model/model_cuda.cu instead).
+#ifndef CASCADE_WITH_CUDA
+#include "core/error.h"
+#include "cuda/runtime.h"
+#include "model/device_decoder.h"
+
+namespace cascade {
+
+std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec&, const ModelWeights&, const ops::Rotary&, DType) {
+  cuda::require_gpu();  // throws: this build has no CUDA backend
+  fail("--device cuda: this build has no CUDA backend");
+}
+
+}  // namespace cascade
+#endif

@@ -1,0 +1,76 @@
+// Attention on the GPU: checks the arguments and picks a kernel (attention_cuda_kernel.cuh). The
+// tensor-core tile kernel runs F16/BF16 batches of 16 queries or more at head sizes 64, 80, 96, 128
+// and 256 with 16-byte aligned rows; everything else (F32, decoding, other head sizes up to 256)
+// runs the one-warp-per-query kernel. CPU twin: ops/attention.cc.
+#include <cstdint>
+
+#include "ops/attention_cuda_launch.cuh"
+#include "ops/cuda_common.cuh"
+
+namespace cascade::ops::gpu {
+
+namespace {
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <typename T>
+void run_flash_for(int64_t hd, const attn::Params& p, Stream s) {
+  switch (hd) {
+    case 64: attn::run_flash<T, 64>(p, s); return;
+    case 80: attn::run_flash<T, 80>(p, s); return;
+    case 96: attn::run_flash<T, 96>(p, s); return;
+    case 128: attn::run_flash<T, 128>(p, s); return;
+    default: attn::run_flash<T, 256>(p, s); return;
+  }
+}
+
+template <typename T>
+void run_warp_for(int64_t hd, const attn::Params& p, Stream s) {
+  if (hd <= 64) attn::run_warp<T, 2>(p, s);
+  else if (hd <= 96) attn::run_warp<T, 3>(p, s);
+  else if (hd <= 128) attn::run_warp<T, 4>(p, s);
+  else attn::run_warp<T, 8>(p, s);
+}
+
+bool has_tile_kernel(int64_t hd) { return hd == 64 || hd == 80 || hd == 96 || hd == 128 || hd == 256; }
+
+}  // namespace
+
+bool attention_supports(int64_t head_dim) { return head_dim > 0 && head_dim <= 256; }
+
+void attention(const AttentionArgs& a, Stream s) {
+  if (a.nq == 0) return;
+  CASCADE_CHECK(attention_supports(a.head_dim), "attention on the GPU: head size ", a.head_dim, " (at most 256)");
+  CASCADE_CHECK(a.kv_heads > 0 && a.heads % a.kv_heads == 0, "attention: ", a.heads, " heads over ", a.kv_heads, " kv heads");
+  CASCADE_CHECK(a.nk > 0, "attention: no keys");
+  attn::Params p;
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.out = a.out;
+  p.ldq = a.ldq;
+  p.ldkv = a.ldkv;
+  p.ldo = a.ldo;
+  p.nq = a.nq;
+  p.nk = a.nk;
+  p.heads = a.heads;
+  p.kv_heads = a.kv_heads;
+  p.head_dim = a.head_dim;
+  p.q_pos = a.q_pos;
+  p.k_pos = a.k_pos;
+  p.keys_sorted = a.keys_sorted;
+  p.scale = a.scale;
+  const bool tile = a.dtype != DType::F32 && a.nq >= 16 && has_tile_kernel(a.head_dim) && aligned16(a.q) &&
+                    aligned16(a.k) && aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
+  dispatch_dtype(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float>) {
+      run_warp_for<T>(a.head_dim, p, s);
+    } else {
+      if (tile) run_flash_for<T>(a.head_dim, p, s);
+      else run_warp_for<T>(a.head_dim, p, s);
+    }
+  });
+}
+
+}  // namespace cascade::ops::gpu

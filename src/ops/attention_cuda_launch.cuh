@@ -1,0 +1,35 @@
+// The attention kernels' parameters and launchers, declared for attention_cuda.cu (the dispatch);
+// the kernel bodies are in attention_cuda_kernel.cuh and the instantiations in the small
+// attention_cuda_<dtype>.cu files, one per dtype (FlashAttention's three layers: body, launch,
+// instances), so the kernels compile in parallel and a head size is added or pruned in one place.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "ops/cuda_ops.h"
+
+namespace cascade::ops::gpu::attn {
+
+struct Params {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* out = nullptr;
+  int64_t ldq = 0, ldkv = 0, ldo = 0, nq = 0, nk = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  const int64_t* q_pos = nullptr;
+  const int64_t* k_pos = nullptr;
+  bool keys_sorted = true;
+  float scale = 1.f;
+};
+
+// Tensor-core kernel (mma.sync, 16-bit operands, float32 softmax and accumulators in registers):
+// 64 queries x D per block, key tiles of 64. T: __half or __nv_bfloat16; D: 64, 80, 96, 128, 256.
+template <typename T, int D>
+void run_flash(const Params& p, Stream s);
+// General kernel: one warp per (query, head), any head size up to 32 * NC; float, __half or bf16.
+template <typename T, int NC>
+void run_warp(const Params& p, Stream s);
+
+}  // namespace cascade::ops::gpu::attn

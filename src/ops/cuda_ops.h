@@ -1,0 +1,87 @@
+// Host entry points of the CUDA ops (src/ops/*_cuda.cu), each the twin of a CPU op in this folder.
+// No CUDA header is needed to include this: pointers are raw device pointers, the stream is the
+// runtime's opaque cudaStream_t (forward-declared), and the element type of activations and
+// weights is a runtime DType (F32, F16 or BF16). Every op accumulates in float32. The CPU-only build
+// compiles none of these (callers reach them only after cuda::require_gpu()).
+#pragma once
+#include <cstdint>
+
+#include "arch/arch_spec.h"
+#include "core/dtype.h"
+
+struct CUstream_st;
+
+namespace cascade::ops::gpu {
+
+using Stream = CUstream_st*;
+
+// ---- norm (ops::norm) --------------------------------------------------------------------------
+// Rows of h [n, d] (contiguous). When add is not null, first h += add (rounded to the dtype, written
+// back: the fused residual add), then y = norm(h). gamma/beta are float32 [d] (beta null for RMSNorm
+// or a LayerNorm without bias). y may alias h.
+void norm(DType t, NormKind kind, void* h, const void* add, const float* gamma, const float* beta, double eps,
+          int64_t n, int64_t d, void* y, Stream s);
+
+// ---- elementwise (ops::add_inplace) ------------------------------------------------------------
+// y[i] += x[i] (x2 null), or y[i] += x[i] + x2[i] (the parallel residual's two branches), n values.
+void add(DType t, void* y, const void* x, const void* x2, int64_t n, Stream s);
+// Copies n values of dtype t converted to float32 (logits come back as float32).
+void to_f32(DType t, const void* x, float* y, int64_t n, Stream s);
+
+// ---- activation (ops::activation) --------------------------------------------------------------
+// Non-GLU: x = act(x). GLU: x = act(x) * up (x holds the gate projection).
+void activation(DType t, Activation a, void* x, const void* up, int64_t n, Stream s);
+
+// ---- rotary (ops::Rotary::apply) ---------------------------------------------------------------
+// x: [n, heads, head_dim] with row stride ld (elements); pos: device int64 [n]; inv_freq: device
+// float32 [rotary_dim / 2], the same values as ops::Rotary's.
+void rotary(DType t, RotaryStyle style, int64_t rotary_dim, const float* inv_freq, void* x, int64_t n, int64_t ld,
+            int64_t heads, int64_t head_dim, const int64_t* pos, Stream s);
+
+// ---- embedding ---------------------------------------------------------------------------------
+// out[i, :] = table[ids[i], :] (e columns); ids: device int32 [n].
+void embed(DType t, const void* table, const int32_t* ids, int64_t n, int64_t e, void* out, Stream s);
+// h[i, :] += positions[pos[i] + offset, :] (learned positions); pos: device int64 [n].
+void add_positions(DType t, const void* positions, const int64_t* pos, int64_t offset, int64_t n, int64_t d, void* h,
+                   Stream s);
+
+// ---- linear (ops::linear), through cuBLASLt ----------------------------------------------------
+// y[n, out] (row stride ldy, dtype yt) = act(x[n, in] (row stride ldx, dtype t) W^T + bias), W
+// [out, in] row-major in dtype t, bias [out] in dtype yt or null, both bias and act in the GEMM
+// epilogue. yt is t or F32. F32 runs in full float32 (no TF32); F16/BF16 accumulate in float32.
+// act: None, Relu, or GeluTanh (cuBLASLt's GELU, the tanh form; see linear_fuses()).
+enum class Epilogue { None, Relu, GeluTanh };
+// The epilogue that computes activation a after a linear in dtype t, or None when the activation
+// must run as its own kernel: GLU activations, GELU-erf, and GELU in F32 (whose results must match
+// the CPU to float32 accuracy; cuBLASLt's GELU is not specified to that).
+Epilogue linear_fuses(Activation a, DType t);
+void linear(DType t, const void* x, int64_t ldx, int64_t n, const void* w, int64_t in, int64_t out, const void* bias,
+            DType yt, void* y, int64_t ldy, Stream s, Epilogue act = Epilogue::None);
+
+// ---- attention (ops::attention) ----------------------------------------------------------------
+// softmax(q k^T * scale) v per head, causal by position (key j visible to query i iff
+// k_pos[j] <= q_pos[i]), grouped-query heads (query head h reads kv head h / (heads / kv_heads)).
+// Flash-style: one pass over key tiles with an online softmax. keys_sorted (k_pos nondecreasing,
+// true for a KV cache and for ADA's sorted representatives) lets a query tile stop at the first
+// key tile past its last position. Every query must see at least one key.
+struct AttentionArgs {
+  DType dtype = DType::F32;
+  const void* q = nullptr;  // [nq, heads * head_dim], row stride ldq (elements)
+  int64_t ldq = 0, nq = 0;
+  const void* k = nullptr;  // [nk, kv_heads * head_dim], row stride ldkv
+  const void* v = nullptr;
+  int64_t ldkv = 0, nk = 0;
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  const int64_t* q_pos = nullptr;  // device [nq]
+  const int64_t* k_pos = nullptr;  // device [nk]
+  bool keys_sorted = true;
+  float scale = 1.f;
+  void* out = nullptr;  // [nq, heads * head_dim], row stride ldo
+  int64_t ldo = 0;
+};
+// Head sizes with a kernel: 64, 80, 96, 128, 256 (tensor-core tiles for F16/BF16 prefill), and any
+// size up to 256 through the general kernel (F32, decoding, odd sizes).
+bool attention_supports(int64_t head_dim);
+void attention(const AttentionArgs& a, Stream s);
+
+}  // namespace cascade::ops::gpu

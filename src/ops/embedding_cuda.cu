@@ -1,0 +1,52 @@
+// Token-embedding gather and learned positions on the GPU (the CPU does both inline in
+// Model::forward: a row copy per token, then ops::add_inplace of the position row).
+#include "ops/cuda_common.cuh"
+#include "ops/cuda_ops.h"
+
+namespace cascade::ops::gpu {
+
+namespace {
+
+template <typename T>
+__global__ void embed_kernel(const T* table, const int32_t* ids, int64_t n, int64_t e, T* out) {
+  const int64_t total = n * e;
+  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < total; g += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = g / e, j = g % e;
+    out[g] = table[int64_t(ids[t]) * e + j];
+  }
+}
+
+template <typename T>
+__global__ void positions_kernel(const T* positions, const int64_t* pos, int64_t offset, int64_t n, int64_t d, T* h) {
+  const int64_t total = n * d;
+  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < total; g += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = g / d, j = g % d;
+    h[g] = from_float<T>(to_float(h[g]) + to_float(positions[(pos[t] + offset) * d + j]));
+  }
+}
+
+unsigned grid_for(int64_t n) { return unsigned(std::min<int64_t>((n + 255) / 256, 65536)); }
+
+}  // namespace
+
+void embed(DType t, const void* table, const int32_t* ids, int64_t n, int64_t e, void* out, Stream s) {
+  if (n == 0) return;
+  dispatch_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    embed_kernel<T><<<grid_for(n * e), 256, 0, s>>>(static_cast<const T*>(table), ids, n, e, static_cast<T*>(out));
+  });
+  CASCADE_CUDA_LAUNCH_CHECK();
+}
+
+void add_positions(DType t, const void* positions, const int64_t* pos, int64_t offset, int64_t n, int64_t d, void* h,
+                   Stream s) {
+  if (n == 0) return;
+  dispatch_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    positions_kernel<T><<<grid_for(n * d), 256, 0, s>>>(static_cast<const T*>(positions), pos, offset, n, d,
+                                                        static_cast<T*>(h));
+  });
+  CASCADE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace cascade::ops::gpu

@@ -1,0 +1,667 @@
+// select/gpu_selection.h for the CUDA build: normalisation, panelled causal Gram / cross-Gram through
+// cuBLAS with the edges extracted from each panel, the greedy set in parallel Jacobi rounds, the
+// parents, and the exact cascade's iterations (see the header's design note).
+//
+// Layout of the data on the device:
+//   z      [T, d] row-major (float64 or float32), unit rows or zero rows
+//   panel  [rows, n] row-major: panel[i, j] = <z_{row0+i}, zc_j>, zc the column rows (z itself for the
+//          full Gram, the gathered rows of a column set otherwise); cuBLAS sees it column-major as
+//          the n x rows matrix Zc^T Zr
+//   edges  COO lists (t, s, rho) with s < t and rho >= theta - slack, in no particular order
+//   state  [T] uint8: 0 undecided, 1 in the set, 2 out
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <numeric>
+
+#include "core/error.h"
+#include "cuda/context.h"
+#include "cuda/runtime.h"
+#include "select/gpu_selection.h"
+#include "select/scan_util.h"
+
+namespace cascade::select::gpu {
+
+namespace {
+
+constexpr uint8_t kUndecided = 0, kIn = 1, kOut = 2;
+constexpr int kRoundBatch = 8;  // rounds launched between two reads of the undecided counts
+
+// ---- kernels --------------------------------------------------------------------------------------
+
+// Sum over the block, returned to every thread. red: 32 doubles of shared memory.
+__device__ double block_sum(double v, double* red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // red may still be read from a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < int(blockDim.x >> 5) ? red[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane == 0) red[0] = v;
+  }
+  __syncthreads();
+  return red[0];
+}
+
+// One block per row t: z_t = (x_t - mean) / ||x_t - mean|| (mean 0 for cosine), zero row at norm 0.
+// Sums in float64 as normalize_row(); a constant row sums exactly, so it centres to exactly 0.
+template <typename Z>
+__global__ void normalize_rows(const float* __restrict__ x, int64_t d, bool centre, Z* __restrict__ z) {
+  __shared__ double red[32];
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  Z* zr = z + int64_t(blockIdx.x) * d;
+  double mean = 0.0;
+  if (centre) {
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += double(xr[i]);
+    mean = block_sum(s, red) / double(d);
+  }
+  double sq = 0.0;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const double v = double(xr[i]) - mean;
+    sq += v * v;
+  }
+  sq = block_sum(sq, red);
+  const double inv = sq > 0.0 ? 1.0 / sqrt(sq) : 0.0;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) zr[i] = Z((double(xr[i]) - mean) * inv);
+}
+
+// out[j, :] = z[cols[j], :] for j < n; one block per row.
+template <typename Z>
+__global__ void gather_rows(const Z* __restrict__ z, int64_t d, const int32_t* __restrict__ cols,
+                            Z* __restrict__ out) {
+  const Z* src = z + int64_t(cols[blockIdx.x]) * d;
+  Z* dst = out + int64_t(blockIdx.x) * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
+}
+
+// Appends the edges of one panel [rows, ld]: row t = row0 + i (blockIdx.y), column j < n (x) at
+// position colpos[j] < t with panel[i, j] >= thr. Warp-aggregated atomics; entries past cap are counted but
+// not written (the caller grows the list and runs the panel again).
+template <typename G>
+__global__ void extract_edges(const G* __restrict__ panel, int n, int ld, int64_t row0,
+                              const int32_t* __restrict__ colpos, double thr, int32_t* __restrict__ et,
+                              int32_t* __restrict__ es, double* __restrict__ er,
+                              unsigned long long* __restrict__ count, unsigned long long cap) {
+  const int i = blockIdx.y;
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  const int32_t t = int32_t(row0 + i);
+  double v = 0.0;
+  bool hit = false;
+  if (j < n && colpos[j] < t) {
+    v = double(panel[int64_t(i) * ld + j]);
+    hit = v >= thr;
+  }
+  const unsigned mask = __ballot_sync(0xffffffffu, hit);
+  if (mask == 0) return;
+  const int lane = threadIdx.x & 31, leader = __ffs(mask) - 1;
+  unsigned long long base = 0;
+  if (lane == leader) base = atomicAdd(count, (unsigned long long)__popc(mask));
+  base = __shfl_sync(mask, base, leader);
+  if (!hit) return;
+  const unsigned long long at = base + __popc(mask & ((1u << lane) - 1u));
+  if (at < cap) {
+    et[at] = t;
+    es[at] = colpos[j];
+    er[at] = v;
+  }
+}
+
+__global__ void fill_state(int64_t T, uint8_t* st, uint8_t* out_flag, uint8_t* blocked) {
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t < T) st[t] = kUndecided, out_flag[t] = 0, blocked[t] = 0;
+}
+
+// Round, part 1 (reads states only): an undecided t with an earlier neighbour in the set is out; one
+// with an undecided earlier neighbour must wait.
+__global__ void round_edges(const int32_t* __restrict__ et, const int32_t* __restrict__ es, int64_t E,
+                            const uint8_t* __restrict__ st, uint8_t* out_flag, uint8_t* blocked) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < E;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t t = et[e];
+    if (st[t] != kUndecided) continue;
+    const uint8_t s = st[es[e]];
+    if (s == kIn)
+      out_flag[t] = 1;
+    else if (s == kUndecided)
+      blocked[t] = 1;
+  }
+}
+
+// Round, part 2 (writes states): applies the flags; counts the tokens still undecided.
+__global__ void round_tokens(int64_t T, uint8_t* st, uint8_t* out_flag, uint8_t* blocked,
+                             unsigned long long* undecided) {
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  bool left = false;
+  if (t < T) {
+    if (st[t] == kUndecided) {
+      if (out_flag[t])
+        st[t] = kOut;
+      else if (!blocked[t])
+        st[t] = kIn;
+      else
+        left = true;
+    }
+    out_flag[t] = 0;
+    blocked[t] = 0;
+  }
+  const unsigned mask = __ballot_sync(0xffffffffu, left);
+  if ((threadIdx.x & 31) == 0 && mask) atomicAdd(undecided, (unsigned long long)__popc(mask));
+}
+
+// A float64 as an unsigned key with the same order.
+__device__ unsigned long long order_key(double v) {
+  const unsigned long long b = (unsigned long long)__double_as_longlong(v);
+  return (b >> 63) ? ~b : (b | 0x8000000000000000ull);
+}
+
+__global__ void parent_init(int64_t T, const uint8_t* st, int32_t* parent, unsigned long long* key) {
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t < T) parent[t] = st[t] == kIn ? int32_t(t) : INT32_MAX, key[t] = 0;
+}
+
+// parent(t) = argmax over representatives s < t of rho(t, s), ties to the smallest s: the maximum
+// lies among t's neighbours (t is out because one of them reaches theta), so two passes over the
+// edges: the largest key, then the smallest s holding it.
+__global__ void parent_best(const int32_t* __restrict__ et, const int32_t* __restrict__ es,
+                            const double* __restrict__ er, int64_t E, const uint8_t* __restrict__ st,
+                            unsigned long long* key) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < E;
+       e += int64_t(gridDim.x) * blockDim.x)
+    if (st[et[e]] == kOut && st[es[e]] == kIn) atomicMax(key + et[e], order_key(er[e]));
+}
+
+__global__ void parent_pick(const int32_t* __restrict__ et, const int32_t* __restrict__ es,
+                            const double* __restrict__ er, int64_t E, const uint8_t* __restrict__ st,
+                            const unsigned long long* __restrict__ key, int32_t* parent) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < E;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t t = et[e];
+    if (st[t] == kOut && st[es[e]] == kIn && order_key(er[e]) == key[t]) atomicMin(parent + t, es[e]);
+  }
+}
+
+__global__ void iota_kernel(int64_t n, int32_t* out) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = int32_t(i);
+}
+
+// ---- host helpers ---------------------------------------------------------------------------------
+
+unsigned blocks_for(int64_t n, int threads) {
+  return unsigned(std::max<int64_t>(1, (n + threads - 1) / threads));
+}
+unsigned grid_stride_blocks(int64_t n) { return unsigned(std::min<int64_t>(blocks_for(n, 256), 132 * 16)); }
+
+size_t elem_size(Precision p) { return p == Precision::f64 ? sizeof(double) : sizeof(float); }
+
+// Device time between two events on the stream.
+class EventTimer {
+ public:
+  EventTimer() {
+    CASCADE_CUDA_CHECK(cudaEventCreate(&a_));
+    CASCADE_CUDA_CHECK(cudaEventCreate(&b_));
+  }
+  ~EventTimer() {
+    cudaEventDestroy(a_);
+    cudaEventDestroy(b_);
+  }
+  void start(cudaStream_t s) { CASCADE_CUDA_CHECK(cudaEventRecord(a_, s)); }
+  double stop(cudaStream_t s) {
+    CASCADE_CUDA_CHECK(cudaEventRecord(b_, s));
+    CASCADE_CUDA_CHECK(cudaEventSynchronize(b_));
+    float ms = 0;
+    CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, a_, b_));
+    return double(ms);
+  }
+
+ private:
+  cudaEvent_t a_ = nullptr, b_ = nullptr;
+};
+
+template <typename T>
+void upload_vec(cuda::Buffer<T>& b, const std::vector<T>& v, cudaStream_t s) {
+  b.reserve(std::max<size_t>(1, v.size()));
+  if (!v.empty()) b.upload(std::span<const T>(v), s);
+}
+
+}  // namespace
+
+// ---- features -------------------------------------------------------------------------------------
+
+struct DeviceFeatures::Impl {
+  int64_t T = 0, d = 0;
+  Precision precision = Precision::f64;
+  cuda::Buffer<double> z64;
+  cuda::Buffer<float> z32;
+  double ms_normalize = 0;
+  const void* data() const {
+    return precision == Precision::f64 ? static_cast<const void*>(z64.data()) : z32.data();
+  }
+  const void* row(int64_t t) const {
+    return static_cast<const char*>(data()) + size_t(t * d) * elem_size(precision);
+  }
+};
+
+DeviceFeatures::DeviceFeatures() = default;
+DeviceFeatures::~DeviceFeatures() = default;
+DeviceFeatures::DeviceFeatures(DeviceFeatures&&) noexcept = default;
+DeviceFeatures& DeviceFeatures::operator=(DeviceFeatures&&) noexcept = default;
+int64_t DeviceFeatures::T() const { return impl_ ? impl_->T : 0; }
+int64_t DeviceFeatures::d() const { return impl_ ? impl_->d : 0; }
+Precision DeviceFeatures::precision() const { return impl_ ? impl_->precision : Precision::f64; }
+double DeviceFeatures::ms_normalize() const { return impl_ ? impl_->ms_normalize : 0.0; }
+
+std::vector<double> DeviceFeatures::download() const {
+  CASCADE_CHECK(impl_, "DeviceFeatures::download: empty features");
+  cudaStream_t s = cuda::context().stream;
+  const size_t n = size_t(impl_->T * impl_->d);
+  if (impl_->precision == Precision::f64) return impl_->z64.download(n, s);
+  const std::vector<float> f = impl_->z32.download(n, s);
+  return std::vector<double>(f.begin(), f.end());
+}
+
+bool gpu_selection_available() { return cuda::gpu_available(); }
+
+DeviceFeatures normalize_device(const float* x_device, int64_t T, int64_t d, Similarity similarity,
+                                Precision precision) {
+  CASCADE_CHECK(T >= 1 && d >= 1, "selection features must be [T, d] with T, d >= 1, got [", T, ", ", d, "]");
+  CASCADE_CHECK(T < INT32_MAX, "selection features: T = ", T, " is too large");
+  cuda::Context& ctx = cuda::context();
+  DeviceFeatures f;
+  f.impl_ = std::make_unique<DeviceFeatures::Impl>();
+  auto& im = *f.impl_;
+  im.T = T;
+  im.d = d;
+  im.precision = precision;
+  EventTimer timer;
+  const bool centre = similarity == Similarity::pearson;
+  if (precision == Precision::f64) {
+    im.z64 = cuda::Buffer<double>(size_t(T * d));
+    timer.start(ctx.stream);
+    normalize_rows<double><<<unsigned(T), 256, 0, ctx.stream>>>(x_device, d, centre, im.z64.data());
+  } else {
+    im.z32 = cuda::Buffer<float>(size_t(T * d));
+    timer.start(ctx.stream);
+    normalize_rows<float><<<unsigned(T), 256, 0, ctx.stream>>>(x_device, d, centre, im.z32.data());
+  }
+  CASCADE_CUDA_LAUNCH_CHECK();
+  im.ms_normalize = timer.stop(ctx.stream);
+  return f;
+}
+
+DeviceFeatures normalize_host(const float* x_host, int64_t T, int64_t d, Similarity similarity,
+                              Precision precision) {
+  CASCADE_CHECK(T >= 1 && d >= 1, "selection features must be [T, d] with T, d >= 1, got [", T, ", ", d, "]");
+  cuda::Context& ctx = cuda::context();
+  auto x = cuda::Buffer<float>::from_host(std::span<const float>(x_host, size_t(T * d)), ctx.stream);
+  return normalize_device(x.data(), T, d, similarity, precision);
+}
+
+// ---- the selection --------------------------------------------------------------------------------
+
+namespace {
+
+// Device memory kept from call to call (grown, never shrunk), so that a call's time is its kernels'
+// and not cudaMalloc's: the panel (up to 1 GiB), the gathered columns, the edge list, the states.
+// One selection at a time uses it (the lock in run_full / run_cascade).
+struct Workspace {
+  std::mutex lock;
+  cuda::Buffer<unsigned char> panel, colmat;
+  cuda::Buffer<int32_t> dcols, pos, parent;
+  cuda::Buffer<unsigned long long> count, key;
+  cuda::Buffer<int32_t> et, es;
+  cuda::Buffer<double> er;
+  int64_t cap = 0;
+  cuda::Buffer<uint8_t> st, out_flag, blocked;
+};
+
+Workspace& workspace() {
+  static Workspace* w = new Workspace;  // never destroyed: it may outlive the CUDA context at exit
+  return *w;
+}
+
+// One selection call: the edge list, the panels, the rounds.
+class Runner {
+ public:
+  Runner(const DeviceFeatures::Impl& z, const Options& opts, const GpuOptions& gopts, Selection& out,
+         GpuStats& stats)
+      : z_(z),
+        ctx_(cuda::context()),
+        s_(ctx_.stream),
+        out_(out),
+        stats_(stats),
+        w_(workspace()),
+        panel_(w_.panel),
+        count_(w_.count),
+        et_(w_.et),
+        es_(w_.es),
+        er_(w_.er),
+        cap_(w_.cap),
+        st_(w_.st),
+        out_flag_(w_.out_flag),
+        blocked_(w_.blocked) {
+    thr_ = opts.theta() - rho_slack(z.precision);
+    int64_t pr = gopts.panel_rows;
+    if (pr <= 0) {
+      pr = std::max<int64_t>(256, ((z.T + 7) / 8 + 255) / 256 * 256);
+      const int64_t budget = (int64_t(1) << 30) / int64_t(elem_size(z.precision)) / std::max<int64_t>(1, z.T);
+      pr = std::min(pr, std::max<int64_t>(128, budget));
+    }
+    pr_ = std::min({pr, z.T, int64_t(65535)});  // a panel's rows are a grid's y dimension
+    stats.panel_rows = pr_;
+    count_.reserve(1 + kRoundBatch);
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(count_.data(), 0, (1 + kRoundBatch) * sizeof(unsigned long long), s_));
+    const int64_t want = std::max<int64_t>(int64_t(1) << 16, 4 * z.T);
+    if (cap_ < want) grow_edges(want);
+    st_.reserve(size_t(z.T));
+    out_flag_.reserve(size_t(z.T));
+    blocked_.reserve(size_t(z.T));
+  }
+
+  // Rows [lo, T) against the sorted column positions cols, whose rows are colmat (gathered, [n, d]) and
+  // whose positions are dcols on the device; every panel's edges are appended. Returns nothing; adds
+  // the rectangles evaluated to out.cost.computed and the panels to out.trace when record.
+  void causal_cross(int64_t lo, const std::vector<int32_t>& cols, const void* colmat, const int32_t* dcols,
+                    bool record) {
+    const int64_t T = z_.T, d = z_.d;
+    const size_t es = elem_size(z_.precision);
+    // The panel's leading dimension is padded to 32 elements: cuBLAS's tensor-core kernels need
+    // aligned rows of C (an odd ld, as b - 1 columns give, measured 30% to 60% slower).
+    const int64_t n_max = std::lower_bound(cols.begin(), cols.end(), int32_t(T - 1)) - cols.begin();
+    panel_.reserve(size_t(std::min(pr_, T) * ((n_max + 31) / 32 * 32)) * es);
+    const int64_t before = edges_;
+    for (int pass = 0;; ++pass) {
+      for (int64_t a = lo; a < T; a += pr_) {
+        const int64_t b = std::min(T, a + pr_), rows = b - a;
+        // Columns s < b - 1 have a causal row in the panel.
+        const int64_t n = std::lower_bound(cols.begin(), cols.end(), int32_t(b - 1)) - cols.begin();
+        if (n == 0) continue;
+        // The GEMM's column count is padded too, as far as there are columns: cuBLAS runs an odd
+        // count (b - 1 columns) on slower kernels. The padding is computed and counted, never read.
+        const int64_t ld = (n + 31) / 32 * 32, ng = std::min<int64_t>(ld, int64_t(cols.size()));
+        gemm(colmat, z_.row(a), int(ng), int(rows), int(d), int(ld));
+        launch_extract(int(n), int(ld), a, int(rows), dcols);
+        if (pass > 0) continue;
+        out_.cost.computed += rows * ng;
+        if (record) out_.trace.cross_panels.push_back({int32_t(a), int32_t(rows), int32_t(ng)});
+      }
+      // One read of the edge count per call: the list overflows rarely, and then the whole call runs
+      // again into a list grown to fit (the GEMMs are recomputed, the counts are not).
+      unsigned long long total = 0;
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(&total, count_.data(), sizeof total, cudaMemcpyDeviceToHost, s_));
+      CASCADE_CUDA_CHECK(cudaStreamSynchronize(s_));
+      if (int64_t(total) <= cap_) {
+        edges_ = int64_t(total);
+        return;
+      }
+      grow_edges(std::max<int64_t>(2 * cap_, int64_t(total) + int64_t(total) / 2));
+      const unsigned long long reset = (unsigned long long)before;
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(count_.data(), &reset, sizeof reset, cudaMemcpyHostToDevice, s_));
+    }
+  }
+
+  // The greedy set by Jacobi rounds over the current edges; leaves the states in st_. Returns them.
+  std::vector<uint8_t> resolve() {
+    const int64_t T = z_.T;
+    fill_state<<<blocks_for(T, 256), 256, 0, s_>>>(T, st_.data(), out_flag_.data(), blocked_.data());
+    CASCADE_CUDA_LAUNCH_CHECK();
+    // Planted or real features mostly need 2 to 4 rounds: check after 3, then every kRoundBatch.
+    for (int64_t done = 0, batch = 3;; done += batch, batch = kRoundBatch) {
+      CASCADE_CUDA_CHECK(cudaMemsetAsync(count_.data() + 1, 0, kRoundBatch * sizeof(unsigned long long), s_));
+      for (int k = 0; k < batch; ++k) {
+        if (edges_ > 0)
+          round_edges<<<grid_stride_blocks(edges_), 256, 0, s_>>>(et_.data(), es_.data(), edges_, st_.data(),
+                                                                  out_flag_.data(), blocked_.data());
+        round_tokens<<<blocks_for(T, 256), 256, 0, s_>>>(T, st_.data(), out_flag_.data(), blocked_.data(),
+                                                         count_.data() + 1 + k);
+      }
+      CASCADE_CUDA_LAUNCH_CHECK();
+      std::vector<unsigned long long> left(kRoundBatch);
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(left.data(), count_.data() + 1,
+                                         kRoundBatch * sizeof(unsigned long long), cudaMemcpyDeviceToHost,
+                                         s_));
+      CASCADE_CUDA_CHECK(cudaStreamSynchronize(s_));
+      for (int k = 0; k < batch; ++k)
+        if (left[size_t(k)] == 0) {
+          stats_.rounds += done + k + 1;
+          return st_.download(size_t(T), s_);
+        }
+      CASCADE_CHECK(done <= T + kRoundBatch, "GPU selection: the rounds did not converge (a bug)");
+    }
+  }
+
+  // Parents from the final states (st_): representatives their own, others the best representative.
+  std::vector<int32_t> parents() {
+    const int64_t T = z_.T;
+    cuda::Buffer<int32_t>& parent = w_.parent;
+    cuda::Buffer<unsigned long long>& key = w_.key;
+    parent.reserve(size_t(T));
+    key.reserve(size_t(T));
+    parent_init<<<blocks_for(T, 256), 256, 0, s_>>>(T, st_.data(), parent.data(), key.data());
+    if (edges_ > 0) {
+      parent_best<<<grid_stride_blocks(edges_), 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_,
+                                                              st_.data(), key.data());
+      parent_pick<<<grid_stride_blocks(edges_), 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_,
+                                                              st_.data(), key.data(), parent.data());
+    }
+    CASCADE_CUDA_LAUNCH_CHECK();
+    return parent.download(size_t(T), s_);
+  }
+
+  int64_t edges() const { return edges_; }
+
+ private:
+  // C (n x rows, column-major, ld ld) = A^T B: A the column rows [n, d], B the panel rows [rows, d].
+  void gemm(const void* A, const void* B, int n, int rows, int d, int ld) {
+    cublasHandle_t h = ctx_.blas;
+    if (z_.precision == Precision::f64) {
+      const double one = 1.0, zero = 0.0;
+      CASCADE_CUBLAS_CHECK(cublasDgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, d, &one,
+                                       static_cast<const double*>(A), d, static_cast<const double*>(B), d,
+                                       &zero, static_cast<double*>(static_cast<void*>(panel_.data())), ld));
+      return;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    const cublasComputeType_t ct =
+        z_.precision == Precision::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F_FAST_TF32;
+    CASCADE_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, d, &one, A, CUDA_R_32F, d, B,
+                                      CUDA_R_32F, d, &zero, panel_.data(), CUDA_R_32F, ld, ct,
+                                      CUBLAS_GEMM_DEFAULT));
+  }
+
+  // Appends the edges of the panel just formed (rows row0 .., n columns at positions dcols, ld ld).
+  void launch_extract(int n, int ld, int64_t row0, int rows, const int32_t* dcols) {
+    const dim3 grid(blocks_for(n, 256), unsigned(rows));
+    if (z_.precision == Precision::f64)
+      extract_edges<double><<<grid, 256, 0, s_>>>(reinterpret_cast<const double*>(panel_.data()), n, ld, row0,
+                                                  dcols, thr_, et_.data(), es_.data(), er_.data(),
+                                                  count_.data(), (unsigned long long)cap_);
+    else
+      extract_edges<float><<<grid, 256, 0, s_>>>(reinterpret_cast<const float*>(panel_.data()), n, ld, row0,
+                                                 dcols, thr_, et_.data(), es_.data(), er_.data(),
+                                                 count_.data(), (unsigned long long)cap_);
+    CASCADE_CUDA_LAUNCH_CHECK();
+  }
+
+  void grow_edges(int64_t cap) {
+    cuda::Buffer<int32_t> t{size_t(cap)}, s{size_t(cap)};
+    cuda::Buffer<double> r{size_t(cap)};
+    if (edges_ > 0) {
+      CASCADE_CUDA_CHECK(
+          cudaMemcpyAsync(t.data(), et_.data(), size_t(edges_) * 4, cudaMemcpyDeviceToDevice, s_));
+      CASCADE_CUDA_CHECK(
+          cudaMemcpyAsync(s.data(), es_.data(), size_t(edges_) * 4, cudaMemcpyDeviceToDevice, s_));
+      CASCADE_CUDA_CHECK(
+          cudaMemcpyAsync(r.data(), er_.data(), size_t(edges_) * 8, cudaMemcpyDeviceToDevice, s_));
+      CASCADE_CUDA_CHECK(cudaStreamSynchronize(s_));  // the old buffers are freed below
+    }
+    et_ = std::move(t);
+    es_ = std::move(s);
+    er_ = std::move(r);
+    cap_ = cap;
+  }
+
+  const DeviceFeatures::Impl& z_;
+  cuda::Context& ctx_;
+  cudaStream_t s_;
+  Selection& out_;
+  GpuStats& stats_;
+  Workspace& w_;
+  double thr_ = 0;
+  int64_t pr_ = 0;
+  cuda::Buffer<unsigned char>& panel_;
+  cuda::Buffer<unsigned long long>& count_;  // [0]: edges; [1 ..]: undecided after each round of a batch
+  cuda::Buffer<int32_t>&et_, &es_;
+  cuda::Buffer<double>& er_;
+  int64_t& cap_;
+  int64_t edges_ = 0;
+  cuda::Buffer<uint8_t>&st_, &out_flag_, &blocked_;
+};
+
+const DeviceFeatures::Impl& check_features(const DeviceFeatures& z) {
+  CASCADE_CHECK(z.impl() && z.T() >= 1, "GPU selection: empty features");
+  return *z.impl();
+}
+
+void require_greedy(const Options& opts, const char* what) {
+  CASCADE_CHECK(opts.rule == Rule::greedy, "the GPU ", what,
+                " implements the greedy rule only: under all-earlier the parent (the best earlier "
+                "representative) may lie below theta, outside the edges the Gram panels keep (use the CPU "
+                "selection for all-earlier)");
+}
+
+void finish(const std::vector<uint8_t>& st, std::vector<int32_t> parent, Selection& out) {
+  out.reps.clear();
+  for (size_t t = 0; t < st.size(); ++t)
+    if (st[t] == kIn) out.reps.push_back(int32_t(t));
+  out.parent = std::move(parent);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+GpuSelection run_full(const DeviceFeatures& zf, const Options& opts, const GpuOptions& gopts,
+                      const Selection* prev) {
+  const auto& z = check_features(zf);
+  opts.theta();
+  require_greedy(opts, "full selection");
+  if (prev) detail::check_prev(zf.T(), *prev);
+  const auto t0 = std::chrono::steady_clock::now();
+  GpuSelection res;
+  Selection& out = res.sel;
+  GpuStats& stats = res.stats;
+  cudaStream_t s = cuda::context().stream;
+  std::lock_guard<std::mutex> hold(workspace().lock);
+  EventTimer total, phase;
+  total.start(s);
+  Runner run(z, opts, gopts, out, stats);
+  const int64_t T = z.T;
+  out.trace.full_gram = true;
+  phase.start(s);
+  cuda::Buffer<int32_t>& pos = workspace().pos;
+  pos.reserve(size_t(T));
+  iota_kernel<<<blocks_for(T, 256), 256, 0, s>>>(T, pos.data());
+  CASCADE_CUDA_LAUNCH_CHECK();
+  std::vector<int32_t> all(static_cast<size_t>(T));
+  std::iota(all.begin(), all.end(), 0);
+  run.causal_cross(0, all, z.data(), pos.data(), false);
+  stats.ms_gram = phase.stop(s);
+  phase.start(s);
+  const std::vector<uint8_t> st = run.resolve();
+  std::vector<int32_t> parent = run.parents();
+  stats.ms_rounds = phase.stop(s);
+  stats.ms_total = total.stop(s);
+  stats.iterations = 1;
+  stats.edges = run.edges();
+  finish(st, std::move(parent), out);
+  out.cost.needed = T * (T - 1) / 2;
+  if (prev) detail::fill_diff(prev->reps, out);
+  out.cost.seconds = seconds_since(t0);
+  return res;
+}
+
+GpuSelection run_cascade(const DeviceFeatures& zf, const Selection& prev, const Options& opts,
+                         const GpuOptions& gopts) {
+  const auto& z = check_features(zf);
+  opts.theta();
+  require_greedy(opts, "cascade");
+  detail::check_prev(zf.T(), prev);
+  const auto t0 = std::chrono::steady_clock::now();
+  GpuSelection res;
+  Selection& out = res.sel;
+  GpuStats& stats = res.stats;
+  cudaStream_t s = cuda::context().stream;
+  const int64_t T = z.T, d = z.d;
+  const size_t esz = elem_size(z.precision);
+  std::lock_guard<std::mutex> hold(workspace().lock);
+  EventTimer total, phase;
+  total.start(s);
+  Runner run(z, opts, gopts, out, stats);
+
+  // Gathers the rows of cols (sorted positions) into a [n, d] matrix on the device.
+  cuda::Buffer<unsigned char>& colmat = workspace().colmat;
+  cuda::Buffer<int32_t>& dcols = workspace().dcols;
+  auto gather = [&](const std::vector<int32_t>& cols) {
+    upload_vec(dcols, cols, s);
+    colmat.reserve(cols.size() * size_t(d) * esz);
+    if (z.precision == Precision::f64)
+      gather_rows<double><<<unsigned(cols.size()), 256, 0, s>>>(z.z64.data(), d, dcols.data(),
+                                                                reinterpret_cast<double*>(colmat.data()));
+    else
+      gather_rows<float><<<unsigned(cols.size()), 256, 0, s>>>(z.z32.data(), d, dcols.data(),
+                                                               reinterpret_cast<float*>(colmat.data()));
+    CASCADE_CUDA_LAUNCH_CHECK();
+  };
+
+  // 1. The causal cross-Gram against the layer below's set.
+  phase.start(s);
+  out.trace.cross_columns = prev.reps;
+  gather(prev.reps);
+  run.causal_cross(0, prev.reps, colmat.data(), dcols.data(), true);
+  stats.ms_gram += phase.stop(s);
+
+  // 2. Rounds on the graph known so far; spot columns for every token in the set without a column.
+  std::vector<char> has_col(size_t(T), 0);
+  for (int32_t p : prev.reps) has_col[size_t(p)] = 1;
+  std::vector<uint8_t> st;
+  for (;;) {
+    phase.start(s);
+    st = run.resolve();
+    stats.ms_rounds += phase.stop(s);
+    ++stats.iterations;
+    std::vector<int32_t> fresh;
+    for (int64_t t = 0; t < T; ++t)
+      if (st[size_t(t)] == kIn && !has_col[size_t(t)]) fresh.push_back(int32_t(t));
+    if (fresh.empty()) break;
+    phase.start(s);
+    gather(fresh);
+    run.causal_cross(fresh.front() + 1, fresh, colmat.data(), dcols.data(), false);
+    stats.ms_gram += phase.stop(s);
+    for (int32_t u : fresh) has_col[size_t(u)] = 1;
+    out.trace.spot_columns.insert(out.trace.spot_columns.end(), fresh.begin(), fresh.end());
+    stats.spot_columns += int64_t(fresh.size());
+  }
+  phase.start(s);
+  std::vector<int32_t> parent = run.parents();
+  stats.ms_rounds += phase.stop(s);
+  stats.ms_total = total.stop(s);
+  stats.edges = run.edges();
+  finish(st, std::move(parent), out);
+  detail::fill_diff(prev.reps, out);
+  // Needed, as the CPU counts it: every causal row of the layer below's columns and of the columns of
+  // the additions (a speculative spot column whose token ended out is computed, not needed).
+  for (int32_t p : prev.reps) out.cost.needed += T - 1 - p;
+  for (int32_t u : out.added) out.cost.needed += T - 1 - u;
+  out.cost.seconds = seconds_since(t0);
+  return res;
+}
+
+}  // namespace cascade::select::gpu

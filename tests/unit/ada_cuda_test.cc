@@ -1,0 +1,193 @@
+// ADA on the GPU (model/model_cuda.cu, GpuLayers::ada_*) against the CPU reference
+// (attention/ada_attention.cc), for every conformance fixture (tests/data/models) and the bundled
+// stories260K, at the default tau (0.30) and at tau = 0.80 (theta = 0.36: most tokens are redundant on
+// these small random-weight models, so the compressed path is what is exercised):
+// - f32: every layer's selection (set and parents) equals the CPU's, except for tokens decided within
+//   kNearTheta of theta (the features differ by float32 rounding; counted and printed, at most 2% of
+//   tokens); where every layer's selection is equal, the logits are within the CPU/GPU exact-attention
+//   bound of cuda_model_test (max |err| <= 1e-4 max |CPU| + 1e-5).
+// - fp16 / bf16: where the selections equal the CPU's, logits within 2e-2 / 6e-2 of max |CPU logit|
+//   (cuda_model_test's bounds); the selections' agreement is printed.
+// - --select full and --select cascade give the same selections and logits on the GPU (SPEC 2).
+// - Decoding token by token against the compressed cache reproduces the prefill logits (f32 bound).
+// - Options the GPU lacks are a cascade::Error; an explicit ExactAttentionFactory runs exact attention.
+// Skips when there is no GPU; one skipped test in a CPU-only build.
+#include <gtest/gtest.h>
+
+#include "cuda/runtime.h"
+
+#ifdef CASCADE_WITH_CUDA
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "attention/ada_attention.h"
+#include "attention/exact_attention.h"
+#include "core/error.h"
+#include "io/npy.h"
+#include "model/model.h"
+#include "support/test_paths.h"
+
+namespace cascade {
+namespace {
+
+namespace fs = std::filesystem;
+using test::data_dir;
+
+const char* kFixtures[] = {"gpt2", "opt", "opt_postln", "gptj", "neox", "neox_seq", "llama", "llama_gqa", "stories260K"};
+
+fs::path model_path(const std::string& name) {
+  return name == "stories260K" ? test::bundled_model_dir() / "stories260K.bin" : data_dir() / "models" / name;
+}
+
+std::vector<int32_t> ids_for(const std::string& name, int64_t vocab) {
+  if (name != "stories260K") return read_npy(data_dir() / "ref" / name / "ids.npy").to_int32("ids");
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back(int32_t((i * 37 + 11) % vocab));
+  return ids;
+}
+
+float bound_for(DType t) { return t == DType::F32 ? 1e-4f : t == DType::F16 ? 2e-2f : 6e-2f; }
+
+// max |got - want| and max |want| over n values.
+std::pair<float, float> errs(const float* got, const float* want, int64_t n) {
+  float scale = 0, err = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_TRUE(std::isfinite(got[i])) << "logit " << i;
+    scale = std::max(scale, std::fabs(want[i]));
+    err = std::max(err, std::fabs(got[i] - want[i]));
+  }
+  return {err, scale};
+}
+
+void expect_close(const Tensor& got, const Tensor& want, DType t, const std::string& what) {
+  ASSERT_EQ(got.dim(0), want.dim(0)) << what;
+  ASSERT_EQ(got.dim(1), want.dim(1)) << what;
+  const auto [err, scale] = errs(got.data(), want.data(), got.numel());
+  std::printf("[ measured ] %s (%s): max |err| / max |ref| = %.3g\n", what.c_str(), dtype_name(t).c_str(),
+              err / std::max(scale, 1e-6f));
+  if (t == DType::F32) EXPECT_LE(err, 1e-4f * scale + 1e-5f) << what;
+  else EXPECT_LE(err, bound_for(t) * scale) << what;
+}
+
+// Tokens whose (is representative, parent) differ between two selections of the same T.
+int64_t differing(const select::Selection& a, const select::Selection& b) {
+  if (a.T() != b.T()) return std::max(a.T(), b.T());
+  int64_t n = 0;
+  for (int64_t t = 0; t < a.T(); ++t) n += a.parent[size_t(t)] != b.parent[size_t(t)];
+  return n;
+}
+
+AdaOptions options(double tau, select::Mode mode = select::Mode::cascade) {
+  AdaOptions o;
+  o.select.tau = tau;
+  o.mode.mode = mode;
+  return o;
+}
+
+struct Param {
+  const char* name;
+  DType t;
+  double tau;
+};
+
+class AdaCuda : public ::testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
+  }
+};
+
+TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
+  const auto [name, t, tau] = GetParam();
+  const std::string what = std::string(name) + " tau " + std::to_string(tau).substr(0, 4);
+  auto cpu = Model::load(model_path(name));
+  const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
+  const int64_t T = int64_t(ids.size()), L = cpu->spec().n_layers;
+  const AdaAttentionFactory f(options(tau));
+  Sequence cs = cpu->new_sequence(&f);
+  const Tensor want = cpu->forward(cs, ids);
+
+  auto gpu = Model::load(model_path(name));
+  gpu->to_device(Device::Cuda, t);
+  Sequence gs = gpu->new_sequence(&f);
+  const Tensor got = gpu->forward(gs, ids);
+  ASSERT_NE(gs.device(), nullptr);
+  int64_t diff = 0, reps = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const select::Selection* g = gs.device()->ada_selection(l);
+    ASSERT_NE(g, nullptr) << what << " layer " << l;
+    const select::Selection& c = ada_trace(cs.layer(int(l)))->selection;
+    diff += differing(*g, c);
+    reps += int64_t(g->reps.size());
+  }
+  std::printf("[ measured ] %s (%s): r/T %.3f over %lld layers, %lld token decisions differ from the CPU's\n", what.c_str(),
+              dtype_name(t).c_str(), double(reps) / double(T * L), (long long)L, (long long)diff);
+  if (t == DType::F32) EXPECT_LE(diff, std::max<int64_t>(1, T * L / 50)) << what;
+  if (diff == 0) expect_close(got, want, t, what + " GPU ADA vs CPU ADA");
+  EXPECT_EQ(gs.cache_bytes(), [&] {
+    int64_t b = 0;
+    for (int64_t l = 0; l < L; ++l) b += 2 * int64_t(gs.device()->ada_selection(l)->reps.size());
+    return b * cpu->spec().n_kv_heads * cpu->spec().head_dim * int64_t(dtype_size(t));
+  }()) << what;
+
+  // --select full: the same selections and logits (the cascade is exact).
+  const AdaAttentionFactory ff(options(tau, select::Mode::full));
+  Sequence fs_ = gpu->new_sequence(&ff);
+  const Tensor full = gpu->forward(fs_, ids);
+  for (int64_t l = 0; l < L; ++l)
+    EXPECT_EQ(differing(*fs_.device()->ada_selection(l), *gs.device()->ada_selection(l)), 0) << what << " layer " << l;
+  const auto [fe, fscale] = errs(full.data(), got.data(), full.numel());
+  EXPECT_LE(fe, 1e-5f * fscale) << what << " full vs cascade";
+
+  // Decoding: token by token on the compressed cache (after a prefill of 1/3 of the tokens) == prefill.
+  if (t == DType::F32) {
+    const int64_t V = cpu->spec().vocab_size, p0 = T / 3;
+    Sequence ds = gpu->new_sequence(&f);
+    Tensor dec = Tensor::zeros({T, V});
+    const Tensor head = gpu->forward(ds, std::vector<int32_t>(ids.begin(), ids.begin() + p0));
+    std::copy(head.data(), head.data() + p0 * V, dec.data());
+    for (int64_t i = p0; i < T; ++i) {
+      const Tensor l = gpu->forward(ds, std::vector<int32_t>{ids[size_t(i)]}, true);
+      std::copy(l.data(), l.data() + V, dec.data() + i * V);
+    }
+    expect_close(dec, got, t, what + " GPU ADA decode vs prefill");
+    EXPECT_EQ(ds.cache_bytes(), gs.cache_bytes()) << what << " compressed cache after decoding";
+  }
+}
+
+std::vector<Param> params() {
+  std::vector<Param> p;
+  for (const char* f : kFixtures)
+    for (DType t : {DType::F32, DType::F16, DType::BF16})
+      for (double tau : {0.30, 0.80}) p.push_back({f, t, tau});
+  return p;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, AdaCuda, ::testing::ValuesIn(params()), [](const auto& info) {
+  return std::string(info.param.name) + "_" + dtype_name(info.param.t) + (info.param.tau > 0.5 ? "_tau80" : "_tau30");
+});
+
+TEST(AdaCudaErrors, OptionsTheGpuLacksAreRefused) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
+  auto m = Model::load(data_dir() / "models" / "llama");
+  m->to_device(Device::Cuda, DType::F32);
+  AdaOptions all = options(0.3);
+  all.queries = AdaQueries::all;
+  AdaOptions prop = options(0.3);
+  prop.proportional = true;
+  AdaOptions inherit = options(0.3, select::Mode::inherit);
+  for (const AdaOptions& o : {all, prop, inherit}) {
+    const AdaAttentionFactory f(o);
+    EXPECT_THROW(m->new_sequence(&f), Error);
+  }
+  const ExactAttentionFactory exact;  // exact attention named explicitly is the GPU's own
+  EXPECT_NO_THROW(m->new_sequence(&exact));
+}
+
+}  // namespace
+}  // namespace cascade
+
+#else
+TEST(AdaCuda, NotBuilt) { GTEST_SKIP() << cascade::cuda::describe_gpu(); }
+#endif

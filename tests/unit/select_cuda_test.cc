@@ -1,0 +1,506 @@
+// The GPU selection (select/gpu_selection.h) against the CPU reference (select/selection.h): the full
+// selection and the exact cascade, on planted near-duplicates, chains that need many rounds, exact
+// duplicates (tau = 0), constant rows, sizes that are not multiples of the panels, and the real
+// features of the bundled stories260K model. Skips where there is no GPU (and compiles without CUDA).
+//
+// What "the same" means. In float64 the GPU evaluates the same rho as the CPU up to the order of the
+// sums (~1e-16), so on data whose correlations all stay 1e-3 away from theta the sets and parents must
+// be identical. Where some rho lies near theta (real features, f32 / tf32 Grams), a decision may flip,
+// and every later decision of the greedy scan depends on it; so the comparison finds the first token
+// whose membership or parent differs and requires that token to be near theta: some earlier CPU
+// representative s with |rho(t, s) - theta| <= 1e-3 (its decision could flip) or, for a parent-only
+// difference, the two parents' rho within 1e-3 of each other. rho here is the CPU's float64 value.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "attention/exact_attention.h"
+#include "core/error.h"
+#include "cuda/runtime.h"
+#include "model/model.h"
+#include "select/gpu_selection.h"
+#include "select/selection.h"
+#include "support/test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace cascade::select {
+namespace {
+
+constexpr double kBand = 1e-3;
+
+#define REQUIRE_GPU() \
+  if (!gpu::gpu_selection_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu()
+
+// ---- data -------------------------------------------------------------------------------------
+
+struct Acts {
+  int64_t T, d;
+  std::vector<float> x;  // [T, d]
+};
+
+std::vector<double> unit_gauss(std::mt19937_64& rng, int64_t d) {
+  std::normal_distribution<double> g;
+  std::vector<double> v(static_cast<size_t>(d));
+  double m = 0, s = 0;
+  for (double& e : v) e = g(rng), m += e;
+  m /= double(d);
+  for (double& e : v) e -= m, s += e * e;
+  for (double& e : v) e /= std::sqrt(s);
+  return v;
+}
+
+// Planted groups: each token starts a new group with probability p_new, else joins a random earlier
+// group as a noisy copy of its centre (noise sigma relative; sigma = 0 gives exact duplicates, some
+// of them scaled by 2, which normalises to the same z). A few constant rows (z = 0) and, when chain
+// > 0, one chain of `chain` tokens rotating in a plane by phi: neighbours in the chain correlate at
+// cos(phi), tokens two apart at cos(2 phi), so the greedy set alternates and needs ~chain rounds.
+Acts planted(int64_t T, int64_t d, double p_new, double sigma, int chain, double phi, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit;
+  std::normal_distribution<double> g;
+  Acts a{T, d, std::vector<float>(size_t(T * d))};
+  std::vector<std::vector<double>> centres;
+  const std::vector<double> pa = unit_gauss(rng, d);
+  std::vector<double> pb = unit_gauss(rng, d);
+  double dot = 0, nb = 0;
+  for (int64_t i = 0; i < d; ++i) dot += pa[size_t(i)] * pb[size_t(i)];
+  for (int64_t i = 0; i < d; ++i) pb[size_t(i)] -= dot * pa[size_t(i)], nb += pb[size_t(i)] * pb[size_t(i)];
+  for (double& e : pb) e /= std::sqrt(nb);
+  const int64_t chain0 = T / 3;
+  int k_chain = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    float* row = a.x.data() + t * d;
+    if (t >= chain0 && k_chain < chain && (t - chain0) % 2 == 0) {  // chain members every other token
+      const double c = std::cos(phi * k_chain), s = std::sin(phi * k_chain);
+      for (int64_t i = 0; i < d; ++i) row[i] = float(3.0 * (c * pa[size_t(i)] + s * pb[size_t(i)]));
+      ++k_chain;
+      continue;
+    }
+    if (t % 97 == 13) {  // a constant row: zero features, correlated with nothing
+      std::fill(row, row + d, 0.25f);
+      continue;
+    }
+    if (centres.empty() || unit(rng) < p_new) {
+      centres.push_back(unit_gauss(rng, d));
+      for (int64_t i = 0; i < d; ++i) row[i] = float(centres.back()[size_t(i)]);
+      continue;
+    }
+    const auto& c = centres[size_t(rng() % centres.size())];
+    const double scale = sigma == 0 && (t % 2) ? 2.0 : 1.0;
+    for (int64_t i = 0; i < d; ++i)
+      row[i] = float(scale * (c[size_t(i)] + sigma * g(rng) / std::sqrt(double(d))));
+  }
+  return a;
+}
+
+// The next layer: tokens move by noise of relative size `move`, a fraction of them much more.
+Acts perturb(const Acts& a, double move, double big_frac, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g;
+  std::uniform_real_distribution<double> unit;
+  Acts b = a;
+  for (int64_t t = 0; t < a.T; ++t) {
+    const double m = (unit(rng) < big_frac ? 1.0 : move) / std::sqrt(double(a.d));
+    for (int64_t i = 0; i < a.d; ++i) b.x[size_t(t * a.d + i)] += float(m * g(rng));
+  }
+  return b;
+}
+
+// ---- comparison -------------------------------------------------------------------------------
+
+double rho(const Features& z, int64_t t, int64_t s) {
+  double acc = 0;
+  for (int64_t i = 0; i < z.d; ++i) acc += z.row(t)[i] * z.row(s)[i];
+  return acc;
+}
+
+struct Agreement {
+  int64_t first_diff = -1;  // -1: identical
+  bool explained = true;    // the first difference is at a token near theta
+  std::string what;
+};
+
+Agreement compare(const Features& z, const Selection& cpu, const Selection& gpu, double theta) {
+  Agreement ag;
+  if (cpu.parent == gpu.parent) return ag;  // parents determine the set (parent[t] == t)
+  EXPECT_EQ(cpu.parent.size(), gpu.parent.size());
+  int64_t t = 0;
+  while (t < cpu.T() && cpu.parent[size_t(t)] == gpu.parent[size_t(t)]) ++t;
+  ag.first_diff = t;
+  const int32_t pc = cpu.parent[size_t(t)], pg = gpu.parent[size_t(t)];
+  std::ostringstream os;
+  os << "first difference at token " << t << ": cpu parent " << pc << ", gpu parent " << pg;
+  if (pc != t && pg != t) {  // both out: a near tie between the two parents
+    const double a = rho(z, t, pc), b = rho(z, t, pg);
+    ag.explained = std::fabs(a - b) <= kBand;
+    os << " (rho " << a << " vs " << b << ")";
+  } else {  // the decision itself differs: some earlier representative must sit near theta
+    double nearest = 2;
+    for (int32_t s : cpu.reps) {
+      if (s >= t) break;
+      nearest = std::min(nearest, std::fabs(rho(z, t, s) - theta));
+    }
+    ag.explained = nearest <= kBand;
+    os << " (closest |rho - theta| over earlier reps " << nearest << ")";
+  }
+  ag.what = os.str();
+  return ag;
+}
+
+// The smallest |rho(t, s) - theta| over all pairs s < t: whether exact agreement can be demanded.
+double nearest_to_theta(const Features& z, double theta) {
+  double best = 2;
+  for (int64_t t = 1; t < z.T; ++t)
+    for (int64_t s = 0; s < t; ++s) best = std::min(best, std::fabs(rho(z, t, s) - theta));
+  return best;
+}
+
+// The Jacobi rounds the GPU must report for the full selection, simulated from the CPU's rho:
+// round(t) = 1 + max over earlier neighbours' rounds when t joins (all must be decided, all out),
+// 1 + min over its earlier neighbours in the set when t is out.
+int64_t expected_rounds(const Features& z, const Selection& cpu, double theta) {
+  std::vector<int64_t> round(static_cast<size_t>(z.T), 0);
+  int64_t most = 0;
+  for (int64_t t = 0; t < z.T; ++t) {
+    const bool in = cpu.parent[size_t(t)] == t;
+    int64_t r = in ? 0 : INT64_MAX;
+    for (int64_t s = 0; s < t; ++s) {
+      if (rho(z, t, s) < theta - kRhoSlack) continue;
+      if (in)
+        r = std::max(r, round[size_t(s)]);
+      else if (cpu.parent[size_t(s)] == s)
+        r = std::min(r, round[size_t(s)]);
+    }
+    round[size_t(t)] = r + 1;
+    most = std::max(most, r + 1);
+  }
+  return most;
+}
+
+Options opts_of(double tau, Similarity sim = Similarity::pearson) {
+  Options o;
+  o.tau = tau;
+  o.similarity = sim;
+  return o;
+}
+
+const char* name(gpu::Precision p) {
+  return p == gpu::Precision::f64 ? "f64" : p == gpu::Precision::f32 ? "f32" : "tf32";
+}
+
+// ---- tests --------------------------------------------------------------------------------------
+
+TEST(SelectCuda, CpuOnlyBuildRefusesClearly) {
+  if (cuda::built_with_cuda()) GTEST_SKIP() << "this build has CUDA";
+  const std::vector<float> x(8, 1.0f);
+  EXPECT_FALSE(gpu::gpu_selection_available());
+  EXPECT_THROW(gpu::normalize_host(x.data(), 2, 4, Similarity::pearson), Error);
+}
+
+TEST(SelectCuda, NormalisationMatchesCpu) {
+  REQUIRE_GPU();
+  const Acts a = planted(301, 77, 0.3, 0.2, 0, 0, 7);
+  for (Similarity sim : {Similarity::pearson, Similarity::cosine}) {
+    const Features f = normalize(a.x.data(), a.T, a.d, sim);
+    for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32}) {
+      const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), a.T, a.d, sim, p);
+      ASSERT_EQ(g.T(), a.T);
+      ASSERT_EQ(g.d(), a.d);
+      const std::vector<double> z = g.download();
+      double worst = 0;
+      for (size_t i = 0; i < z.size(); ++i) worst = std::max(worst, std::fabs(z[i] - f.z[i]));
+      EXPECT_LE(worst, p == gpu::Precision::f64 ? 1e-14 : 1e-6) << name(p);
+      // Under pearson a constant row is exactly zero in both.
+      if (sim == Similarity::pearson)
+        for (int64_t i = 0; i < a.d; ++i) EXPECT_EQ(z[size_t(13 * a.d + i)], 0.0);
+    }
+  }
+  EXPECT_THROW(gpu::normalize_host(a.x.data(), 0, a.d, Similarity::pearson), Error);
+}
+
+struct Case {
+  int64_t T, d;
+  double tau, sigma;
+  int chain;
+  int64_t panel_rows;
+};
+
+// The chain's members k phi must stay below pi (no wrap-around to the first members), and fit in T.
+int chain_length(const Case& c, double phi) {
+  if (c.tau <= 0 || c.chain <= 0) return 0;
+  const int fit = int(std::floor(3.14159 / phi)) - 1;
+  return std::max(0, std::min({c.chain, fit, int((c.T - c.T / 3) / 2)}));
+}
+
+// Planted data, every tau (0: exact duplicates), odd sizes, small and default panels: identical sets,
+// parents, Gram needed counts and the simulated number of rounds.
+TEST(SelectCuda, FullMatchesCpuOnPlantedData) {
+  REQUIRE_GPU();
+  const std::vector<Case> cases = {
+      {1, 16, 0.3, 0.2, 0, 0},       {2, 16, 0.3, 0.0, 0, 0},       {37, 64, 0.0, 0.0, 0, 0},
+      {300, 128, 0.3, 0.2, 12, 0},   {300, 128, 0.3, 0.2, 12, 128}, {1000, 96, 0.2, 0.1, 20, 0},
+      {1537, 200, 0.5, 0.4, 9, 256}, {1537, 200, 0.0, 0.0, 0, 384}, {2500, 64, 0.3, 0.25, 30, 0}};
+  uint64_t seed = 100;
+  for (const Case& c : cases) {
+    const double theta = opts_of(c.tau).theta();
+    // The chain's step: cos(phi) halfway between theta and 1, cos(2 phi) then well below theta.
+    const double phi = c.tau > 0 ? std::acos(1 - c.tau * c.tau / 2) : 0;
+    const int chain = chain_length(c, phi);
+    const Acts a = planted(c.T, c.d, 0.35, c.sigma, chain, phi, ++seed);
+    for (Similarity sim : {Similarity::pearson, Similarity::cosine}) {
+      const Options o = opts_of(c.tau, sim);
+      const Features f = normalize(a.x.data(), a.T, a.d, sim);
+      const Selection cpu = run_full(f, o);
+      const bool clear = c.T < 2 || nearest_to_theta(f, theta) > kBand;
+      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32, gpu::Precision::tf32}) {
+        SCOPED_TRACE(::testing::Message() << "T=" << c.T << " d=" << c.d << " tau=" << c.tau << " panel="
+                                          << c.panel_rows << " " << to_string(sim) << " " << name(p));
+        const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), a.T, a.d, sim, p);
+        const gpu::GpuSelection res = gpu::run_full(g, o, {p, c.panel_rows});
+        const Agreement ag = compare(f, cpu, res.sel, theta);
+        if (clear && p != gpu::Precision::tf32) {
+          EXPECT_EQ(ag.first_diff, -1) << ag.what;
+        } else {
+          EXPECT_TRUE(ag.explained) << ag.what;
+        }
+        if (ag.first_diff >= 0) continue;
+        EXPECT_EQ(res.sel.reps, cpu.reps);
+        EXPECT_EQ(res.sel.cost.needed, cpu.cost.needed);
+        EXPECT_TRUE(res.sel.trace.full_gram);
+        // Computed: each panel of rows [a, b) against the columns s < b - 1, their count padded to
+        // a multiple of 32 as far as there are columns.
+        int64_t computed = 0;
+        for (int64_t r0 = 0; r0 < c.T; r0 += res.stats.panel_rows) {
+          const int64_t b = std::min(c.T, r0 + res.stats.panel_rows);
+          if (b > 1) computed += (b - r0) * std::min((b - 1 + 31) / 32 * 32, c.T);
+        }
+        EXPECT_EQ(res.sel.cost.computed, computed);
+        if (c.panel_rows > 0) EXPECT_EQ(res.stats.panel_rows, std::min(c.T, c.panel_rows));
+        EXPECT_EQ(res.stats.rounds, expected_rounds(f, cpu, theta));
+        EXPECT_GE(res.stats.rounds, 1);
+        EXPECT_LE(res.stats.rounds, c.T);
+        if (chain > 0) EXPECT_GE(res.stats.rounds, chain);  // the chain is resolved in order
+        EXPECT_EQ(res.stats.iterations, 1);
+      }
+    }
+  }
+}
+
+// The exact cascade against the CPU's: from a previous layer that differs (additions and removals),
+// from {0} alone (nearly every token is an addition), and from every token (all removals checked).
+TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
+  REQUIRE_GPU();
+  const std::vector<Case> cases = {{2, 16, 0.3, 0.0, 0, 0},       {300, 128, 0.3, 0.2, 12, 0},
+                                   {1000, 96, 0.2, 0.1, 20, 128}, {1537, 200, 0.5, 0.4, 9, 0},
+                                   {1537, 200, 0.0, 0.0, 0, 256}, {2500, 64, 0.3, 0.25, 30, 0}};
+  uint64_t seed = 500;
+  for (const Case& c : cases) {
+    const double theta = opts_of(c.tau).theta();
+    const double phi = c.tau > 0 ? std::acos(1 - c.tau * c.tau / 2) : 0;
+    const Acts below = planted(c.T, c.d, 0.35, c.sigma, chain_length(c, phi), phi, ++seed);
+    const Acts above = perturb(below, c.tau > 0 ? 0.02 : 0.0, 0.05, ++seed);
+    const Options o = opts_of(c.tau);
+    const Features fb = normalize(below.x.data(), below.T, below.d, o.similarity);
+    const Features f = normalize(above.x.data(), above.T, above.d, o.similarity);
+    const bool clear = c.T < 2 || nearest_to_theta(f, theta) > kBand;
+    Selection prev_changed = run_full(fb, o);
+    Selection prev_zero;
+    prev_zero.reps = {0};
+    prev_zero.parent.assign(static_cast<size_t>(c.T), 0);
+    Selection prev_all;
+    prev_all.parent.resize(static_cast<size_t>(c.T));
+    std::iota(prev_all.parent.begin(), prev_all.parent.end(), 0);
+    prev_all.reps = prev_all.parent;
+    const std::pair<const char*, const Selection*> prevs[] = {
+        {"changed", &prev_changed}, {"zero", &prev_zero}, {"all", &prev_all}};
+    for (const auto& [pname, prev] : prevs) {
+      const Selection cpu = run_cascade(f, *prev, o);
+      ASSERT_EQ(cpu.reps, run_full(f, o).reps);  // the reference's own invariant
+      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32}) {
+        SCOPED_TRACE(::testing::Message() << "T=" << c.T << " tau=" << c.tau << " prev=" << pname << " "
+                                          << name(p) << " panel=" << c.panel_rows);
+        const gpu::DeviceFeatures g = gpu::normalize_host(above.x.data(), above.T, above.d, o.similarity, p);
+        const gpu::GpuSelection res = gpu::run_cascade(g, *prev, o, {p, c.panel_rows});
+        const Agreement ag = compare(f, cpu, res.sel, theta);
+        if (clear) {
+          EXPECT_EQ(ag.first_diff, -1) << ag.what;
+        } else {
+          EXPECT_TRUE(ag.explained) << ag.what;
+        }
+        if (ag.first_diff >= 0) continue;
+        EXPECT_EQ(res.sel.reps, cpu.reps);
+        EXPECT_EQ(res.sel.added, cpu.added);
+        EXPECT_EQ(res.sel.removed, cpu.removed);
+        EXPECT_EQ(res.sel.cost.needed, cpu.cost.needed);  // the same columns, counted the same way
+        EXPECT_EQ(res.sel.trace.cross_columns, prev->reps);
+        // Every addition got a spot column; speculative ones are counted as computed only.
+        EXPECT_TRUE(std::includes(res.sel.trace.spot_columns.begin(), res.sel.trace.spot_columns.end(),
+                                  res.sel.added.begin(), res.sel.added.end()));
+        EXPECT_EQ(res.stats.spot_columns, int64_t(res.sel.trace.spot_columns.size()));
+        EXPECT_GE(res.sel.cost.computed, res.sel.cost.needed);
+        EXPECT_GE(res.stats.iterations, 1);
+        EXPECT_LE(res.stats.iterations, 2 + int64_t(res.sel.added.size()));
+        EXPECT_GE(res.stats.rounds, res.stats.iterations);
+        EXPECT_LE(res.stats.rounds, res.stats.iterations * c.T);
+        if (res.sel.added.empty()) EXPECT_EQ(res.stats.iterations, 1);
+      }
+    }
+    // The same result as the GPU's own full selection, parents included.
+    const gpu::DeviceFeatures g = gpu::normalize_host(above.x.data(), above.T, above.d, o.similarity);
+    EXPECT_EQ(gpu::run_cascade(g, prev_changed, o).sel.parent, gpu::run_full(g, o).sel.parent);
+  }
+}
+
+// Every kernel of the selection once, small enough for compute-sanitizer's racecheck (whose cost is in
+// cuBLAS's shared-memory kernels): a full selection with a chain (many rounds), a cascade with
+// additions and removals, an edge list that overflows its first capacity (tau = 0.5 on tight groups).
+TEST(SelectCuda, SmallForSanitizers) {
+  REQUIRE_GPU();
+  const double tau = 0.3, phi = std::acos(1 - tau * tau / 2);
+  const Acts below = planted(300, 64, 0.3, 0.2, 8, phi, 11);
+  const Acts above = perturb(below, 0.02, 0.05, 12);
+  const Options o = opts_of(tau);
+  const Features f = normalize(above.x.data(), above.T, above.d, o.similarity);
+  const Selection prev = run_full(normalize(below.x.data(), below.T, below.d, o.similarity), o);
+  const gpu::DeviceFeatures g = gpu::normalize_host(above.x.data(), above.T, above.d, o.similarity);
+  const gpu::GpuSelection full = gpu::run_full(g, o, {gpu::Precision::f64, 64});
+  const gpu::GpuSelection casc = gpu::run_cascade(g, prev, o, {gpu::Precision::f64, 64});
+  EXPECT_TRUE(compare(f, run_full(f, o), full.sel, o.theta()).explained);
+  EXPECT_TRUE(compare(f, run_cascade(f, prev, o), casc.sel, o.theta()).explained);
+  EXPECT_GE(full.stats.rounds, 8);
+  // 12000 tokens in 3 tight groups: ~T^2/6 = 24M edges, far past the first capacity (4 T).
+  const Acts dense = planted(12000, 16, 0.0002, 0.05, 0, 0, 13);
+  const gpu::DeviceFeatures gd = gpu::normalize_host(dense.x.data(), dense.T, dense.d, o.similarity);
+  const gpu::GpuSelection many = gpu::run_full(gd, opts_of(0.5));
+  const Features fd = normalize(dense.x.data(), dense.T, dense.d, o.similarity);
+  EXPECT_EQ(many.sel.parent, run_full(fd, opts_of(0.5)).parent);
+  EXPECT_GT(many.stats.edges, 4 * dense.T);
+}
+
+TEST(SelectCuda, RefusesWhatItDoesNotDo) {
+  REQUIRE_GPU();
+  const Acts a = planted(50, 32, 0.3, 0.2, 0, 0, 3);
+  const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), a.T, a.d, Similarity::pearson);
+  Options o = opts_of(0.3);
+  o.rule = Rule::all_earlier;
+  EXPECT_THROW(gpu::run_full(g, o), Error);
+  Selection prev;
+  prev.reps = {0};
+  prev.parent.assign(50, 0);
+  EXPECT_THROW(gpu::run_cascade(g, prev, o), Error);
+  o.rule = Rule::greedy;
+  prev.parent.assign(49, 0);
+  EXPECT_THROW(gpu::run_cascade(g, prev, o), Error);  // a selection of another length
+  o.tau = 1.0;
+  EXPECT_THROW(gpu::run_full(g, o), Error);
+}
+
+// ---- real features ------------------------------------------------------------------------------
+
+// Records the features X_l each layer's attention receives, and runs exact attention.
+class Recorder : public AttentionFactory {
+ public:
+  mutable std::vector<std::vector<float>> x;  // per layer [T, d]
+  std::vector<std::unique_ptr<LayerAttention>> make(
+      const std::vector<AttentionContext>& layers) const override {
+    auto inner = exact_.make(layers);
+    x.assign(layers.size(), {});
+    std::vector<std::unique_ptr<LayerAttention>> out;
+    for (size_t l = 0; l < layers.size(); ++l)
+      out.push_back(std::make_unique<Tap>(std::move(inner[l]), &x[l], layers[l].spec->d_model));
+    return out;
+  }
+
+ private:
+  struct Tap : LayerAttention {
+    Tap(std::unique_ptr<LayerAttention> in, std::vector<float>* sink, int64_t d)
+        : in(std::move(in)), sink(sink), d(d) {}
+    void forward(const float* xs, int64_t n, const int64_t* pos, float* o) override {
+      sink->insert(sink->end(), xs, xs + n * d);
+      in->forward(xs, n, pos, o);
+    }
+    int64_t cache_bytes() const override { return in->cache_bytes(); }
+    std::unique_ptr<LayerAttention> in;
+    std::vector<float>* sink;
+    int64_t d;
+  };
+  ExactAttentionFactory exact_;
+};
+
+TEST(SelectCuda, RealFeaturesOfStories260K) {
+  REQUIRE_GPU();
+  auto m = Model::load(test::bundled_model_dir() / "stories260K.bin");
+  auto tok = load_tokenizer(test::bundled_model_dir() / "tok512.bin");
+  std::ifstream in(test::data_dir() / "text" / "sample.txt", std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto ids = tok->encode(ss.str(), true);
+  ids.resize(std::min<size_t>(ids.size(), 500));
+  const Recorder rec;
+  Sequence seq = m->new_sequence(&rec);
+  m->forward(seq, ids);
+  const int64_t T = int64_t(ids.size()), d = m->spec().d_model;
+  ASSERT_GT(T, 300);
+  int64_t compared = 0, identical = 0;
+  for (double tau : {0.1, 0.3, 0.5}) {
+    int64_t full_rounds = 0, casc_rounds = 0, casc_iters = 0, reps = 0;
+    const Options o = opts_of(tau);
+    Selection prev_cpu;
+    for (size_t l = 0; l < rec.x.size(); ++l) {
+      ASSERT_EQ(int64_t(rec.x[l].size()), T * d);
+      const Features f = normalize(rec.x[l].data(), T, d, o.similarity);
+      const Selection full_cpu = run_full(f, o);
+      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32}) {
+        SCOPED_TRACE(::testing::Message() << "tau=" << tau << " layer " << l << " " << name(p));
+        const gpu::DeviceFeatures g = gpu::normalize_host(rec.x[l].data(), T, d, o.similarity, p);
+        const gpu::GpuSelection full = gpu::run_full(g, o, {p, 0});
+        full_rounds = std::max(full_rounds, full.stats.rounds);
+        reps += p == gpu::Precision::f64 ? int64_t(full.sel.reps.size()) : 0;
+        EXPECT_LE(full.stats.rounds, T);
+        Agreement ag = compare(f, full_cpu, full.sel, o.theta());
+        EXPECT_TRUE(ag.explained) << ag.what;
+        ++compared;
+        identical += ag.first_diff < 0;
+        if (ag.first_diff < 0 && p == gpu::Precision::f64)
+          EXPECT_EQ(full.stats.rounds, expected_rounds(f, full_cpu, o.theta()));
+        if (l == 0) continue;
+        const Selection casc_cpu = run_cascade(f, prev_cpu, o);
+        const gpu::GpuSelection casc = gpu::run_cascade(g, prev_cpu, o, {p, 0});
+        casc_rounds = std::max(casc_rounds, casc.stats.rounds);
+        casc_iters = std::max(casc_iters, casc.stats.iterations);
+        ag = compare(f, casc_cpu, casc.sel, o.theta());
+        EXPECT_TRUE(ag.explained) << ag.what;
+        ++compared;
+        identical += ag.first_diff < 0;
+        if (ag.first_diff < 0) {
+          EXPECT_EQ(casc.sel.cost.needed, casc_cpu.cost.needed);
+          EXPECT_EQ(casc.sel.added, casc_cpu.added);
+        }
+        // The GPU cascade against the GPU full selection (different GEMMs: the same band rule).
+        ag = compare(f, full.sel, casc.sel, o.theta());
+        EXPECT_TRUE(ag.explained) << "cascade vs full on the GPU: " << ag.what;
+      }
+      prev_cpu = full_cpu;
+    }
+    std::printf(
+        "stories260K T=%lld tau=%.1f: mean r/T %.3f; most rounds: full %lld, cascade %lld over %lld "
+        "iterations\n",
+        (long long)T, tau, double(reps) / double(T * int64_t(rec.x.size())), (long long)full_rounds,
+        (long long)casc_rounds, (long long)casc_iters);
+  }
+  // In float64 the decisions are the CPU's; report how many comparisons were identical overall.
+  RecordProperty("identical", int(identical));
+  RecordProperty("compared", int(compared));
+  std::printf("stories260K: %lld of %lld GPU selections identical to the CPU's\n", (long long)identical,
+              (long long)compared);
+}
+
+}  // namespace
+}  // namespace cascade::select
