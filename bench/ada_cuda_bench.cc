@@ -100,7 +100,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto m = Model::load(model);
-    m->to_device(Device::Cuda, parse_compute_dtype(dtype));
+    // No CUDA graphs: the exact engine's attention kernels are then timed, and it launches as ADA does
+    // (ADA is never captured); `cascade bench` measures the exact engine with graphs.
+    m->to_device(Device::Cuda, parse_compute_dtype(dtype), false);
     AdaOptions o;
     o.select.tau = tau;
     o.mode = select::parse_mode(sel);

@@ -1,7 +1,9 @@
-// Causal attention on the GPU (ops::gpu::attention, the tensor-core tile kernel) at the benchmark
-// models' shapes, timed with CUDA events: median of 20 launches after warm-up, reported as ms and
-// TFLOP/s of the causal work (2 * 2 * T^2 / 2 * heads * head_dim). scripts/bench_gpu_prefill.py
-// times PyTorch's SDPA at the same shapes. Prints a skip line in a CPU-only build or without a GPU.
+// Attention on the GPU (ops::gpu::attention) at the benchmark models' shapes, timed with CUDA events:
+// median of 20 launches after warm-up. BM_attention: causal prefill (the tensor-core tile kernel),
+// reported as ms and TFLOP/s of the causal work (2 * 2 * T^2 / 2 * heads * head_dim);
+// scripts/bench_gpu_prefill.py times PyTorch's SDPA at the same shapes. BM_decode: one query over a
+// KV cache (the general kernel split over keys), reported as ms and GB/s of K and V read, against the
+// memory bandwidth. Prints a skip line in a CPU-only build or without a GPU.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -21,6 +23,47 @@ namespace {
 
 using namespace cascade;
 
+// Median CUDA-event time of run() over the benchmark's iterations (after 3 warm-up calls), in ms.
+template <typename F>
+double median_ms(benchmark::State& state, F run) {
+  cuda::Context& ctx = cuda::context();
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  for (int i = 0; i < 3; ++i) run();
+  std::vector<float> ms;
+  for (auto _ : state) {
+    cudaEventRecord(e0, ctx.stream);
+    run();
+    cudaEventRecord(e1, ctx.stream);
+    cudaEventSynchronize(e1);
+    float m = 0;
+    cudaEventElapsedTime(&m, e0, e1);
+    ms.push_back(m);
+    state.SetIterationTime(m / 1e3);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  state.counters["median_ms"] = ms[ms.size() / 2];
+  return ms[ms.size() / 2];
+}
+
+// Finite 16-bit values of moderate size (fp16 bit patterns; also finite as bf16).
+cuda::Buffer<uint16_t> random16(size_t n) {
+  std::vector<uint16_t> h(n);
+  std::mt19937 rng(0);
+  std::uniform_int_distribution<int> u(0, 0x3bff);
+  for (auto& x : h) x = uint16_t(u(rng) & 0x3bff);
+  return cuda::Buffer<uint16_t>::from_host(h, cuda::context().stream);
+}
+
+cuda::Buffer<int64_t> iota(int64_t n) {
+  std::vector<int64_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = i;
+  return cuda::Buffer<int64_t>::from_host(pos, cuda::context().stream);
+}
+
 void BM_attention(benchmark::State& state) {
   const int64_t T = state.range(0), heads = state.range(1), hd = state.range(2);
   const DType t = state.range(3) ? DType::BF16 : DType::F16;
@@ -30,15 +73,9 @@ void BM_attention(benchmark::State& state) {
   }
   cuda::Context& ctx = cuda::context();
   const int64_t qd = heads * hd, ld = 3 * qd;
-  cuda::Buffer<uint16_t> qkv(size_t(T * ld)), out(size_t(T * qd));
-  std::vector<uint16_t> h(size_t(T * ld));
-  std::mt19937 rng(0);
-  std::uniform_int_distribution<int> u(0, 0x3bff);  // finite 16-bit values of moderate size
-  for (auto& x : h) x = uint16_t(u(rng) & 0x3bff);
-  qkv.upload(h, ctx.stream);
-  std::vector<int64_t> pos(static_cast<size_t>(T));
-  for (int64_t i = 0; i < T; ++i) pos[size_t(i)] = i;
-  auto dpos = cuda::Buffer<int64_t>::from_host(pos, ctx.stream);
+  auto qkv = random16(size_t(T * ld));
+  cuda::Buffer<uint16_t> out(size_t(T * qd));
+  auto dpos = iota(T);
   ops::gpu::AttentionArgs a;
   a.dtype = t;
   a.q = qkv.data();
@@ -52,27 +89,41 @@ void BM_attention(benchmark::State& state) {
   a.scale = 0.0625f;
   a.out = out.data();
   a.ldo = qd;
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  for (int i = 0; i < 3; ++i) ops::gpu::attention(a, ctx.stream);
-  std::vector<float> ms;
-  for (auto _ : state) {
-    cudaEventRecord(e0, ctx.stream);
-    ops::gpu::attention(a, ctx.stream);
-    cudaEventRecord(e1, ctx.stream);
-    cudaEventSynchronize(e1);
-    float m = 0;
-    cudaEventElapsedTime(&m, e0, e1);
-    ms.push_back(m);
-    state.SetIterationTime(m / 1e3);
-  }
-  std::sort(ms.begin(), ms.end());
-  const double med = ms[ms.size() / 2];
-  state.counters["median_ms"] = med;
+  const double med = median_ms(state, [&] { ops::gpu::attention(a, ctx.stream); });
   state.counters["TFLOP/s"] = 2.0 * double(T) * double(T) * double(heads * hd) / (med * 1e-3) / 1e12;
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
+}
+
+// One decoded token (position nk - 1) over nk cached keys, fp16.
+void BM_decode(benchmark::State& state) {
+  const int64_t nk = state.range(0), heads = state.range(1), kv_heads = state.range(2), hd = state.range(3);
+  if (!cuda::gpu_available()) {
+    state.SkipWithError("no GPU");
+    return;
+  }
+  cuda::Context& ctx = cuda::context();
+  const int64_t qd = heads * hd, kd = kv_heads * hd;
+  auto q = random16(size_t(qd)), k = random16(size_t(nk * kd)), v = random16(size_t(nk * kd));
+  cuda::Buffer<uint16_t> out{size_t(qd)};
+  auto dpos = iota(nk);
+  ops::gpu::AttentionArgs a;
+  a.dtype = DType::F16;
+  a.q = q.data();
+  a.k = k.data();
+  a.v = v.data();
+  a.ldq = qd;
+  a.ldkv = kd;
+  a.nq = 1;
+  a.nk = nk;
+  a.heads = heads;
+  a.kv_heads = kv_heads;
+  a.head_dim = hd;
+  a.q_pos = dpos.data() + nk - 1;
+  a.k_pos = dpos.data();
+  a.scale = 0.0625f;
+  a.out = out.data();
+  a.ldo = qd;
+  const double med = median_ms(state, [&] { ops::gpu::attention(a, ctx.stream); });
+  state.counters["GB/s"] = 2.0 * double(nk * kd) * 2.0 / (med * 1e-3) / 1e9;
 }
 
 // {T, heads, head_dim, bf16}: GPT-2, GPT-J, OPT-6.7B at their benchmark lengths; Llama-8B's heads at 8192.
@@ -82,6 +133,18 @@ BENCHMARK(BM_attention)
     ->Args({2048, 32, 128, 0})
     ->Args({2048, 32, 128, 1})
     ->Args({8192, 32, 128, 1})
+    ->UseManualTime()
+    ->Iterations(20)
+    ->Unit(benchmark::kMillisecond);
+
+// {keys, heads, kv_heads, head_dim}: GPT-2 at 1024, GPT-J at 1024 and 2048, Llama-8B (GQA 32/8) at
+// 8192 and 32768.
+BENCHMARK(BM_decode)
+    ->Args({1024, 12, 12, 64})
+    ->Args({1024, 16, 16, 256})
+    ->Args({2048, 16, 16, 256})
+    ->Args({8192, 32, 8, 128})
+    ->Args({32768, 32, 8, 128})
     ->UseManualTime()
     ->Iterations(20)
     ->Unit(benchmark::kMillisecond);

@@ -4,7 +4,8 @@ transformers on the same GPU in the same run, and the GEMM floor (the same GEMMs
 torch's F.linear, i.e. cuBLAS), for GPT-2-124M (T=1024), GPT-J-6B and OPT-6.7B shapes (T=2048).
 
 Each model is made by transformers from its config with random weights on the GPU (HF's own init),
-timed there, saved as an fp16 safetensors checkpoint, then timed by `cascade bench --device cuda`.
+timed there, saved as an fp16 safetensors checkpoint, then timed by `cascade bench --device cuda`
+with CUDA graphs (the default) and without (--cuda-graphs off).
 The 6-7B shapes keep their full width, vocabulary and context and take --big-layers layers (default
 4) for both engines: the per-layer comparison at a fraction of the memory and load time.
 
@@ -142,19 +143,20 @@ def main():
         del m
         torch.cuda.empty_cache()
         for dtype_name in ("fp16", "bf16"):
-            t0 = time.time()
-            r = subprocess.run([a.cascade, "bench", "--model", ckpt, "--device", "cuda", "--dtype", dtype_name,
-                                "--prompt-tokens", str(T), "--gen-tokens", "0", "--reps", str(a.reps), "--json"],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                print(r.stdout, r.stderr, flush=True)
-                rows.append({"model": name, "dtype": dtype_name, "engine": "cascade", "error": r.stderr[-2000:]})
-                continue
-            j = json.loads(r.stdout)
-            rows.append({"model": name, "T": T, "layers": layers, "dtype": dtype_name, "engine": "cascade",
-                         "prefill_ms": 1e3 * j["prefill_s_median"], "prefill_ms_min": 1e3 * j["prefill_s_min"],
-                         "wall_s_incl_load": time.time() - t0})
-            print(json.dumps(rows[-1]), flush=True)
+            for graphs, engine in (("on", "cascade"), ("off", "cascade_no_graphs")):
+                t0 = time.time()
+                r = subprocess.run([a.cascade, "bench", "--model", ckpt, "--device", "cuda", "--dtype", dtype_name,
+                                    "--cuda-graphs", graphs, "--prompt-tokens", str(T), "--gen-tokens", "0",
+                                    "--reps", str(a.reps), "--json"], capture_output=True, text=True)
+                if r.returncode != 0:
+                    print(r.stdout, r.stderr, flush=True)
+                    rows.append({"model": name, "dtype": dtype_name, "engine": engine, "error": r.stderr[-2000:]})
+                    continue
+                j = json.loads(r.stdout)
+                rows.append({"model": name, "T": T, "layers": layers, "dtype": dtype_name, "engine": engine,
+                             "prefill_ms": 1e3 * j["prefill_s_median"], "prefill_ms_min": 1e3 * j["prefill_s_min"],
+                             "wall_s_incl_load": time.time() - t0})
+                print(json.dumps(rows[-1]), flush=True)
     meta = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "transformers": transformers.__version__,
             "peak_bf16_tflops_8192": peak, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     with open(os.path.join(a.out, "prefill_bench.json"), "w") as f:
@@ -164,8 +166,8 @@ def main():
 
 
 def print_table(rows):
-    print("| model | T | layers | dtype | HF ms | cascade ms | GEMM floor ms | HF/cascade | cascade/floor |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | T | layers | dtype | HF ms | cascade ms | no graphs ms | GEMM floor ms | HF/cascade | cascade/floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     models = [r for r in rows if "model" in r]
     for name in dict.fromkeys(r["model"] for r in models):
         for dt in ("fp16", "bf16"):
@@ -173,7 +175,8 @@ def print_table(rows):
             if not {"hf", "cascade", "gemm_floor"} <= get.keys() or "prefill_ms" not in get["cascade"]:
                 continue
             h, c, g = get["hf"]["prefill_ms"], get["cascade"]["prefill_ms"], get["gemm_floor"]["prefill_ms"]
-            print(f"| {name} | {get['hf']['T']} | {get['hf']['layers']} | {dt} | {h:.2f} | {c:.2f} | {g:.2f} | {h / c:.2f} | {c / g:.2f} |")
+            ng = get.get("cascade_no_graphs", {}).get("prefill_ms", float("nan"))
+            print(f"| {name} | {get['hf']['T']} | {get['hf']['layers']} | {dt} | {h:.2f} | {c:.2f} | {ng:.2f} | {g:.2f} | {h / c:.2f} | {c / g:.2f} |")
     for r in rows:
         if r.get("engine") == "sdpa":
             print(f"SDPA causal T={r['T']} heads={r['heads']} head_dim={r['head_dim']} {r['dtype']}: {r['ms']:.3f} ms, {r['tflops']:.0f} TFLOP/s")

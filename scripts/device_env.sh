@@ -17,4 +17,5 @@ run() {  # name, log, command...
   "$@" > "$log" 2>&1
   local rc=$?
   summary+=("$name: rc=$rc ($((SECONDS - t0)) s) $(grep -E '^\[  (PASSED|FAILED)|ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tr '\n' ' ')")
+  echo "${summary[-1]}" >> "$OUT/summary_so_far.txt"  # survives a call cut short
 }

@@ -11,6 +11,10 @@ struct Context {
   cublasHandle_t blas = nullptr;
   cublasLtHandle_t blas_lt = nullptr;
   Buffer<unsigned char> lt_workspace;  // cuBLASLt's scratch (32 MiB, as cuBLAS uses on Hopper)
+  // The general attention kernel's partial sums when it splits over keys (ops/attention_cuda.cu):
+  // fewer than 18 * sm_count (query, head, split) units of head_dim + 2 <= 258 floats; fixed at
+  // creation, so a captured graph never sees it move.
+  Buffer<float> attention_partials;
   int sm_count = 0;
   Context();
   ~Context();

@@ -55,6 +55,7 @@ Context::Context() : lt_workspace() {
   CASCADE_CUBLAS_CHECK(cublasSetStream(blas, stream));
   CASCADE_CUBLAS_CHECK(cublasLtCreate(&blas_lt));
   lt_workspace = Buffer<unsigned char>(size_t(32) << 20);
+  attention_partials = Buffer<float>(size_t(18 * sm_count) * 258);
 }
 
 Context::~Context() {

@@ -57,9 +57,10 @@ class DeviceDecoder {
   virtual Tensor forward(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const = 0;
 };
 
-// Uploads the weights once, converted to dtype (F32, F16 or BF16). Throws cascade::Error without a
-// GPU or in a CPU-only build.
+// Uploads the weights once, converted to dtype (F32, F16 or BF16). graphs: replay exact-attention
+// forwards as CUDA graphs (the attention kernels' device time is then not measured: NaN in
+// PhaseTimes). Throws cascade::Error without a GPU or in a CPU-only build.
 std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const ModelWeights& w, const ops::Rotary& rotary,
-                                                 DType dtype);
+                                                 DType dtype, bool graphs = true);
 
 }  // namespace cascade

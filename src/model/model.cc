@@ -40,14 +40,14 @@ Model::Model(Checkpoint ckpt, const std::string& source) : ckpt_(std::move(ckpt)
   rotary_ = ops::Rotary(spec_);
 }
 
-void Model::to_device(Device d, DType dtype) {
+void Model::to_device(Device d, DType dtype, bool cuda_graphs) {
   if (d == Device::Cpu) {
     if (dtype != DType::F32) fail("--dtype ", dtype_name(dtype), ": the CPU engine computes in f32 only");
     gpu_.reset();
     device_ = Device::Cpu;
     return;
   }
-  gpu_ = make_cuda_decoder(spec_, w_, rotary_, dtype);
+  gpu_ = make_cuda_decoder(spec_, w_, rotary_, dtype, cuda_graphs);
   device_ = Device::Cuda;
 }
 

@@ -49,8 +49,9 @@ class Model {
 
   // Moves the computation to a device: Cuda uploads the weights once in dtype (F32, F16 or BF16) and
   // every later forward() runs there (exact attention, or ADA: see check_ada_on_gpu); Cpu (F32 only) drops the
-  // device copy. cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
-  void to_device(Device d, DType dtype = DType::F32);
+  // device copy. cuda_graphs: exact-attention forwards on the GPU are replayed as CUDA graphs (see
+  // model/model_cuda.cu). cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
+  void to_device(Device d, DType dtype = DType::F32, bool cuda_graphs = true);
   Device device() const { return device_; }
   DType compute_dtype() const { return gpu_ ? gpu_->dtype() : DType::F32; }
 

@@ -1,10 +1,20 @@
-// The decoder on the GPU, exact attention or ADA (SPEC 3-4: GpuLayers::ada_*): weights uploaded once in the compute dtype (F32, F16 or
-// BF16; norm weights stay float32), activations in that dtype with float32 accumulation in every op
-// (src/ops/*_cuda.cu), the per-layer KV cache on the device, logits back as float32. The residual
-// wiring is the CPU decoder's own (model/residual_wiring.h); this file supplies its steps on device
-// buffers. Q, K and V come from one GEMM against the three weights stacked at upload.
+// The decoder on the GPU, exact attention or ADA (SPEC 3-4: GpuLayers::ada_*): weights uploaded once
+// in the compute dtype (F32, F16 or BF16; norm weights stay float32), activations in that dtype with
+// float32 accumulation in every op (src/ops/*_cuda.cu), the per-layer KV cache on the device, logits
+// back as float32. The residual wiring is the CPU decoder's own (model/residual_wiring.h); this file
+// supplies its steps on device buffers. Q, K and V come from one GEMM against the three weights
+// stacked at upload.
+//
+// CUDA graphs (exact attention; on unless the decoder is made without): a forward's device work is
+// captured on its second occurrence and replayed while nothing its kernels read from the host
+// changes (GraphSlot's key: the token count, the buffers' addresses, the cache's capacity, and the
+// start for a prefill). A decoding step depends on its position only through device memory
+// (positions uploaded before the graph runs, K and V scattered to their rows by position, attention
+// over the whole cache masked by position), so one graph serves every step until the cache grows.
+// ADA is not captured: its selection comes back to the host every layer.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -21,7 +31,7 @@
 #include "ops/cuda_ops.h"
 #include "ops/rotary.h"
 #include "select/gpu_selection.h"
-#include "select/incremental.h"
+#include "select/gpu_incremental.h"
 
 namespace cascade {
 
@@ -136,17 +146,36 @@ class PoolBytes {
   cudaStream_t s_ = nullptr;
 };
 
+// A captured forward: the values its kernels' arguments were taken from, and its executable graph.
+// A key is captured on its second forward in a row (seen: the last one launched without a graph),
+// so a one-off forward (a prompt's prefill) does not pay for a capture it would never replay.
+struct GraphSlot {
+  std::vector<uintptr_t> key, seen;
+  cudaGraphExec_t exec = nullptr;
+  GraphSlot() = default;
+  GraphSlot(const GraphSlot&) = delete;
+  GraphSlot& operator=(const GraphSlot&) = delete;
+  ~GraphSlot() {
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+};
+
+// Queries below this count take the general attention kernel (attention_cuda.cu's tile kernel needs
+// 16); for them a step attends over the whole cache, masked by position, so that its arguments do
+// not depend on its start.
+constexpr int64_t kDecodeRows = 16;
+
 // ADA state of one layer of one sequence (SPEC 3-4, queries=reps): the prefill's selection, the
 // compressed cache (K, V of the representatives at their original positions, in the order of their
 // positions) and the representatives' sub-layer outputs (a later non-representative copies its
-// parent's). Decoding decides each new token on the host with select::IncrementalSelector (the CPU's),
-// from the token's feature row downloaded; its state is built from the prefill's normalised features
-// on the first decoded token (kept on the device until then).
+// parent's). Decoding decides each new token on the device (select::gpu::DeviceIncremental), whose
+// state is the representatives' normalised rows: made from the prefill's features on the first decoded
+// token (a prefill-only sequence never pays for it), after which the features are released.
 struct AdaGpuLayer {
   select::Selection sel;
   select::gpu::GpuStats stats;
   std::optional<select::gpu::DeviceFeatures> z;  // the prefill's features, until decoding starts
-  std::optional<select::IncrementalSelector> selector;
+  std::optional<select::gpu::DeviceIncremental> selector;
   std::vector<int32_t> rep_index;  // token -> index among the representatives, or -1
   std::vector<int64_t> rep_pos;    // positions of the representatives (host copy of rep_pos_d)
   PoolBytes k, v, out, rep_pos_d;  // [cap, kd], [cap, kd], [cap, d] (compute dtype), [cap] int64
@@ -178,7 +207,8 @@ P* at(void* base, int64_t elems, DType t) {
 
 class CudaDecoder : public DeviceDecoder {
  public:
-  CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Rotary& r, DType t) : a_(a), t_(t) {
+  CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Rotary& r, DType t, bool graphs)
+      : a_(a), t_(t), graphs_(graphs) {
     CASCADE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16, "--dtype: ", dtype_name(t),
                   " is not a compute dtype");
     CASCADE_CHECK(ops::gpu::attention_supports(a.head_dim), "--device cuda: head size ", a.head_dim,
@@ -240,9 +270,15 @@ class CudaDecoder : public DeviceDecoder {
  private:
   friend struct GpuLayers;
   void reserve_cache(CudaSequence& s, int64_t need, cudaStream_t st) const;
+  // The device work of a forward whose ids and positions are uploaded: embeddings, layers, head into
+  // logits_. timed: CUDA events around each attention kernel (not inside a graph).
+  void device_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only, bool timed) const;
+  // device_pass through the slot's graph: captured (or the slot's graph updated) when its key differs.
+  void graph_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only) const;
 
   ArchSpec a_;
   DType t_;
+  bool graphs_;
   Bytes embed_, positions_;
   DevLinear project_in_, project_out_, head_;
   bool head_tied_ = false;
@@ -255,6 +291,8 @@ class CudaDecoder : public DeviceDecoder {
   // Scratch, grown on demand (one forward at a time per model).
   mutable Bytes h_, x_, att_, ff_, qkv_, o_, hid_, hid2_, emb_;
   mutable cuda::Buffer<int32_t> ids_;
+  mutable cuda::Buffer<int64_t> pos_;  // the forward's positions, start .. start + n - 1
+  mutable GraphSlot decode_graph_, prefill_graph_;
   mutable cuda::Buffer<float> logits_;
   // ADA scratch: features in float32 for the selection, gathered rows, index lists.
   mutable cuda::Buffer<float> xf_;
@@ -300,6 +338,7 @@ struct GpuLayers {
   CudaSequence& s;
   int64_t n, start;
   cudaStream_t st;
+  bool timed;  // CUDA events around the attention kernels
 
   const DevNorm& nw(int64_t l, int which) const { return which == 1 ? m.layers_[size_t(l)].n1 : m.layers_[size_t(l)].n2; }
   void norm(int64_t l, int which, void* src, void* dst) {
@@ -323,18 +362,13 @@ struct GpuLayers {
     const ArchSpec& a = m.a_;
     const DevLayer& w = m.layers_[size_t(l)];
     const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim, ld = qd + 2 * kd;
-    const size_t es = dtype_size(m.t_);
     lin(w.qkv, x, m.qkv_.data());
-    const int64_t* qpos = m.iota_.data() + start;
+    const int64_t* qpos = m.pos_.data();
     ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), m.qkv_.data(), n, ld, a.n_heads, a.head_dim, qpos, st);
     ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), at<void>(m.qkv_.data(), qd, m.t_), n, ld,
                      a.n_kv_heads, a.head_dim, qpos, st);
-    unsigned char* kc = s.k[size_t(l)].data() + size_t(start * kd) * es;
-    unsigned char* vc = s.v[size_t(l)].data() + size_t(start * kd) * es;
-    CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(kc, size_t(kd) * es, at<unsigned char>(m.qkv_.data(), qd, m.t_), size_t(ld) * es,
-                                         size_t(kd) * es, size_t(n), cudaMemcpyDeviceToDevice, st));
-    CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(vc, size_t(kd) * es, at<unsigned char>(m.qkv_.data(), qd + kd, m.t_),
-                                         size_t(ld) * es, size_t(kd) * es, size_t(n), cudaMemcpyDeviceToDevice, st));
+    ops::gpu::scatter_rows(m.t_, at<void>(m.qkv_.data(), qd, m.t_), ld, n, kd, qpos, s.k[size_t(l)].data(), kd, st);
+    ops::gpu::scatter_rows(m.t_, at<void>(m.qkv_.data(), qd + kd, m.t_), ld, n, kd, qpos, s.v[size_t(l)].data(), kd, st);
     ops::gpu::AttentionArgs g;
     g.dtype = m.t_;
     g.q = m.qkv_.data();
@@ -343,7 +377,7 @@ struct GpuLayers {
     g.k = s.k[size_t(l)].data();
     g.v = s.v[size_t(l)].data();
     g.ldkv = kd;
-    g.nk = start + n;
+    g.nk = n < kDecodeRows ? s.cap : start + n;
     g.heads = a.n_heads;
     g.kv_heads = a.n_kv_heads;
     g.head_dim = a.head_dim;
@@ -357,6 +391,10 @@ struct GpuLayers {
     lin(w.o, m.o_.data(), out);
   }
   void timed_attention(const ops::gpu::AttentionArgs& g) {
+    if (!timed) {
+      ops::gpu::attention(g, st);
+      return;
+    }
     cudaEvent_t e0 = m.next_event(), e1 = m.next_event();
     CASCADE_CUDA_CHECK(cudaEventRecord(e0, st));
     ops::gpu::attention(g, st);
@@ -485,22 +523,14 @@ struct GpuLayers {
 
   void ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t p, void* out) {
     const ArchSpec& a = m.a_;
-    const AdaOptions& o = *s.ada;
     const int64_t d = a.d_model, qd = a.n_heads * a.head_dim;
     const size_t es = dtype_size(m.t_);
-    if (!L.selector) {  // the prefill's state, on the host, on the first decoded token
+    if (!L.selector) {
       CASCADE_CHECK(L.z.has_value(), "ADA GPU sequence without a prefill");
-      select::Features zf;
-      zf.T = L.z->T();
-      zf.d = L.z->d();
-      zf.z = L.z->download();
-      L.selector.emplace(zf, L.sel, o.select);
+      L.selector.emplace(*L.z, L.sel, s.ada->select);
       L.z.reset();
     }
-    std::vector<float> row(static_cast<size_t>(d));
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(row.data(), ada_features_f32(x, 1), size_t(d) * 4, cudaMemcpyDeviceToHost, st));
-    CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
-    const select::IncrementalSelector::Step step = L.selector->step(row.data());
+    const select::IncrementalSelector::Step step = L.selector->step(ada_features_f32(x, 1));
     L.rep_index.push_back(step.is_rep ? int32_t(L.r) : -1);
     if (!step.is_rep) {  // the parent's sub-layer output
       const int64_t j = L.rep_index[size_t(step.parent)];
@@ -555,6 +585,7 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
   CASCADE_CHECK(start == s.len, "GPU sequence out of step: at ", s.len, ", asked to continue at ", start);
   if (!s.ada) reserve_cache(s, start + n, st);
   events_used_ = 0;
+  // Every buffer the device work touches is sized here, before any capture (no allocation inside).
   for (Bytes* b : {&h_, &x_, &att_, &ff_}) b->reserve(size_t(n * d) * es);
   qkv_.reserve(size_t(n * (qd + 2 * kd)) * es);
   o_.reserve(size_t(n * qd) * es);
@@ -562,8 +593,39 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
   if (ops::is_glu(a.act)) hid2_.reserve(size_t(n * a.d_ff) * es);
   emb_.reserve(size_t(n * e) * es);
   ids_.reserve(size_t(n));
+  pos_.reserve(size_t(n));
+  const int64_t rows = last_only ? 1 : n;
+  logits_.reserve(size_t(rows * V));
+  std::vector<int64_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = start + i;
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), tokens.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data(), pos.data(), size_t(n) * 8, cudaMemcpyHostToDevice, st));
 
+  const bool graph = graphs_ && !s.ada;
+  if (graph) graph_pass(s, n, start, last_only);
+  else device_pass(s, n, start, last_only, true);
+  s.len = start + n;
+
+  Tensor out = Tensor::zeros({rows, V});
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(out.data(), logits_.data(), size_t(rows * V) * 4, cudaMemcpyDeviceToHost, st));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  if (graph) {
+    s.times.attention = std::numeric_limits<double>::quiet_NaN();  // not measured inside a graph
+  } else {
+    for (size_t i = 0; i + 1 < events_used_; i += 2) {
+      float ms = 0;
+      CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
+      s.times.attention += ms * 1e-3;
+    }
+  }
+  return out;
+}
+
+void CudaDecoder::device_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only, bool timed) const {
+  cudaStream_t st = cuda::context().stream;
+  const ArchSpec& a = a_;
+  const int64_t d = a.d_model, e = a.d_embed, V = a.vocab_size;
+  const size_t es = dtype_size(t_);
   // Embeddings (OPT: project_in), learned positions.
   if (project_in_.present()) {
     ops::gpu::embed(t_, embed_.data(), ids_.data(), n, e, emb_.data(), st);
@@ -572,12 +634,10 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
   } else {
     ops::gpu::embed(t_, embed_.data(), ids_.data(), n, e, h_.data(), st);
   }
-  if (a.learned_positions)
-    ops::gpu::add_positions(t_, positions_.data(), iota_.data() + start, a.position_offset, n, d, h_.data(), st);
+  if (a.learned_positions) ops::gpu::add_positions(t_, positions_.data(), pos_.data(), a.position_offset, n, d, h_.data(), st);
 
-  GpuLayers backend{*this, s, n, start, st};
+  GpuLayers backend{*this, s, n, start, st, timed};
   for (int64_t l = 0; l < a.n_layers; ++l) residual_layer(a, backend, l, h_.data(), x_.data(), att_.data(), ff_.data());
-  s.len = start + n;
 
   // Final norm, project_out, head (float32 logits) on the rows asked for.
   const int64_t first = last_only ? n - 1 : 0, rows = n - first;
@@ -593,27 +653,71 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
                      project_out_.b.size() ? project_out_.b.data() : nullptr, t_, emb_.data(), e, st);
     head_in = emb_.data();
   }
-  logits_.reserve(size_t(rows * V));
   const void* hw = head_tied_ ? static_cast<const void*>(embed_.data()) : head_.w.data();
   const void* hb = !head_tied_ && head_.b.size() ? head_.b.data() : nullptr;
   ops::gpu::linear(t_, head_in, e, rows, hw, e, V, hb, DType::F32, logits_.data(), V, st);
-  Tensor out = Tensor::zeros({rows, V});
-  CASCADE_CUDA_CHECK(cudaMemcpyAsync(out.data(), logits_.data(), size_t(rows * V) * 4, cudaMemcpyDeviceToHost, st));
-  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
-  for (size_t i = 0; i + 1 < events_used_; i += 2) {
-    float ms = 0;
-    CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
-    s.times.attention += ms * 1e-3;
+}
+
+void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only) const {
+  cudaStream_t st = cuda::context().stream;
+  const bool decode = n < kDecodeRows;
+  GraphSlot& slot = decode ? decode_graph_ : prefill_graph_;
+  std::vector<uintptr_t> key = {uintptr_t(n), uintptr_t(last_only), uintptr_t(s.cap), uintptr_t(decode ? -1 : start)};
+  for (size_t l = 0; l < s.k.size(); ++l) {
+    key.push_back(reinterpret_cast<uintptr_t>(s.k[l].data()));
+    key.push_back(reinterpret_cast<uintptr_t>(s.v[l].data()));
   }
-  return out;
+  for (const void* p : {static_cast<const void*>(h_.data()), static_cast<const void*>(x_.data()),
+                        static_cast<const void*>(att_.data()), static_cast<const void*>(ff_.data()),
+                        static_cast<const void*>(qkv_.data()), static_cast<const void*>(o_.data()),
+                        static_cast<const void*>(hid_.data()), static_cast<const void*>(hid2_.data()),
+                        static_cast<const void*>(emb_.data()), static_cast<const void*>(ids_.data()),
+                        static_cast<const void*>(pos_.data()), static_cast<const void*>(logits_.data())})
+    key.push_back(reinterpret_cast<uintptr_t>(p));
+  if (slot.exec && key == slot.key) {
+    CASCADE_CUDA_CHECK(cudaGraphLaunch(slot.exec, st));
+    return;
+  }
+  if (key != slot.seen) {  // first sighting: launch the kernels, remember the key
+    device_pass(s, n, start, last_only, false);
+    slot.seen = std::move(key);
+    return;
+  }
+  {
+    cudaGraph_t g = nullptr;
+    CASCADE_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    try {
+      device_pass(s, n, start, last_only, false);
+    } catch (...) {
+      cudaStreamEndCapture(st, &g);  // leaves the stream usable; the partial graph is dropped
+      if (g) cudaGraphDestroy(g);
+      throw;
+    }
+    CASCADE_CUDA_CHECK(cudaStreamEndCapture(st, &g));
+    // Only the buffers moved (the same shape into a new sequence's cache: perplexity's windows, a
+    // benchmark's repetitions): update the executable graph in place, which keeps its topology.
+    // Anything else changes launch shapes or kernels and is instantiated anew.
+    const bool same_shape = slot.exec && std::equal(key.begin(), key.begin() + 4, slot.key.begin());
+    cudaGraphExecUpdateResultInfo info;
+    if (slot.exec && (!same_shape || cudaGraphExecUpdate(slot.exec, g, &info) != cudaSuccess)) {
+      (void)cudaGetLastError();
+      cudaGraphExecDestroy(slot.exec);
+      slot.exec = nullptr;
+    }
+    const cudaError_t made = slot.exec ? cudaSuccess : cudaGraphInstantiate(&slot.exec, g, 0);
+    cudaGraphDestroy(g);
+    CASCADE_CUDA_CHECK(made);
+    slot.key = std::move(key);
+  }
+  CASCADE_CUDA_CHECK(cudaGraphLaunch(slot.exec, st));
 }
 
 }  // namespace
 
 std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const ModelWeights& w, const ops::Rotary& rotary,
-                                                 DType dtype) {
+                                                 DType dtype, bool graphs) {
   cuda::require_gpu();
-  return std::make_unique<CudaDecoder>(spec, w, rotary, dtype);
+  return std::make_unique<CudaDecoder>(spec, w, rotary, dtype, graphs);
 }
 
 }  // namespace cascade

@@ -1,9 +1,12 @@
 // Attention on the GPU: checks the arguments and picks a kernel (attention_cuda_kernel.cuh). The
 // tensor-core tile kernel runs F16/BF16 batches of 16 queries or more at head sizes 64, 80, 96, 128
 // and 256 with 16-byte aligned rows; everything else (F32, decoding, other head sizes up to 256)
-// runs the one-warp-per-query kernel. CPU twin: ops/attention.cc.
+// runs the general kernel, split over keys when the queries alone would not fill the GPU.
+// CPU twin: ops/attention.cc.
+#include <algorithm>
 #include <cstdint>
 
+#include "cuda/context.h"
 #include "ops/attention_cuda_launch.cuh"
 #include "ops/cuda_common.cuh"
 
@@ -25,11 +28,30 @@ void run_flash_for(int64_t hd, const attn::Params& p, Stream s) {
 }
 
 template <typename T>
-void run_warp_for(int64_t hd, const attn::Params& p, Stream s) {
-  if (hd <= 64) attn::run_warp<T, 2>(p, s);
-  else if (hd <= 96) attn::run_warp<T, 3>(p, s);
-  else if (hd <= 128) attn::run_warp<T, 4>(p, s);
-  else attn::run_warp<T, 8>(p, s);
+void run_split_for(int64_t hd, const attn::Params& p, Stream s) {
+  if (hd <= 64) attn::run_split<T, 2>(p, s);
+  else if (hd <= 96) attn::run_split<T, 3>(p, s);
+  else if (hd <= 128) attn::run_split<T, 4>(p, s);
+  else attn::run_split<T, 8>(p, s);
+}
+
+// Splits over keys for the general kernel: enough blocks for ~16 per SM (a full SM: 64 warps) when the
+// (query, head) pairs alone give fewer than 2 per SM, with at least kMinKeys keys a split (16 a
+// warp), so that the merge stays small next to the keys read. The partial sums then need fewer than
+// 18 * SMs units, which bounds the context's scratch (cuda::Context::attention_partials).
+constexpr int64_t kMinKeys = 64;
+void plan_splits(attn::Params& p) {
+  cuda::Context& ctx = cuda::context();
+  const int64_t sms = ctx.sm_count, units = p.nq * p.heads;
+  p.splits = 1;
+  if (units < 2 * sms) p.splits = std::max<int64_t>(1, std::min((p.nk + kMinKeys - 1) / kMinKeys, (16 * sms + units - 1) / units));
+  p.chunk = (p.nk + p.splits - 1) / p.splits;
+  p.splits = (p.nk + p.chunk - 1) / p.chunk;  // no empty trailing split
+  if (p.splits > 1) {
+    const size_t need = size_t(units * p.splits * (p.head_dim + 2));
+    CASCADE_CHECK(need <= ctx.attention_partials.size(), "attention: split scratch too small (", need, " floats)");
+    p.partial = ctx.attention_partials.data();
+  }
 }
 
 bool has_tile_kernel(int64_t hd) { return hd == 64 || hd == 80 || hd == 96 || hd == 128 || hd == 256; }
@@ -64,12 +86,14 @@ void attention(const AttentionArgs& a, Stream s) {
                     aligned16(a.k) && aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
   dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (std::is_same_v<T, float>) {
-      run_warp_for<T>(a.head_dim, p, s);
-    } else {
-      if (tile) run_flash_for<T>(a.head_dim, p, s);
-      else run_warp_for<T>(a.head_dim, p, s);
+    if constexpr (!std::is_same_v<T, float>) {
+      if (tile) {
+        run_flash_for<T>(a.head_dim, p, s);
+        return;
+      }
     }
+    plan_splits(p);
+    run_split_for<T>(a.head_dim, p, s);
   });
 }
 

@@ -7,8 +7,8 @@ template void run_flash<__nv_bfloat16, 80>(const Params&, Stream);
 template void run_flash<__nv_bfloat16, 96>(const Params&, Stream);
 template void run_flash<__nv_bfloat16, 128>(const Params&, Stream);
 template void run_flash<__nv_bfloat16, 256>(const Params&, Stream);
-template void run_warp<__nv_bfloat16, 2>(const Params&, Stream);
-template void run_warp<__nv_bfloat16, 3>(const Params&, Stream);
-template void run_warp<__nv_bfloat16, 4>(const Params&, Stream);
-template void run_warp<__nv_bfloat16, 8>(const Params&, Stream);
+template void run_split<__nv_bfloat16, 2>(const Params&, Stream);
+template void run_split<__nv_bfloat16, 3>(const Params&, Stream);
+template void run_split<__nv_bfloat16, 4>(const Params&, Stream);
+template void run_split<__nv_bfloat16, 8>(const Params&, Stream);
 }  // namespace cascade::ops::gpu::attn

@@ -7,8 +7,8 @@ template void run_flash<__half, 80>(const Params&, Stream);
 template void run_flash<__half, 96>(const Params&, Stream);
 template void run_flash<__half, 128>(const Params&, Stream);
 template void run_flash<__half, 256>(const Params&, Stream);
-template void run_warp<__half, 2>(const Params&, Stream);
-template void run_warp<__half, 3>(const Params&, Stream);
-template void run_warp<__half, 4>(const Params&, Stream);
-template void run_warp<__half, 8>(const Params&, Stream);
+template void run_split<__half, 2>(const Params&, Stream);
+template void run_split<__half, 3>(const Params&, Stream);
+template void run_split<__half, 4>(const Params&, Stream);
+template void run_split<__half, 8>(const Params&, Stream);
 }  // namespace cascade::ops::gpu::attn

@@ -8,8 +8,9 @@
 // first key lies past its last query. Query tiles are issued last-first so the long causal rows
 // start early.
 //
-// warp_kernel<T, NC>: one warp per (query, head), keys in order, one warp reduction per key; the
-// reference-grade path for float32, decoding (a few queries) and head sizes without a tile kernel.
+// split_kernel<T, NC>: a block of 4 warps per (query, head, range of keys), one warp reduction per
+// key, ranges merged by combine_kernel: float32, decoding (a few queries over many keys) and head
+// sizes without a tile kernel.
 #pragma once
 
 #include <climits>
@@ -20,13 +21,26 @@
 
 namespace cascade::ops::gpu::attn {
 
-// ---- general kernel ------------------------------------------------------------------------------
+// ---- general kernel, split over keys ---------------------------------------------------------------
+// Block (i, h, s) owns query i, head h and the keys [s * chunk, (s + 1) * chunk); its W warps take
+// every W-th key of that range, G keys at a time, each warp with its own online softmax (one warp
+// reduction per key),
+// and the block merges the W states in shared memory. With one split the block writes the output;
+// with several it writes its unnormalised sum and its (max, sum of exponentials) to p.partial, and
+// combine_kernel merges the splits. A decoded token (one query, thousands of keys) so spreads over
+// the whole GPU instead of one warp per head (FlashDecoding's split-K).
+constexpr int kSplitWarps = 4;
+
+// The weight of a state with running max m in a merge whose max is M (zero for an empty state).
+__device__ __forceinline__ float merge_weight(float m, float M) { return m == -INFINITY ? 0.f : expf(m - M); }
+
 template <typename T, int NC>
-__global__ void __launch_bounds__(128) warp_kernel(Params p) {
-  const int lane = threadIdx.x & 31;
-  const int64_t i = int64_t(blockIdx.x) * 4 + (threadIdx.x >> 5);
-  if (i >= p.nq) return;
-  const int64_t h = blockIdx.y, kh = h / (p.heads / p.kv_heads), hd = p.head_dim;
+__global__ void __launch_bounds__(32 * kSplitWarps) split_kernel(Params p) {
+  constexpr int W = kSplitWarps, G = 4;
+  __shared__ float sm_m[W], sm_l[W], sm_acc[W][32 * NC];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int64_t i = blockIdx.x, h = blockIdx.y, kh = h / (p.heads / p.kv_heads), hd = p.head_dim;
+  const int64_t j0 = int64_t(blockIdx.z) * p.chunk, j1 = min(p.nk, j0 + p.chunk);
   const T* q = static_cast<const T*>(p.q) + i * p.ldq + h * hd;
   const T* K = static_cast<const T*>(p.k) + kh * hd;
   const T* V = static_cast<const T*>(p.v) + kh * hd;
@@ -39,43 +53,104 @@ __global__ void __launch_bounds__(128) warp_kernel(Params p) {
   }
   const int64_t qp = p.q_pos[i];
   float m = -INFINITY, l = 0.f;
-  for (int64_t j = 0; j < p.nk; ++j) {
-    if (p.k_pos[j] > qp) {
-      if (p.keys_sorted) break;
-      continue;
-    }
-    const T* kr = K + j * p.ldkv;
-    float s = 0.f;
+  // G keys at a time (keys jb, jb + W, ...), their positions and K and V rows loaded together so the
+  // loads overlap; a key past the range reads the range's last row and is masked.
+  for (int64_t jb = j0 + w; jb < j1; jb += int64_t(W) * G) {
+    int64_t row[G];
+    bool visible[G], past = false;
+    float s[G], mx = m;
 #pragma unroll
-    for (int c = 0; c < NC; ++c) {
-      const int64_t d = lane + 32 * c;
-      if (d < hd) s += qr[c] * to_float(kr[d]);
-    }
-    s = warp_sum(s);
-    const float mn = fmaxf(m, s);
-    const float corr = expf(m - mn), e = expf(s - mn);
-    l = l * corr + e;
-    const T* vr = V + j * p.ldkv;
+    for (int g = 0; g < G; ++g) {
+      const int64_t j = jb + int64_t(g) * W;
+      row[g] = min(j, j1 - 1);
+      visible[g] = j < j1 && p.k_pos[row[g]] <= qp;
+      past |= j < j1 && !visible[g];
+      const T* kr = K + row[g] * p.ldkv;
+      float dot = 0.f;
 #pragma unroll
-    for (int c = 0; c < NC; ++c) {
-      const int64_t d = lane + 32 * c;
-      if (d < hd) acc[c] = acc[c] * corr + e * to_float(vr[d]);
+      for (int c = 0; c < NC; ++c) {
+        const int64_t d = lane + 32 * c;
+        if (d < hd) dot += qr[c] * to_float(kr[d]);
+      }
+      s[g] = dot;
     }
-    m = mn;
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      s[g] = visible[g] ? warp_sum(s[g]) : -INFINITY;
+      mx = fmaxf(mx, s[g]);
+    }
+    if (mx != -INFINITY) {
+      const float corr = merge_weight(m, mx);
+      float e[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        e[g] = merge_weight(s[g], mx);
+        l = g == 0 ? l * corr + e[g] : l + e[g];
+      }
+#pragma unroll
+      for (int c = 0; c < NC; ++c) {
+        const int64_t d = lane + 32 * c;
+        if (d >= hd) continue;
+        float a = acc[c] * corr;
+#pragma unroll
+        for (int g = 0; g < G; ++g)  // a masked key's row may hold anything (a cache's unused rows)
+          if (visible[g]) a += e[g] * to_float(V[row[g] * p.ldkv + d]);
+        acc[c] = a;
+      }
+      m = mx;
+    }
+    if (past && p.keys_sorted) break;
   }
-  T* o = static_cast<T*>(p.out) + i * p.ldo + h * hd;
-  const float inv = 1.f / l;
+  if (lane == 0) {
+    sm_m[w] = m;
+    sm_l[w] = l;
+  }
 #pragma unroll
-  for (int c = 0; c < NC; ++c) {
-    const int64_t d = lane + 32 * c;
-    if (d < hd) o[d] = from_float<T>(acc[c] * inv);
+  for (int c = 0; c < NC; ++c) sm_acc[w][lane + 32 * c] = acc[c];
+  __syncthreads();
+  float M = -INFINITY, L = 0.f, e[W];
+#pragma unroll
+  for (int u = 0; u < W; ++u) M = fmaxf(M, sm_m[u]);
+#pragma unroll
+  for (int u = 0; u < W; ++u) {
+    e[u] = merge_weight(sm_m[u], M);
+    L += sm_l[u] * e[u];
+  }
+  const int64_t unit = (i * p.heads + h) * p.splits + blockIdx.z;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float o = 0.f;
+#pragma unroll
+    for (int u = 0; u < W; ++u) o += sm_acc[u][d] * e[u];
+    if (p.splits == 1) static_cast<T*>(p.out)[i * p.ldo + h * hd + d] = from_float<T>(o / L);
+    else p.partial[unit * (hd + 2) + 2 + d] = o;
+  }
+  if (p.splits > 1 && threadIdx.x == 0) {
+    p.partial[unit * (hd + 2)] = M;
+    p.partial[unit * (hd + 2) + 1] = L;
+  }
+}
+
+// Block (i, h): merges query i's splits for head h from p.partial into the output.
+template <typename T>
+__global__ void __launch_bounds__(128) combine_kernel(Params p) {
+  const int64_t i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
+  const float* part = p.partial + (i * p.heads + h) * p.splits * (hd + 2);
+  float M = -INFINITY, L = 0.f;
+  for (int64_t s = 0; s < p.splits; ++s) M = fmaxf(M, part[s * (hd + 2)]);
+  for (int64_t s = 0; s < p.splits; ++s) L += part[s * (hd + 2) + 1] * merge_weight(part[s * (hd + 2)], M);
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float o = 0.f;
+    for (int64_t s = 0; s < p.splits; ++s) o += part[s * (hd + 2) + 2 + d] * merge_weight(part[s * (hd + 2)], M);
+    static_cast<T*>(p.out)[i * p.ldo + h * hd + d] = from_float<T>(o / L);
   }
 }
 
 template <typename T, int NC>
-void run_warp(const Params& p, Stream s) {
-  const dim3 grid(unsigned((p.nq + 3) / 4), unsigned(p.heads));
-  warp_kernel<T, NC><<<grid, 128, 0, s>>>(p);
+void run_split(const Params& p, Stream s) {
+  split_kernel<T, NC><<<dim3(unsigned(p.nq), unsigned(p.heads), unsigned(p.splits)), 32 * kSplitWarps, 0, s>>>(p);
+  CASCADE_CUDA_LAUNCH_CHECK();
+  if (p.splits == 1) return;
+  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
 }
 

@@ -22,14 +22,19 @@ struct Params {
   const int64_t* k_pos = nullptr;
   bool keys_sorted = true;
   float scale = 1.f;
+  // The general kernel's split over keys: `splits` ranges of `chunk` keys; with more than one,
+  // partial holds [nq, heads, splits, head_dim + 2] floats (max, sum, unnormalised output).
+  int64_t chunk = 0, splits = 1;
+  float* partial = nullptr;
 };
 
 // Tensor-core kernel (mma.sync, 16-bit operands, float32 softmax and accumulators in registers):
 // 64 queries x D per block, key tiles of 64. T: __half or __nv_bfloat16; D: 64, 80, 96, 128, 256.
 template <typename T, int D>
 void run_flash(const Params& p, Stream s);
-// General kernel: one warp per (query, head), any head size up to 32 * NC; float, __half or bf16.
+// General kernel: 4 warps per (query, head, range of keys), any head size up to 32 * NC; float,
+// __half or bf16.
 template <typename T, int NC>
-void run_warp(const Params& p, Stream s);
+void run_split(const Params& p, Stream s);
 
 }  // namespace cascade::ops::gpu::attn

@@ -41,6 +41,10 @@ void rotary(DType t, RotaryStyle style, int64_t rotary_dim, const float* inv_fre
 // ---- embedding ---------------------------------------------------------------------------------
 // out[i, :] = table[ids[i], :] (e columns); ids: device int32 [n].
 void embed(DType t, const void* table, const int32_t* ids, int64_t n, int64_t e, void* out, Stream s);
+// dst[rows[i] * ldd + j] = src[i * lds + j] for j < width (K and V rows into their cache rows, read
+// from the device, so a captured decoding step does not depend on its position); rows: device int64 [n].
+void scatter_rows(DType t, const void* src, int64_t lds, int64_t n, int64_t width, const int64_t* rows, void* dst,
+                  int64_t ldd, Stream s);
 // h[i, :] += positions[pos[i] + offset, :] (learned positions); pos: device int64 [n].
 void add_positions(DType t, const void* positions, const int64_t* pos, int64_t offset, int64_t n, int64_t d, void* h,
                    Stream s);

@@ -1,5 +1,5 @@
-// Token-embedding gather and learned positions on the GPU (the CPU does both inline in
-// Model::forward: a row copy per token, then ops::add_inplace of the position row).
+// Token-embedding gather, learned positions and the KV-cache row scatter on the GPU (the CPU does
+// these inline: a row copy per token, ops::add_inplace of the position row, a row copy into its cache).
 #include "ops/cuda_common.cuh"
 #include "ops/cuda_ops.h"
 
@@ -25,6 +25,16 @@ __global__ void positions_kernel(const T* positions, const int64_t* pos, int64_t
   }
 }
 
+template <typename T>
+__global__ void scatter_kernel(const T* src, int64_t lds, int64_t n, int64_t width, const int64_t* rows, T* dst,
+                               int64_t ldd) {
+  const int64_t total = n * width;
+  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < total; g += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = g / width, j = g % width;
+    dst[rows[t] * ldd + j] = src[t * lds + j];
+  }
+}
+
 unsigned grid_for(int64_t n) { return unsigned(std::min<int64_t>((n + 255) / 256, 65536)); }
 
 }  // namespace
@@ -45,6 +55,17 @@ void add_positions(DType t, const void* positions, const int64_t* pos, int64_t o
     using T = decltype(tag);
     positions_kernel<T><<<grid_for(n * d), 256, 0, s>>>(static_cast<const T*>(positions), pos, offset, n, d,
                                                         static_cast<T*>(h));
+  });
+  CASCADE_CUDA_LAUNCH_CHECK();
+}
+
+void scatter_rows(DType t, const void* src, int64_t lds, int64_t n, int64_t width, const int64_t* rows, void* dst,
+                  int64_t ldd, Stream s) {
+  if (n == 0) return;
+  dispatch_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    scatter_kernel<T><<<grid_for(n * width), 256, 0, s>>>(static_cast<const T*>(src), lds, n, width, rows,
+                                                          static_cast<T*>(dst), ldd);
   });
   CASCADE_CUDA_LAUNCH_CHECK();
 }

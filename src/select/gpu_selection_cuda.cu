@@ -1,6 +1,7 @@
-// select/gpu_selection.h for the CUDA build: normalisation, panelled causal Gram / cross-Gram through
+// select/gpu_selection.h for the CUDA build: the panelled causal Gram / cross-Gram through
 // cuBLAS with the edges extracted from each panel, the greedy set in parallel Jacobi rounds, the
-// parents, and the exact cascade's iterations (see the header's design note).
+// parents, and the exact cascade's iterations (see the header's design note). The features
+// (normalisation) are in gpu_features_cuda.cu, the shared kernels in gpu_selection_internal.cuh.
 //
 // Layout of the data on the device:
 //   z      [T, d] row-major (float64 or float32), unit rows or zero rows
@@ -19,10 +20,14 @@
 #include "core/error.h"
 #include "cuda/context.h"
 #include "cuda/runtime.h"
-#include "select/gpu_selection.h"
+#include "select/gpu_selection_internal.cuh"
 #include "select/scan_util.h"
 
 namespace cascade::select::gpu {
+
+using internal::elem_size;
+using internal::EventTimer;
+using internal::gather_rows;
 
 namespace {
 
@@ -30,54 +35,6 @@ constexpr uint8_t kUndecided = 0, kIn = 1, kOut = 2;
 constexpr int kRoundBatch = 8;  // rounds launched between two reads of the undecided counts
 
 // ---- kernels --------------------------------------------------------------------------------------
-
-// Sum over the block, returned to every thread. red: 32 doubles of shared memory.
-__device__ double block_sum(double v, double* red) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  __syncthreads();  // red may still be read from a previous call
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < int(blockDim.x >> 5) ? red[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    if (lane == 0) red[0] = v;
-  }
-  __syncthreads();
-  return red[0];
-}
-
-// One block per row t: z_t = (x_t - mean) / ||x_t - mean|| (mean 0 for cosine), zero row at norm 0.
-// Sums in float64 as normalize_row(); a constant row sums exactly, so it centres to exactly 0.
-template <typename Z>
-__global__ void normalize_rows(const float* __restrict__ x, int64_t d, bool centre, Z* __restrict__ z) {
-  __shared__ double red[32];
-  const float* xr = x + int64_t(blockIdx.x) * d;
-  Z* zr = z + int64_t(blockIdx.x) * d;
-  double mean = 0.0;
-  if (centre) {
-    double s = 0.0;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += double(xr[i]);
-    mean = block_sum(s, red) / double(d);
-  }
-  double sq = 0.0;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    const double v = double(xr[i]) - mean;
-    sq += v * v;
-  }
-  sq = block_sum(sq, red);
-  const double inv = sq > 0.0 ? 1.0 / sqrt(sq) : 0.0;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) zr[i] = Z((double(xr[i]) - mean) * inv);
-}
-
-// out[j, :] = z[cols[j], :] for j < n; one block per row.
-template <typename Z>
-__global__ void gather_rows(const Z* __restrict__ z, int64_t d, const int32_t* __restrict__ cols,
-                            Z* __restrict__ out) {
-  const Z* src = z + int64_t(cols[blockIdx.x]) * d;
-  Z* dst = out + int64_t(blockIdx.x) * d;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
-}
 
 // Appends the edges of one panel [rows, ld]: row t = row0 + i (blockIdx.y), column j < n (x) at
 // position colpos[j] < t with panel[i, j] >= thr. Warp-aggregated atomics; entries past cap are counted but
@@ -197,32 +154,6 @@ unsigned blocks_for(int64_t n, int threads) {
 }
 unsigned grid_stride_blocks(int64_t n) { return unsigned(std::min<int64_t>(blocks_for(n, 256), 132 * 16)); }
 
-size_t elem_size(Precision p) { return p == Precision::f64 ? sizeof(double) : sizeof(float); }
-
-// Device time between two events on the stream.
-class EventTimer {
- public:
-  EventTimer() {
-    CASCADE_CUDA_CHECK(cudaEventCreate(&a_));
-    CASCADE_CUDA_CHECK(cudaEventCreate(&b_));
-  }
-  ~EventTimer() {
-    cudaEventDestroy(a_);
-    cudaEventDestroy(b_);
-  }
-  void start(cudaStream_t s) { CASCADE_CUDA_CHECK(cudaEventRecord(a_, s)); }
-  double stop(cudaStream_t s) {
-    CASCADE_CUDA_CHECK(cudaEventRecord(b_, s));
-    CASCADE_CUDA_CHECK(cudaEventSynchronize(b_));
-    float ms = 0;
-    CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, a_, b_));
-    return double(ms);
-  }
-
- private:
-  cudaEvent_t a_ = nullptr, b_ = nullptr;
-};
-
 template <typename T>
 void upload_vec(cuda::Buffer<T>& b, const std::vector<T>& v, cudaStream_t s) {
   b.reserve(std::max<size_t>(1, v.size()));
@@ -230,77 +161,6 @@ void upload_vec(cuda::Buffer<T>& b, const std::vector<T>& v, cudaStream_t s) {
 }
 
 }  // namespace
-
-// ---- features -------------------------------------------------------------------------------------
-
-struct DeviceFeatures::Impl {
-  int64_t T = 0, d = 0;
-  Precision precision = Precision::f64;
-  cuda::Buffer<double> z64;
-  cuda::Buffer<float> z32;
-  double ms_normalize = 0;
-  const void* data() const {
-    return precision == Precision::f64 ? static_cast<const void*>(z64.data()) : z32.data();
-  }
-  const void* row(int64_t t) const {
-    return static_cast<const char*>(data()) + size_t(t * d) * elem_size(precision);
-  }
-};
-
-DeviceFeatures::DeviceFeatures() = default;
-DeviceFeatures::~DeviceFeatures() = default;
-DeviceFeatures::DeviceFeatures(DeviceFeatures&&) noexcept = default;
-DeviceFeatures& DeviceFeatures::operator=(DeviceFeatures&&) noexcept = default;
-int64_t DeviceFeatures::T() const { return impl_ ? impl_->T : 0; }
-int64_t DeviceFeatures::d() const { return impl_ ? impl_->d : 0; }
-Precision DeviceFeatures::precision() const { return impl_ ? impl_->precision : Precision::f64; }
-double DeviceFeatures::ms_normalize() const { return impl_ ? impl_->ms_normalize : 0.0; }
-
-std::vector<double> DeviceFeatures::download() const {
-  CASCADE_CHECK(impl_, "DeviceFeatures::download: empty features");
-  cudaStream_t s = cuda::context().stream;
-  const size_t n = size_t(impl_->T * impl_->d);
-  if (impl_->precision == Precision::f64) return impl_->z64.download(n, s);
-  const std::vector<float> f = impl_->z32.download(n, s);
-  return std::vector<double>(f.begin(), f.end());
-}
-
-bool gpu_selection_available() { return cuda::gpu_available(); }
-
-DeviceFeatures normalize_device(const float* x_device, int64_t T, int64_t d, Similarity similarity,
-                                Precision precision) {
-  CASCADE_CHECK(T >= 1 && d >= 1, "selection features must be [T, d] with T, d >= 1, got [", T, ", ", d, "]");
-  CASCADE_CHECK(T < INT32_MAX, "selection features: T = ", T, " is too large");
-  cuda::Context& ctx = cuda::context();
-  DeviceFeatures f;
-  f.impl_ = std::make_unique<DeviceFeatures::Impl>();
-  auto& im = *f.impl_;
-  im.T = T;
-  im.d = d;
-  im.precision = precision;
-  EventTimer timer;
-  const bool centre = similarity == Similarity::pearson;
-  if (precision == Precision::f64) {
-    im.z64 = cuda::Buffer<double>(size_t(T * d));
-    timer.start(ctx.stream);
-    normalize_rows<double><<<unsigned(T), 256, 0, ctx.stream>>>(x_device, d, centre, im.z64.data());
-  } else {
-    im.z32 = cuda::Buffer<float>(size_t(T * d));
-    timer.start(ctx.stream);
-    normalize_rows<float><<<unsigned(T), 256, 0, ctx.stream>>>(x_device, d, centre, im.z32.data());
-  }
-  CASCADE_CUDA_LAUNCH_CHECK();
-  im.ms_normalize = timer.stop(ctx.stream);
-  return f;
-}
-
-DeviceFeatures normalize_host(const float* x_host, int64_t T, int64_t d, Similarity similarity,
-                              Precision precision) {
-  CASCADE_CHECK(T >= 1 && d >= 1, "selection features must be [T, d] with T, d >= 1, got [", T, ", ", d, "]");
-  cuda::Context& ctx = cuda::context();
-  auto x = cuda::Buffer<float>::from_host(std::span<const float>(x_host, size_t(T * d)), ctx.stream);
-  return normalize_device(x.data(), T, d, similarity, precision);
-}
 
 // ---- the selection --------------------------------------------------------------------------------
 

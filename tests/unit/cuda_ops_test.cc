@@ -356,6 +356,8 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     cases.push_back({hd, 4, 2, 133, 133, false, false});  // prefill, grouped-query, tile kernel (16-bit)
     cases.push_back({hd, 2, 2, 3, 141, false, true});     // decode steps: general kernel
   }
+  cases.push_back({256, 16, 4, 1, 3000, false, true});  // one decoded token over many keys: split over keys
+  cases.push_back({64, 2, 1, 4, 300, true, false});     // few gathered queries: splits with no visible key
   cases.push_back({40, 3, 1, 51, 51, false, false});  // odd head size: general kernel
   cases.push_back({128, 4, 4, 70, 90, true, false});  // gathered keys at their original positions
   for (const Case& c : cases) {

@@ -18,7 +18,9 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <span>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #include "attention/exact_attention.h"
@@ -26,6 +28,11 @@
 #include "cuda/runtime.h"
 #include "model/model.h"
 #include "select/gpu_selection.h"
+#include "select/incremental.h"
+#ifdef CASCADE_WITH_CUDA
+#include "cuda/buffer.h"
+#include "select/gpu_incremental.h"
+#endif
 #include "select/selection.h"
 #include "support/test_paths.h"
 #include "tokenizer/tokenizer.h"
@@ -357,6 +364,43 @@ TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
     EXPECT_EQ(gpu::run_cascade(g, prev_changed, o).sel.parent, gpu::run_full(g, o).sel.parent);
   }
 }
+
+#ifdef CASCADE_WITH_CUDA
+// Decoding on the device (gpu::DeviceIncremental, CUDA build only) makes the CPU selector's decisions,
+// and so the full selection's of the whole sequence: prefill of the first third, then token by token.
+TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
+  REQUIRE_GPU();
+  uint64_t seed = 700;
+  for (const auto& [T, d, tau, sigma] : std::vector<std::tuple<int64_t, int64_t, double, double>>{
+           {400, 96, 0.3, 0.2}, {300, 64, 0.0, 0.0}, {257, 128, 0.5, 0.4}}) {
+    const Acts a = planted(T, d, 0.35, sigma, 0, 0, ++seed);
+    for (Similarity sim : {Similarity::pearson, Similarity::cosine}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " d=" << d << " tau=" << tau << " " << to_string(sim));
+      const Options o = opts_of(tau, sim);
+      const int64_t p0 = T / 3;
+      const Features all = normalize(a.x.data(), T, d, sim), head = normalize(a.x.data(), p0, d, sim);
+      const Selection whole = run_full(all, o), prefix = run_full(head, o);
+      IncrementalSelector cpu(head, prefix, o);
+      const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), p0, d, sim);
+      gpu::DeviceIncremental dev(g, gpu::run_full(g, o).sel, o);
+      const bool clear = nearest_to_theta(all, o.theta()) > kBand;
+      int64_t differ = 0;
+      for (int64_t t = p0; t < T; ++t) {
+        auto x = cuda::Buffer<float>::from_host(std::span<const float>(a.x.data() + t * d, size_t(d)));
+        const IncrementalSelector::Step want = cpu.step(a.x.data() + t * d), got = dev.step(x.data());
+        differ += got.is_rep != want.is_rep || got.parent != want.parent;
+        if (clear) {
+          EXPECT_EQ(got.is_rep, want.is_rep) << "token " << t;
+          EXPECT_EQ(got.parent, want.parent) << "token " << t;
+          EXPECT_EQ(got.parent, whole.parent[size_t(t)]) << "token " << t;
+        }
+      }
+      EXPECT_EQ(dev.T(), T);
+      if (!clear) EXPECT_LE(differ, T / 20);
+    }
+  }
+}
+#endif
 
 // Every kernel of the selection once, small enough for compute-sanitizer's racecheck (whose cost is in
 // cuBLAS's shared-memory kernels): a full selection with a chain (many rounds), a cascade with

@@ -28,6 +28,11 @@ void add_attention_flags(CLI::App* c, AttentionFlags& f) {
   c->add_option("--dtype", f.dtype,
                 "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
                 " default f32 on cpu (its only dtype), bf16 on cuda");
+  c->add_option("--cuda-graphs", f.cuda_graphs,
+                "With --device cuda and exact attention: replay each forward as a CUDA graph (on), or launch every"
+                " kernel (off: the attention kernels' device time is then measured)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
 }
 
 namespace {
@@ -39,7 +44,7 @@ DType dtype_of(const AttentionFlags& f) {
 
 void place_model(Model& m, const AttentionFlags& f) {
   const Device d = parse_device(f.device);
-  if (d == Device::Cuda) m.to_device(d, dtype_of(f));
+  if (d == Device::Cuda) m.to_device(d, dtype_of(f), f.cuda_graphs == "on");
 }
 
 AdaOptions ada_options(const AttentionFlags& f) {

@@ -23,6 +23,7 @@ struct AttentionFlags {
   bool proportional = false;
   std::string device = "cpu";
   std::string dtype;  // empty: f32 on the CPU, bf16 on the GPU
+  std::string cuda_graphs = "on";
 };
 
 void add_attention_flags(CLI::App* c, AttentionFlags& f);

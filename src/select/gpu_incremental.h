@@ -1,0 +1,36 @@
+// Greedy decisions for decoding on the device (SPEC 4; what select::IncrementalSelector does on the
+// host for rule greedy): the representatives' normalised rows stay on the device in float64 [r, d];
+// a new token's features are normalised there, correlated with those rows by one DGEMV, and the best
+// representative (ties: the earliest) comes back to the host in one 16-byte copy, the step's only
+// synchronisation. The host keeps the representatives' positions, so a step returns the same Step as
+// the CPU's selector (up to the order of the float64 sums, ~1e-16 in rho). CUDA build only: the GPU
+// decoder (model/model_cuda.cu) is its one user.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "select/gpu_selection.h"
+#include "select/incremental.h"
+
+namespace cascade::select::gpu {
+
+class DeviceIncremental {
+ public:
+  // Continues a prefill: z its float64 features on the device, sel their selection (rule greedy).
+  // Keeps only the representatives' rows, so z can be released afterwards.
+  DeviceIncremental(const DeviceFeatures& z, const Selection& sel, const Options& opts);
+  ~DeviceIncremental();
+  DeviceIncremental(DeviceIncremental&&) noexcept;
+  DeviceIncremental& operator=(DeviceIncremental&&) noexcept;
+
+  // Decides token T() from its features x [d] float32 in device memory (on cuda::context().stream).
+  IncrementalSelector::Step step(const float* x_device);
+  int64_t T() const;
+  int64_t bytes() const;  // device memory held (the rows' capacity)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cascade::select::gpu

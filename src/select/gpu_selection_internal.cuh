@@ -1,0 +1,106 @@
+// Internals of the GPU selection shared by its files (gpu_features_cuda.cu: normalisation;
+// gpu_selection_cuda.cu: Gram panels, rounds, cascade; gpu_incremental_cuda.cu: decoding): the
+// normalisation and gather kernels, the event timer and DeviceFeatures' storage. CUDA code only.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/buffer.h"
+#include "select/gpu_selection.h"
+
+namespace cascade::select::gpu {
+
+namespace internal {
+
+// Sum over the block, returned to every thread. red: 32 doubles of shared memory.
+__device__ inline double block_sum(double v, double* red) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // red may still be read from a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < int(blockDim.x >> 5) ? red[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane == 0) red[0] = v;
+  }
+  __syncthreads();
+  return red[0];
+}
+
+// One block per row t: z_t = (x_t - mean) / ||x_t - mean|| (mean 0 for cosine), zero row at norm 0.
+// Sums in float64 as normalize_row(); a constant row sums exactly, so it centres to exactly 0.
+template <typename Z>
+__global__ void normalize_rows(const float* __restrict__ x, int64_t d, bool centre, Z* __restrict__ z) {
+  __shared__ double red[32];
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  Z* zr = z + int64_t(blockIdx.x) * d;
+  double mean = 0.0;
+  if (centre) {
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += double(xr[i]);
+    mean = block_sum(s, red) / double(d);
+  }
+  double sq = 0.0;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const double v = double(xr[i]) - mean;
+    sq += v * v;
+  }
+  sq = block_sum(sq, red);
+  const double inv = sq > 0.0 ? 1.0 / sqrt(sq) : 0.0;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) zr[i] = Z((double(xr[i]) - mean) * inv);
+}
+
+// out[j, :] = z[cols[j], :] for j < n; one block per row.
+template <typename Z>
+__global__ void gather_rows(const Z* __restrict__ z, int64_t d, const int32_t* __restrict__ cols,
+                            Z* __restrict__ out) {
+  const Z* src = z + int64_t(cols[blockIdx.x]) * d;
+  Z* dst = out + int64_t(blockIdx.x) * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
+}
+
+inline size_t elem_size(Precision p) { return p == Precision::f64 ? sizeof(double) : sizeof(float); }
+
+// Device time between two events on the stream.
+class EventTimer {
+ public:
+  EventTimer() {
+    CASCADE_CUDA_CHECK(cudaEventCreate(&a_));
+    CASCADE_CUDA_CHECK(cudaEventCreate(&b_));
+  }
+  ~EventTimer() {
+    cudaEventDestroy(a_);
+    cudaEventDestroy(b_);
+  }
+  void start(cudaStream_t s) { CASCADE_CUDA_CHECK(cudaEventRecord(a_, s)); }
+  double stop(cudaStream_t s) {
+    CASCADE_CUDA_CHECK(cudaEventRecord(b_, s));
+    CASCADE_CUDA_CHECK(cudaEventSynchronize(b_));
+    float ms = 0;
+    CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, a_, b_));
+    return double(ms);
+  }
+
+ private:
+  cudaEvent_t a_ = nullptr, b_ = nullptr;
+};
+
+}  // namespace internal
+
+struct DeviceFeatures::Impl {
+  int64_t T = 0, d = 0;
+  Precision precision = Precision::f64;
+  cuda::Buffer<double> z64;
+  cuda::Buffer<float> z32;
+  double ms_normalize = 0;
+  const void* data() const {
+    return precision == Precision::f64 ? static_cast<const void*>(z64.data()) : z32.data();
+  }
+  const void* row(int64_t t) const {
+    return static_cast<const char*>(data()) + size_t(t * d) * internal::elem_size(precision);
+  }
+};
+
+}  // namespace cascade::select::gpu
