@@ -1,0 +1,168 @@
+// ADA attention on the GPU (SPEC 3-4, queries=reps): the GPU decoder's attention step when the sequence
+// runs ADA (GpuLayers::ada_*, declared in model/cuda_decoder.cuh; the CPU twin is ada_attention.cc).
+// Prefill: the selection on the device (select/gpu_selection.h: full at layer 0 and for --select full,
+// the exact cascade after), the representatives' rows gathered, Q/K/V and the r x r attention at their
+// original positions, the output projection on r rows, every token copying its parent's output.
+// Decoding: the new token decided on the device (select/gpu_incremental.h); a representative appends
+// its K/V to the compressed cache and attends, any other token copies its parent's output.
+#include <algorithm>
+#include <vector>
+
+#include "model/cuda_decoder.cuh"
+
+namespace cascade::cuda_decoder {
+
+ops::gpu::AttentionArgs GpuLayers::ada_args(const AdaGpuLayer& L, const void* q, int64_t ldq, int64_t nq,
+                                            const int64_t* qpos, void* o) const {
+  const ArchSpec& a = m.a_;
+  ops::gpu::AttentionArgs g;
+  g.dtype = m.t_;
+  g.q = q;
+  g.ldq = ldq;
+  g.nq = nq;
+  g.k = const_cast<PoolBytes&>(L.k).data();
+  g.v = const_cast<PoolBytes&>(L.v).data();
+  g.ldkv = a.n_kv_heads * a.head_dim;
+  g.nk = L.r;
+  g.heads = a.n_heads;
+  g.kv_heads = a.n_kv_heads;
+  g.head_dim = a.head_dim;
+  g.q_pos = qpos;
+  g.k_pos = reinterpret_cast<const int64_t*>(const_cast<PoolBytes&>(L.rep_pos_d).data());
+  g.keys_sorted = true;
+  g.scale = attention_scale(a);
+  g.out = o;
+  g.ldo = a.n_heads * a.head_dim;
+  return g;
+}
+
+// Room for `need` representatives in layer L's compressed cache (the rows kept).
+void GpuLayers::ada_reserve(AdaGpuLayer& L, int64_t need) {
+  if (need <= L.cap) return;
+  const int64_t cap = std::min(m.a_.max_positions, std::max({need, 2 * L.cap, int64_t(64)}));
+  const size_t kvb = size_t(s.row_bytes), ob = size_t(m.a_.d_model) * dtype_size(m.t_);
+  PoolBytes k(cap * kvb, st), v(cap * kvb, st), o(cap * ob, st), p(size_t(cap) * 8, st);
+  if (L.r) {
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), L.k.data(), L.r * kvb, cudaMemcpyDeviceToDevice, st));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), L.v.data(), L.r * kvb, cudaMemcpyDeviceToDevice, st));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(o.data(), L.out.data(), L.r * ob, cudaMemcpyDeviceToDevice, st));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(p.data(), L.rep_pos_d.data(), size_t(L.r) * 8, cudaMemcpyDeviceToDevice, st));
+  }
+  L.k = std::move(k);
+  L.v = std::move(v);
+  L.out = std::move(o);
+  L.rep_pos_d = std::move(p);
+  L.cap = cap;
+}
+
+// Q, K, V of rows x [rows, d] at device positions pos (rotary applied), into m.qkv_; K and V appended
+// to L's cache at row L.r.
+void GpuLayers::ada_qkv(int64_t l, AdaGpuLayer& L, const void* x, int64_t rows, const int64_t* pos) {
+  const ArchSpec& a = m.a_;
+  const DevLayer& w = m.layers_[size_t(l)];
+  const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim, ld = qd + 2 * kd;
+  const size_t es = dtype_size(m.t_);
+  ops::gpu::linear(m.t_, x, w.qkv.in, rows, w.qkv.w.data(), w.qkv.in, w.qkv.out, w.qkv.b.size() ? w.qkv.b.data() : nullptr,
+                   m.t_, m.qkv_.data(), w.qkv.out, st);
+  ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), m.qkv_.data(), rows, ld, a.n_heads, a.head_dim, pos, st);
+  ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), at<void>(m.qkv_.data(), qd, m.t_), rows, ld,
+                   a.n_kv_heads, a.head_dim, pos, st);
+  CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(L.k.data() + size_t(L.r * kd) * es, size_t(kd) * es,
+                                       at<unsigned char>(m.qkv_.data(), qd, m.t_), size_t(ld) * es, size_t(kd) * es,
+                                       size_t(rows), cudaMemcpyDeviceToDevice, st));
+  CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(L.v.data() + size_t(L.r * kd) * es, size_t(kd) * es,
+                                       at<unsigned char>(m.qkv_.data(), qd + kd, m.t_), size_t(ld) * es, size_t(kd) * es,
+                                       size_t(rows), cudaMemcpyDeviceToDevice, st));
+}
+
+// x [rows, d] in the compute dtype -> float32 (the selection's input), in m.xf_.
+const float* GpuLayers::ada_features_f32(const void* x, int64_t rows) {
+  if (m.t_ == DType::F32) return static_cast<const float*>(x);
+  m.xf_.reserve(size_t(rows * m.a_.d_model));
+  ops::gpu::to_f32(m.t_, x, m.xf_.data(), rows * m.a_.d_model, st);
+  return m.xf_.data();
+}
+
+void GpuLayers::ada_attention(int64_t l, void* x, void* out) {
+  AdaGpuLayer& L = s.ada_layers[size_t(l)];
+  if (start == 0) ada_prefill(l, L, x, out);
+  else
+    for (int64_t i = 0; i < n; ++i) ada_decode(l, L, at<void>(x, i * m.a_.d_model, m.t_), start + i, at<void>(out, i * m.a_.d_model, m.t_));
+}
+
+void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
+  const ArchSpec& a = m.a_;
+  const AdaOptions& o = *s.ada;
+  const int64_t d = a.d_model, qd = a.n_heads * a.head_dim;
+  // Selection on the device: full at layer 0 (and for --select full), the exact cascade after.
+  select::gpu::DeviceFeatures z = select::gpu::normalize_device(ada_features_f32(x, n), n, d, o.select.similarity);
+  const AdaGpuLayer* below = l > 0 ? &s.ada_layers[size_t(l - 1)] : nullptr;
+  select::gpu::GpuSelection g = (below && o.mode.mode == select::Mode::cascade)
+                                    ? select::gpu::run_cascade(z, below->sel, o.select)
+                                    : select::gpu::run_full(z, o.select, {}, below ? &below->sel : nullptr);
+  s.times.selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
+  L.sel = std::move(g.sel);
+  L.stats = g.stats;
+  L.z.emplace(std::move(z));
+  const auto& reps = L.sel.reps;
+  const int64_t r = int64_t(reps.size());
+  L.rep_index.assign(size_t(n), -1);
+  for (int64_t i = 0; i < r; ++i) L.rep_index[size_t(reps[size_t(i)])] = int32_t(i);
+  L.rep_pos.assign(reps.begin(), reps.end());  // start == 0: position == index
+  std::vector<int32_t> copy(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) copy[size_t(t)] = L.rep_index[size_t(L.sel.parent[size_t(t)])];
+  L.r = 0;
+  ada_reserve(L, r);
+  m.rep_ids_.reserve(size_t(r));
+  m.copy_ids_.reserve(size_t(n));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.rep_ids_.data(), reps.data(), size_t(r) * 4, cudaMemcpyHostToDevice, st));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.copy_ids_.data(), copy.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data(), L.rep_pos.data(), size_t(r) * 8, cudaMemcpyHostToDevice, st));
+  // Gather the representatives' rows, project them at their original positions, attend r x r.
+  m.xr_.reserve(size_t(r * d) * dtype_size(m.t_));
+  ops::gpu::embed(m.t_, x, m.rep_ids_.data(), r, d, m.xr_.data(), st);
+  const int64_t* pos = reinterpret_cast<const int64_t*>(L.rep_pos_d.data());
+  ada_qkv(l, L, m.xr_.data(), r, pos);
+  L.r = r;
+  const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
+  timed_attention(ada_args(L, m.qkv_.data(), ld, r, pos, m.o_.data()));
+  // Output projection on r rows, kept as the representatives' sub-layer outputs; every token copies
+  // its parent's (a representative its own).
+  const DevLayer& w = m.layers_[size_t(l)];
+  ops::gpu::linear(m.t_, m.o_.data(), qd, r, w.o.w.data(), w.o.in, w.o.out, w.o.b.size() ? w.o.b.data() : nullptr, m.t_,
+                   L.out.data(), d, st);
+  ops::gpu::embed(m.t_, L.out.data(), m.copy_ids_.data(), n, d, out, st);
+}
+
+void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t p, void* out) {
+  const ArchSpec& a = m.a_;
+  const int64_t d = a.d_model, qd = a.n_heads * a.head_dim;
+  const size_t es = dtype_size(m.t_);
+  if (!L.selector) {
+    CASCADE_CHECK(L.z.has_value(), "ADA GPU sequence without a prefill");
+    L.selector.emplace(*L.z, L.sel, s.ada->select);
+    L.z.reset();
+  }
+  const select::IncrementalSelector::Step step = L.selector->step(ada_features_f32(x, 1));
+  L.rep_index.push_back(step.is_rep ? int32_t(L.r) : -1);
+  if (!step.is_rep) {  // the parent's sub-layer output
+    const int64_t j = L.rep_index[size_t(step.parent)];
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, L.out.data() + size_t(j * d) * es, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
+    return;
+  }
+  ada_reserve(L, L.r + 1);
+  L.rep_pos.push_back(p);
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data() + size_t(L.r) * 8, &L.rep_pos.back(), 8, cudaMemcpyHostToDevice, st));
+  const int64_t* pos = reinterpret_cast<const int64_t*>(L.rep_pos_d.data()) + L.r;
+  ada_qkv(l, L, x, 1, pos);
+  ++L.r;
+  const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
+  timed_attention(ada_args(L, m.qkv_.data(), ld, 1, pos, m.o_.data()));
+  const DevLayer& w = m.layers_[size_t(l)];
+  void* dst = L.out.data() + size_t((L.r - 1) * d) * es;
+  ops::gpu::linear(m.t_, m.o_.data(), qd, 1, w.o.w.data(), w.o.in, w.o.out, w.o.b.size() ? w.o.b.data() : nullptr, m.t_,
+                   dst, d, st);
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, dst, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
+}
+
+}  // namespace cascade::cuda_decoder
