@@ -7,14 +7,6 @@
 
 namespace cascade {
 
-double token_nll(const float* logits, int64_t vocab, int32_t target) {
-  double mx = logits[0];
-  for (int64_t v = 1; v < vocab; ++v) mx = std::max(mx, double(logits[v]));
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v]) - mx);
-  return -(double(logits[target]) - mx - std::log(sum));
-}
-
 std::vector<Window> perplexity_windows(int64_t n, const PerplexityOptions& o) {
   if (o.ctx < 2) fail("--ctx must be at least 2, got ", o.ctx);
   if (o.stride < 1 || o.stride > o.ctx) fail("--stride must be in [1, ctx], got ", o.stride);
@@ -44,14 +36,10 @@ PerplexityResult perplexity(const Model& m, std::span<const int32_t> ids, const 
   for (size_t i = 0; i < windows.size(); ++i) {
     const Window& w = windows[i];
     Sequence s = m.new_sequence(attention);
-    const Tensor logits = m.forward(s, ids.subspan(size_t(w.begin), size_t(w.end - w.begin)));
+    // Token t is scored by the logits of row t - begin - 1; summed in token order.
+    const std::vector<double> nll = m.next_token_nll(s, ids.subspan(size_t(w.begin), size_t(w.end - w.begin)),
+                                                     w.first_scored - w.begin - 1);
     WindowResult wr{w.begin, w.end, 0, 0};
-    // A log-softmax over the vocabulary per token (2048 x 49152 exps for SmolLM2) costs more than a
-    // GPU forward pass: rows in parallel, summed in token order so the total does not depend on threads.
-    std::vector<double> nll(size_t(w.end - w.first_scored));
-#pragma omp parallel for schedule(static)
-    for (int64_t t = w.first_scored; t < w.end; ++t)
-      nll[size_t(t - w.first_scored)] = token_nll(logits.row(t - w.begin - 1), logits.dim(1), ids[size_t(t)]);
     for (double x : nll) wr.nll += x;
     wr.scored = int64_t(nll.size());
     r.nll += wr.nll;

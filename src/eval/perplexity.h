@@ -41,7 +41,4 @@ PerplexityResult perplexity(const Model& m, std::span<const int32_t> ids, const 
                             const AttentionFactory* attention = nullptr,
                             const std::function<void(const WindowResult&, int64_t done, int64_t total)>& on_window = {});
 
-// -log softmax(logits)[target], computed in double.
-double token_nll(const float* logits, int64_t vocab, int32_t target);
-
 }  // namespace cascade

@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "eval/perplexity.h"
+#include "ops/token_nll.h"
 
 namespace cascade {
 
@@ -49,7 +49,7 @@ size_t key_index(const std::vector<std::string>& keys, std::string_view key) {
 double mean_next_token_nll(const Tensor& logits, std::span<const int32_t> tokens) {
   const int64_t T = int64_t(tokens.size()), V = logits.dim(1);
   double s = 0;
-  for (int64_t t = 0; t + 1 < T; ++t) s += token_nll(logits.row(t), V, tokens[size_t(t + 1)]);
+  for (int64_t t = 0; t + 1 < T; ++t) s += ops::token_nll(logits.row(t), V, tokens[size_t(t + 1)]);
   return s / double(T - 1);
 }
 

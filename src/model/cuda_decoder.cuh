@@ -150,6 +150,8 @@ class CudaDecoder : public DeviceDecoder {
   }
 
   Tensor forward(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start, bool last_only) const override;
+  std::vector<double> forward_nll(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start,
+                                  int64_t first_row) const override;
 
  private:
   friend struct GpuLayers;
@@ -157,6 +159,11 @@ class CudaDecoder : public DeviceDecoder {
   // The device work of a forward whose ids and positions are uploaded: embeddings, layers, head into
   // logits_. timed: CUDA events around each attention kernel (not inside a graph).
   void device_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only, bool timed) const;
+  // The forward up to the logits in logits_ (buffers sized, ids and positions uploaded, the device
+  // work with or without a graph); returns whether a graph ran.
+  bool run(CudaSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const;
+  // After run() and the stream's synchronisation: the attention kernels' time, or NaN under a graph.
+  void collect_times(CudaSequence& s, bool graph) const;
   // device_pass through the slot's graph: captured (or the slot's graph updated) when its key differs.
   void graph_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only) const;
 
@@ -178,6 +185,7 @@ class CudaDecoder : public DeviceDecoder {
   mutable cuda::Buffer<int64_t> pos_;  // the forward's positions, start .. start + n - 1
   mutable GraphSlot decode_graph_, prefill_graph_;
   mutable cuda::Buffer<float> logits_;
+  mutable cuda::Buffer<double> nll_;
   // ADA scratch: features in float32 for the selection, gathered rows, index lists.
   mutable cuda::Buffer<float> xf_;
   mutable Bytes xr_;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "attention/ada_attention.h"
 #include "core/dtype.h"
@@ -55,6 +56,10 @@ class DeviceDecoder {
   // Appends n tokens at positions start..start+n-1 (start: the sequence's length; the caller has
   // validated ids and length) and returns float32 logits [n, V] on the host ([1, V] if last_only).
   virtual Tensor forward(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const = 0;
+  // The same forward, returning -log p(tokens[r + 1] | ..) for rows r in [first_row, n - 1) instead of
+  // the logits (Model::next_token_nll): the log-softmax runs on the device.
+  virtual std::vector<double> forward_nll(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start,
+                                          int64_t first_row) const = 0;
 };
 
 // Uploads the weights once, converted to dtype (F32, F16 or BF16). graphs: replay exact-attention

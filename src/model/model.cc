@@ -3,6 +3,7 @@
 // parallel), learned or rotary positions, activation, OPT's embedding projections.
 #include "model/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -15,6 +16,7 @@
 #include "ops/activation.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/token_nll.h"
 
 namespace cascade {
 
@@ -86,27 +88,57 @@ void Model::mlp(const LayerWeights& l, const float* x, int64_t n, float* out) co
   ops::linear(l.down, hbuf.data(), n, f, out, d);
 }
 
+void Model::check_append(const Sequence& seq, std::span<const int32_t> tokens) const {
+  const int64_t n = int64_t(tokens.size());
+  if (seq.length_ + n > spec_.max_positions)
+    fail("sequence of ", seq.length_ + n, " tokens is longer than the model's context of ", spec_.max_positions, " tokens");
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= spec_.vocab_size)
+      fail("token id ", tokens[size_t(i)], " at position ", i, " is outside the vocabulary [0, ", spec_.vocab_size, ")");
+  if (bool(gpu_) != bool(seq.device_)) fail("this sequence was made before the model moved to another device");
+}
+
+void Model::note_device_forward(Sequence& seq, int64_t n, Clock::time_point t_start) const {
+  seq.length_ += n;
+  seq.times_->selection = seq.device_->times.selection;
+  seq.times_->attention = seq.device_->times.attention;
+  seq.times_->total += std::chrono::duration<double>(Clock::now() - t_start).count();
+}
+
+std::vector<double> Model::next_token_nll(Sequence& seq, std::span<const int32_t> tokens, int64_t first_row) const {
+  const int64_t n = int64_t(tokens.size());
+  if (first_row < 0 || (n > 0 && first_row > n - 1))
+    fail("next_token_nll: first row ", first_row, " outside [0, ", std::max<int64_t>(0, n - 1), "]");
+  if (n == 0) return {};
+  if (gpu_) {
+    const auto t_start = Clock::now();
+    check_append(seq, tokens);
+    std::vector<double> nll = gpu_->forward_nll(*seq.device_, tokens, seq.length_, first_row);
+    note_device_forward(seq, n, t_start);
+    return nll;
+  }
+  const Tensor logits = forward(seq, tokens);
+  // A log-softmax over the vocabulary per row (2048 x 49152 exps for SmolLM2) costs more than the
+  // forward pass: rows in parallel, each result in its own slot.
+  std::vector<double> nll(static_cast<size_t>(n - 1 - first_row));
+#pragma omp parallel for schedule(static)
+  for (int64_t r = first_row; r < n - 1; ++r)
+    nll[size_t(r - first_row)] = ops::token_nll(logits.row(r), logits.dim(1), tokens[size_t(r + 1)]);
+  return nll;
+}
+
 Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_only) const {
   const auto t_start = Clock::now();
   const ArchSpec& a = spec_;
   const int64_t n = int64_t(tokens.size()), d = a.d_model, e = a.d_embed;
   if (n == 0) return Tensor::zeros({0, a.vocab_size});
-  if (seq.length_ + n > a.max_positions)
-    fail("sequence of ", seq.length_ + n, " tokens is longer than the model's context of ", a.max_positions, " tokens");
+  check_append(seq, tokens);
   std::vector<int64_t> pos(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    pos[size_t(i)] = seq.length_ + i;
-    if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= a.vocab_size)
-      fail("token id ", tokens[size_t(i)], " at position ", i, " is outside the vocabulary [0, ", a.vocab_size, ")");
-  }
+  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = seq.length_ + i;
 
-  if (bool(gpu_) != bool(seq.device_)) fail("this sequence was made before the model moved to another device");
   if (gpu_) {
     Tensor logits = gpu_->forward(*seq.device_, tokens, seq.length_, last_only);
-    seq.length_ += n;
-    seq.times_->selection = seq.device_->times.selection;
-    seq.times_->attention = seq.device_->times.attention;
-    seq.times_->total += std::chrono::duration<double>(Clock::now() - t_start).count();
+    note_device_forward(seq, n, t_start);
     return logits;
   }
 

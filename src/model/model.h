@@ -2,6 +2,7 @@
 // runs sequences; a Sequence owns the per-layer attention objects (and so the caches) of one token
 // stream, so prefill and token-by-token decoding are the same forward() call.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -63,8 +64,16 @@ class Model {
   // Appends tokens to seq and returns their logits [n, V] (only the last row, [1, V], if last_only).
   // Token ids outside the vocabulary or positions past the context are cascade::Error.
   Tensor forward(Sequence& seq, std::span<const int32_t> tokens, bool last_only = false) const;
+  // Appends tokens to seq and returns -log p(tokens[r + 1] | tokens[0..r]) for each row r in
+  // [first_row, n - 1) (natural log, float64; ops::token_nll). On the GPU the log-softmax runs there
+  // and only these numbers come back, not the [n, V] logits.
+  std::vector<double> next_token_nll(Sequence& seq, std::span<const int32_t> tokens, int64_t first_row = 0) const;
 
  private:
+  // The checks of forward(): the sequence's device, the context length, the token ids.
+  void check_append(const Sequence& seq, std::span<const int32_t> tokens) const;
+  // After a forward on the GPU: the sequence's length and its phase times.
+  void note_device_forward(Sequence& seq, int64_t n, std::chrono::steady_clock::time_point t_start) const;
   void mlp(const LayerWeights& l, const float* x, int64_t n, float* out) const;
 
   Checkpoint ckpt_;

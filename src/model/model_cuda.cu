@@ -149,10 +149,8 @@ void CudaDecoder::reserve_cache(CudaSequence& s, int64_t need, cudaStream_t st) 
   s.cap = cap;
 }
 
-Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start, bool last_only) const {
-  auto& s = static_cast<CudaSequence&>(base);
-  cuda::Context& ctx = cuda::context();
-  cudaStream_t st = ctx.stream;
+bool CudaDecoder::run(CudaSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const {
+  cudaStream_t st = cuda::context().stream;
   const ArchSpec& a = a_;
   const int64_t n = int64_t(tokens.size()), d = a.d_model, e = a.d_embed, V = a.vocab_size;
   const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim;
@@ -169,8 +167,7 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
   emb_.reserve(size_t(n * e) * es);
   ids_.reserve(size_t(n));
   pos_.reserve(size_t(n));
-  const int64_t rows = last_only ? 1 : n;
-  logits_.reserve(size_t(rows * V));
+  logits_.reserve(size_t((last_only ? 1 : n) * V));
   std::vector<int64_t> pos(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = start + i;
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), tokens.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
@@ -180,19 +177,44 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
   if (graph) graph_pass(s, n, start, last_only);
   else device_pass(s, n, start, last_only, true);
   s.len = start + n;
+  return graph;
+}
 
+void CudaDecoder::collect_times(CudaSequence& s, bool graph) const {
+  if (graph) {
+    s.times.attention = std::numeric_limits<double>::quiet_NaN();  // not measured inside a graph
+    return;
+  }
+  for (size_t i = 0; i + 1 < events_used_; i += 2) {
+    float ms = 0;
+    CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
+    s.times.attention += ms * 1e-3;
+  }
+}
+
+Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start, bool last_only) const {
+  auto& s = static_cast<CudaSequence&>(base);
+  cudaStream_t st = cuda::context().stream;
+  const bool graph = run(s, tokens, start, last_only);
+  const int64_t rows = last_only ? 1 : int64_t(tokens.size()), V = a_.vocab_size;
   Tensor out = Tensor::zeros({rows, V});
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(out.data(), logits_.data(), size_t(rows * V) * 4, cudaMemcpyDeviceToHost, st));
   CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
-  if (graph) {
-    s.times.attention = std::numeric_limits<double>::quiet_NaN();  // not measured inside a graph
-  } else {
-    for (size_t i = 0; i + 1 < events_used_; i += 2) {
-      float ms = 0;
-      CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
-      s.times.attention += ms * 1e-3;
-    }
-  }
+  collect_times(s, graph);
+  return out;
+}
+
+std::vector<double> CudaDecoder::forward_nll(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start,
+                                             int64_t first_row) const {
+  auto& s = static_cast<CudaSequence&>(base);
+  cudaStream_t st = cuda::context().stream;
+  const int64_t n = int64_t(tokens.size()), rows = n - 1 - first_row, V = a_.vocab_size;
+  const bool graph = run(s, tokens, start, false);
+  nll_.reserve(size_t(std::max<int64_t>(1, rows)));
+  // Row r's target is token r + 1, already on the device in ids_.
+  ops::gpu::token_nll(logits_.data() + first_row * V, rows, V, ids_.data() + first_row + 1, nll_.data(), st);
+  std::vector<double> out = nll_.download(size_t(rows), st);  // synchronises the stream
+  collect_times(s, graph);
   return out;
 }
 

@@ -62,6 +62,11 @@ Epilogue linear_fuses(Activation a, DType t);
 void linear(DType t, const void* x, int64_t ldx, int64_t n, const void* w, int64_t in, int64_t out, const void* bias,
             DType yt, void* y, int64_t ldy, Stream s, Epilogue act = Epilogue::None);
 
+// ---- token NLL (ops::token_nll) ---------------------------------------------------------------
+// out[r] = -log softmax(logits[r, :])[targets[r]] (float64) for r < rows; logits float32 [rows, vocab],
+// targets device int32 [rows].
+void token_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* targets, double* out, Stream s);
+
 // ---- attention (ops::attention) ----------------------------------------------------------------
 // softmax(q k^T * scale) v per head, causal by position (key j visible to query i iff
 // k_pos[j] <= q_pos[i]), grouped-query heads (query head h reads kv head h / (heads / kv_heads)).

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "io/npy.h"
 #include "model/model.h"
+#include "ops/token_nll.h"
 #include "support/test_paths.h"
 
 namespace cascade {
@@ -155,6 +156,27 @@ TEST_P(CudaStories, BundledModelMatchesCpu) {
     const std::vector<int32_t> prompt(ids.begin(), ids.begin() + 5);
     EXPECT_EQ(greedy(*gpu, prompt, 40), greedy(*cpu, prompt, 40));
   }
+}
+
+// Perplexity's path on the GPU: the NLL computed on the device equals ops::token_nll over the logits
+// the same forward returns (only the order of the float64 sum differs), row by row from first_row.
+TEST_P(CudaStories, NextTokenNllOnDeviceMatchesLogits) {
+  const DType t = GetParam();
+  auto m = Model::load(test::bundled_model_dir() / "stories260K.bin");
+  m->to_device(Device::Cuda, t);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back(int32_t((i * 29 + 3) % m->spec().vocab_size));
+  Sequence a = m->new_sequence(), b = m->new_sequence();
+  const Tensor logits = m->forward(a, ids);
+  const int64_t first = 5, V = m->spec().vocab_size;
+  const std::vector<double> nll = m->next_token_nll(b, ids, first);
+  ASSERT_EQ(int64_t(nll.size()), int64_t(ids.size()) - 1 - first);
+  for (int64_t r = first; r + 1 < int64_t(ids.size()); ++r) {
+    const double want = ops::token_nll(logits.row(r), V, ids[size_t(r + 1)]);
+    EXPECT_NEAR(nll[size_t(r - first)], want, 1e-9 * std::max(1.0, std::fabs(want))) << dtype_name(t) << " row " << r;
+  }
+  EXPECT_EQ(b.length(), int64_t(ids.size()));
+  EXPECT_THROW(m->next_token_nll(b, ids, int64_t(ids.size())), Error);
 }
 
 // CUDA graphs replay what the launches compute, bit for bit: a prefill, two sequences decoded in turn
