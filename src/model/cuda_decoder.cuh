@@ -83,10 +83,10 @@ struct GraphSlot {
   }
 };
 
-// Queries below this count take the general attention kernel (attention_cuda.cu's tile kernel needs
-// 16); for them a step attends over the whole cache, masked by position, so that its arguments do
-// not depend on its start.
-constexpr int64_t kDecodeRows = 16;
+// Queries below this count take the general attention kernel, which skips masked keys' rows (the
+// tile kernel reads every row of a tile); for them a step attends over the whole cache, masked by
+// position, so that its arguments do not depend on its start.
+constexpr int64_t kDecodeRows = ops::gpu::kTileMinQueries;
 
 // ADA state of one layer of one sequence (SPEC 3-4, queries=reps): the prefill's selection, the
 // compressed cache (K, V of the representatives at their original positions, in the order of their

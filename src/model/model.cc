@@ -133,14 +133,13 @@ Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_
   const int64_t n = int64_t(tokens.size()), d = a.d_model, e = a.d_embed;
   if (n == 0) return Tensor::zeros({0, a.vocab_size});
   check_append(seq, tokens);
-  std::vector<int64_t> pos(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = seq.length_ + i;
-
   if (gpu_) {
     Tensor logits = gpu_->forward(*seq.device_, tokens, seq.length_, last_only);
     note_device_forward(seq, n, t_start);
     return logits;
   }
+  std::vector<int64_t> pos(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = seq.length_ + i;
 
   // Embeddings (OPT: project_in to the model width), then learned positions.
   const size_t nd = static_cast<size_t>(n * d);

@@ -291,8 +291,8 @@ void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool las
       throw;
     }
     CASCADE_CUDA_CHECK(cudaStreamEndCapture(st, &g));
-    // Only the buffers moved (the same shape into a new sequence's cache: perplexity's windows, a
-    // benchmark's repetitions): update the executable graph in place, which keeps its topology.
+    // Only the buffers moved (the same shape into a new sequence's cache, e.g. a benchmark's
+    // repetitions): update the executable graph in place, which keeps its topology.
     // Anything else changes launch shapes or kernels and is instantiated anew.
     const bool same_shape = slot.exec && std::equal(key.begin(), key.begin() + 4, slot.key.begin());
     cudaGraphExecUpdateResultInfo info;

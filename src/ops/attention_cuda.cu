@@ -82,7 +82,7 @@ void attention(const AttentionArgs& a, Stream s) {
   p.k_pos = a.k_pos;
   p.keys_sorted = a.keys_sorted;
   p.scale = a.scale;
-  const bool tile = a.dtype != DType::F32 && a.nq >= 16 && has_tile_kernel(a.head_dim) && aligned16(a.q) &&
+  const bool tile = a.dtype != DType::F32 && a.nq >= kTileMinQueries && has_tile_kernel(a.head_dim) && aligned16(a.q) &&
                     aligned16(a.k) && aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
   dispatch_dtype(a.dtype, [&](auto tag) {
     using T = decltype(tag);

@@ -91,6 +91,9 @@ struct AttentionArgs {
 // Head sizes with a kernel: 64, 80, 96, 128, 256 (tensor-core tiles for F16/BF16 prefill), and any
 // size up to 256 through the general kernel (F32, decoding, odd sizes).
 bool attention_supports(int64_t head_dim);
+// The tensor-core tile kernel takes batches of at least this many queries; fewer go to the general
+// kernel (whose reads of a masked key's row never reach the output).
+inline constexpr int64_t kTileMinQueries = 16;
 void attention(const AttentionArgs& a, Stream s);
 
 }  // namespace cascade::ops::gpu

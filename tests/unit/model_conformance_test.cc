@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "io/npy.h"
 #include "model/model.h"
 #include "support/test_paths.h"
@@ -91,6 +92,29 @@ TEST_P(Conformance, CachedDecodingLogitsMatchHF) {
     expect_close_rows(l.data(), r.logits.data() + t * r.vocab, 1, r.vocab, "decode step " + std::to_string(t));
   }
   EXPECT_EQ(s.length(), int64_t(r.ids.size()));
+}
+
+// Perplexity's per-token NLL (Model::next_token_nll, the CPU path) against -log softmax of HF's logits,
+// computed here in float64; a first row outside the sequence is refused and leaves it untouched.
+TEST_P(Conformance, NextTokenNllMatchesHF) {
+  const Ref r = read_ref(GetParam());
+  auto m = Model::load(data_dir() / "models" / GetParam());
+  Sequence s = m->new_sequence();
+  const int64_t T = int64_t(r.ids.size()), first = 2;
+  EXPECT_THROW(m->next_token_nll(s, r.ids, T), Error);
+  EXPECT_THROW(m->next_token_nll(s, r.ids, -1), Error);
+  EXPECT_EQ(s.length(), 0);
+  const std::vector<double> got = m->next_token_nll(s, r.ids, first);
+  ASSERT_EQ(int64_t(got.size()), T - 1 - first);
+  for (int64_t t = first; t + 1 < T; ++t) {
+    const float* row = r.logits.data() + t * r.vocab;
+    const double mx = *std::max_element(row, row + r.vocab);
+    double sum = 0;
+    for (int64_t v = 0; v < r.vocab; ++v) sum += std::exp(double(row[v]) - mx);
+    const double want = std::log(sum) + mx - double(row[r.ids[size_t(t + 1)]]);
+    EXPECT_NEAR(got[size_t(t - first)], want, 1e-4 * std::max(1.0, want)) << GetParam() << " row " << t;
+  }
+  EXPECT_EQ(s.length(), T);
 }
 
 TEST_P(Conformance, GreedyContinuationMatchesHF) {
