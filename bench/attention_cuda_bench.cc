@@ -126,10 +126,13 @@ void BM_decode(benchmark::State& state) {
   state.counters["GB/s"] = 2.0 * double(nk * kd) * 2.0 / (med * 1e-3) / 1e9;
 }
 
-// {T, heads, head_dim, bf16}: GPT-2, GPT-J, OPT-6.7B at their benchmark lengths; Llama-8B's heads at 8192.
+// {T, heads, head_dim, bf16}: GPT-2, GPT-J, OPT-6.7B at their benchmark lengths (OPT also at 512 and
+// 1024, either side of the kernel's switch to 128-query blocks); Llama-8B's heads at 8192.
 BENCHMARK(BM_attention)
     ->Args({1024, 12, 64, 0})
     ->Args({2048, 16, 256, 0})
+    ->Args({512, 32, 128, 0})
+    ->Args({1024, 32, 128, 0})
     ->Args({2048, 32, 128, 0})
     ->Args({2048, 32, 128, 1})
     ->Args({8192, 32, 128, 1})

@@ -16,15 +16,24 @@ namespace {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-template <typename T>
+template <typename T, int MT>
 void run_flash_for(int64_t hd, const attn::Params& p, Stream s) {
   switch (hd) {
-    case 64: attn::run_flash<T, 64>(p, s); return;
-    case 80: attn::run_flash<T, 80>(p, s); return;
-    case 96: attn::run_flash<T, 96>(p, s); return;
-    case 128: attn::run_flash<T, 128>(p, s); return;
-    default: attn::run_flash<T, 256>(p, s); return;
+    case 64: attn::run_flash<T, 64, MT>(p, s); return;
+    case 80: attn::run_flash<T, 80, MT>(p, s); return;
+    case 96: attn::run_flash<T, 96, MT>(p, s); return;
+    case 128: attn::run_flash<T, 128, MT>(p, s); return;
+    default: attn::run_flash<T, 256, 1>(p, s); return;
   }
+}
+
+// Two m-tiles a warp (128-query blocks) halve the shared-memory reads per product but halve the
+// blocks and fit 2 an SM instead of 3 (registers): on the H100 (BENCHMARKS.md) they
+// lost 6% at 512 blocks (OPT-6.7B's heads, T = 2048) and gained 9% at 2048 (Llama-8B's, T = 8192).
+// Taken from kFlashWideBlocksPerSm blocks an SM on, head sizes up to 128.
+constexpr int64_t kFlashWideBlocksPerSm = 8;
+bool flash_wide(const attn::Params& p) {
+  return p.head_dim <= 128 && (p.nq + 127) / 128 * p.heads >= kFlashWideBlocksPerSm * cuda::context().sm_count;
 }
 
 template <typename T>
@@ -88,7 +97,8 @@ void attention(const AttentionArgs& a, Stream s) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, float>) {
       if (tile) {
-        run_flash_for<T>(a.head_dim, p, s);
+        if (flash_wide(p)) run_flash_for<T, 2>(a.head_dim, p, s);
+        else run_flash_for<T, 1>(a.head_dim, p, s);
         return;
       }
     }

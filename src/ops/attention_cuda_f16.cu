@@ -2,11 +2,15 @@
 #include "ops/attention_cuda_kernel.cuh"
 
 namespace cascade::ops::gpu::attn {
-template void run_flash<__half, 64>(const Params&, Stream);
-template void run_flash<__half, 80>(const Params&, Stream);
-template void run_flash<__half, 96>(const Params&, Stream);
-template void run_flash<__half, 128>(const Params&, Stream);
-template void run_flash<__half, 256>(const Params&, Stream);
+template void run_flash<__half, 64, 1>(const Params&, Stream);
+template void run_flash<__half, 64, 2>(const Params&, Stream);
+template void run_flash<__half, 80, 1>(const Params&, Stream);
+template void run_flash<__half, 80, 2>(const Params&, Stream);
+template void run_flash<__half, 96, 1>(const Params&, Stream);
+template void run_flash<__half, 96, 2>(const Params&, Stream);
+template void run_flash<__half, 128, 1>(const Params&, Stream);
+template void run_flash<__half, 128, 2>(const Params&, Stream);
+template void run_flash<__half, 256, 1>(const Params&, Stream);
 template void run_split<__half, 2>(const Params&, Stream);
 template void run_split<__half, 3>(const Params&, Stream);
 template void run_split<__half, 4>(const Params&, Stream);

@@ -1,11 +1,12 @@
 // Attention kernel bodies (included by the attention_cuda_<dtype>.cu instance files only).
 //
-// flash_kernel<T, D>: a block of 4 warps owns 64 queries of one head; each warp owns 16 rows.
-// Per key tile of 64 keys (K, V and their positions staged in shared memory): S = Q K^T with
-// mma.sync (float32 accumulate) in registers, the online softmax (float32, exp2 with the scale
-// folded in), the output rescaled in registers, and O += P V. Causality is by position, so it holds for gathered keys (ADA's
-// representatives) as well as for a KV cache; with keys_sorted a block stops at the first tile whose
-// first key lies past its last query. Query tiles are issued last-first so the long causal rows
+// flash_kernel<T, D, MT>: a block of 4 warps owns 64 * MT queries of one head; each warp owns 16 * MT
+// rows. Per key tile (K, V and the keys' positions copied to shared memory with cp.async, V(t) while
+// S(t) is computed and K(t + 1) while the softmax and P V(t) are): S = Q K^T with mma.sync (float32
+// accumulate) in registers, the online softmax (float32, exp2 with the scale folded in), the output
+// rescaled in registers, and O += P V. Causality is by position, so it holds for gathered keys (ADA's
+// representatives) as well as for a KV cache; with keys_sorted a block stops before the first tile
+// whose first key lies past its last query. Query tiles are issued last-first so the long causal rows
 // start early.
 //
 // split_kernel<T, NC>: a block of 4 warps per (query, head, range of keys), one warp reduction per
@@ -156,20 +157,24 @@ void run_split(const Params& p, Stream s) {
 
 // ---- tensor-core kernel -------------------------------------------------------------------------
 // mma.sync m16n8k16 (16-bit operands, float32 accumulators) with FlashAttention-2's register
-// layout: a block of 4 warps owns 64 queries of one head, each warp 16 rows; S = Q K^T of a 64-key
-// tile and the output accumulator O stay in registers, so the online softmax rescales O in place and
-// the probabilities feed the P V product straight from the S registers. Q, K and V tiles sit in
-// shared memory (rows padded by 16 bytes: the fragment loads are free of bank conflicts); V's
-// fragments come through ldmatrix.trans. Fragment ownership, with g = lane / 4, q = lane % 4:
-// an accumulator n-tile holds (row g, cols 2q, 2q+1) and (row g+8, the same cols).
-template <typename T, int D>
+// layout: a block of 4 warps owns 64 * MT queries of one head, each warp MT m-tiles of 16 rows; S =
+// Q K^T of a key tile and the output accumulator O stay in registers, so the online softmax rescales
+// O in place and the probabilities feed the P V product straight from the S registers. Q, K and V
+// tiles sit in shared memory (rows padded by 16 bytes: the fragment loads are free of bank
+// conflicts); V's fragments come through ldmatrix.trans. MT = 2 (128 queries, 32-key tiles, so S and
+// O fit in 255 registers) feeds each K or V fragment to two products, half the shared-memory reads
+// of MT = 1 (64 queries, 64-key tiles), but fits 2 blocks an SM instead of 3: it pays on large grids
+// only (attention_cuda.cu, flash_wide). Head size 256 has no registers for a second m-tile (O alone is
+// 128 a thread). Fragment ownership, with g = lane / 4, q = lane % 4: an accumulator n-tile holds (row
+// g, cols 2q, 2q+1) and (row g+8, the same cols).
+template <typename T, int D, int MT>
 struct FlashLayout {
-  static constexpr int BQ = 64, BK = 64, LDQ = D + 8;
+  static constexpr int BQ = 64 * MT, BK = 64 / MT, LDQ = D + 8;
   static constexpr size_t q_off = 0;
   static constexpr size_t k_off = q_off + size_t(BQ) * LDQ * sizeof(T);
   static constexpr size_t v_off = k_off + size_t(BK) * LDQ * sizeof(T);
   static constexpr size_t kp_off = v_off + size_t(BK) * LDQ * sizeof(T);
-  static constexpr size_t bytes = kp_off + size_t(BK) * sizeof(int64_t);
+  static constexpr size_t bytes = kp_off + 2 * size_t(BK) * sizeof(int64_t);
 };
 
 template <typename T>
@@ -211,16 +216,55 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t* r, const void* p) {
                : "r"(a));
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(128) flash_kernel(Params p) {
-  using L = FlashLayout<T, D>;
-  constexpr int BK = L::BK, LDQ = L::LDQ, VEC = 8, VPR = D / VEC, NT = BK / 8, DT = D / 8;
+// 2^x on the special-function unit alone (ex2.approx.ftz: relative error ~2^-22, 2^-inf = +0);
+// exp2f adds range handling for denormal results, which probabilities rounded to 16 bits do not need.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// cp.async: copies from global to shared memory without passing through registers, so a tile's load
+// overlaps the math on the previous one; bytes past src_bytes are zero-filled (src must still be a
+// valid address).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async8(void* dst, const void* src, int src_bytes) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// Copies `rows` rows of D 16-bit values (row stride ld) into a shared tile of stride LDQ with the 128
+// threads of a block; rows from `valid` on are zero-filled.
+template <typename T, int D, int LDQ, int ROWS>
+__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t ld, int64_t valid, int tid) {
+  constexpr int VPR = D / 8, N = ROWS * VPR;
+#pragma unroll
+  for (int i = 0; i < (N + 127) / 128; ++i) {
+    const int e = tid + 128 * i, r = e / VPR, c = (e % VPR) * 8;
+    if (N % 128 == 0 || e < N) {
+      const bool in = r < valid;
+      cp_async16(dst + r * LDQ + c, src + (in ? r : 0) * ld + c, in ? 16 : 0);
+    }
+  }
+}
+
+template <typename T, int D, int MT>
+__global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kernel(Params p) {
+  using L = FlashLayout<T, D, MT>;
+  // R: the rows a lane holds (g and g + 8 of each of its warp's MT m-tiles; row index ri = 2 mt + half).
+  constexpr int BK = L::BK, LDQ = L::LDQ, NT = BK / 8, DT = D / 8, R = 2 * MT;
   extern __shared__ __align__(128) unsigned char smem[];
   T* Qs = reinterpret_cast<T*>(smem + L::q_off);
   T* Ks = reinterpret_cast<T*>(smem + L::k_off);
   T* Vs = reinterpret_cast<T*>(smem + L::v_off);
-  int64_t* KPs = reinterpret_cast<int64_t*>(smem + L::kp_off);
-  __shared__ int64_t warp_qmax[4], warp_qmin[4];
+  int64_t* KPs = reinterpret_cast<int64_t*>(smem + L::kp_off);  // two buffers of BK key positions
+  __shared__ int64_t QPs[L::BQ], warp_qmax[4], warp_qmin[4];
+  __shared__ int n_tiles_s;
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
   const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * L::BQ;
@@ -228,20 +272,24 @@ __global__ void __launch_bounds__(128) flash_kernel(Params p) {
   const T* Q = static_cast<const T*>(p.q) + h * D;
   const T* K = static_cast<const T*>(p.k) + kh * D;
   const T* V = static_cast<const T*>(p.v) + kh * D;
+  const int wrow = warp * 16 * MT;  // the warp's first row in the block
 
-  for (int e = tid; e < L::BQ * VPR; e += 128) {
-    const int r = e / VPR, c = (e % VPR) * VEC;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (q0 + r < p.nq) val = *reinterpret_cast<const uint4*>(Q + (q0 + r) * p.ldq + c);
-    *reinterpret_cast<uint4*>(Qs + r * LDQ + c) = val;
+  // Q's tile, in flight while the positions are read.
+  load_tile<T, D, LDQ, L::BQ>(Qs, Q + q0 * p.ldq, p.ldq, p.nq - q0, tid);
+  cp_async_commit();
+  // The block's query positions, in shared memory (registers are scarce at MT = 2); padding rows
+  // (past nq) see every key and are never written.
+  for (int e = tid; e < L::BQ; e += 128) QPs[e] = q0 + e < p.nq ? p.q_pos[q0 + e] : LLONG_MAX;
+  int64_t mx = LLONG_MIN, mn = LLONG_MAX;
+#pragma unroll
+  for (int ri = 0; ri < R; ++ri) {
+    const int64_t row = q0 + wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
+    if (row < p.nq) {
+      const int64_t qp = p.q_pos[row];
+      mx = qp > mx ? qp : mx;
+      mn = qp < mn ? qp : mn;
+    }
   }
-  // This lane's two rows (g and g + 8 of the warp's 16); padding rows see every key, never written.
-  const int r_lo = warp * 16 + g, r_hi = r_lo + 8;
-  const bool v_lo = q0 + r_lo < p.nq, v_hi = q0 + r_hi < p.nq;
-  const int64_t qp_lo = v_lo ? p.q_pos[q0 + r_lo] : LLONG_MAX, qp_hi = v_hi ? p.q_pos[q0 + r_hi] : LLONG_MAX;
-  int64_t mx = v_lo ? qp_lo : LLONG_MIN, mn = v_lo ? qp_lo : LLONG_MAX;
-  if (v_hi && qp_hi > mx) mx = qp_hi;
-  if (v_hi && qp_hi < mn) mn = qp_hi;
   for (int o = 16; o > 0; o >>= 1) {
     const int64_t other = __shfl_xor_sync(0xffffffffu, mx, o), other_mn = __shfl_xor_sync(0xffffffffu, mn, o);
     mx = other > mx ? other : mx;
@@ -251,158 +299,200 @@ __global__ void __launch_bounds__(128) flash_kernel(Params p) {
     warp_qmax[warp] = mx;
     warp_qmin[warp] = mn;
   }
+  if (tid == 0) n_tiles_s = int((p.nk + BK - 1) / BK);
   __syncthreads();
   int64_t qmax = warp_qmax[0], qmin = warp_qmin[0];
   for (int w = 1; w < 4; ++w) {
     qmax = warp_qmax[w] > qmax ? warp_qmax[w] : qmax;
     qmin = warp_qmin[w] < qmin ? warp_qmin[w] : qmin;
   }
-
-  const float sl2 = p.scale * 1.4426950408889634f;  // logits in log2 units
-  float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
-  float o[DT][4];
-#pragma unroll
-  for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
-
-  for (int64_t k0 = 0; k0 < p.nk; k0 += BK) {
-    if (p.keys_sorted && p.k_pos[k0] > qmax) break;  // the same for every thread of the block
-    __syncthreads();                                 // the previous tile is no longer read
-    for (int e = tid; e < BK * VPR; e += 128) {
-      const int r = e / VPR, c = (e % VPR) * VEC;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (k0 + r < p.nk) {
-        kv = *reinterpret_cast<const uint4*>(K + (k0 + r) * p.ldkv + c);
-        vv = *reinterpret_cast<const uint4*>(V + (k0 + r) * p.ldkv + c);
-      }
-      *reinterpret_cast<uint4*>(Ks + r * LDQ + c) = kv;
-      *reinterpret_cast<uint4*>(Vs + r * LDQ + c) = vv;
+  // With sorted keys the block stops before the first tile whose first key lies past its last query.
+  if (p.keys_sorted)
+    for (int64_t t = tid; t * BK < p.nk; t += 128)
+      if (p.k_pos[t * BK] > qmax) atomicMin(&n_tiles_s, int(t));
+  __syncthreads();
+  const int n_tiles = n_tiles_s;
+  // Key tile t's K rows and positions (into position buffer t % 2), zero-filled past nk.
+  auto load_keys = [&](int t) {
+    const int64_t k0 = int64_t(t) * BK;
+    load_tile<T, D, LDQ, BK>(Ks, K + k0 * p.ldkv, p.ldkv, p.nk - k0, tid);
+    if (tid < BK) {
+      const bool in = k0 + tid < p.nk;
+      cp_async8(KPs + (t & 1) * BK + tid, p.k_pos + (in ? k0 + tid : 0), in ? 8 : 0);
     }
-    for (int e = tid; e < BK; e += 128) KPs[e] = k0 + e < p.nk ? p.k_pos[k0 + e] : LLONG_MAX;
-    __syncthreads();
+  };
+  if (n_tiles > 0) load_keys(0);
+  cp_async_commit();
 
-    // S = Q K^T: 16 rows x 64 keys per warp, in NT accumulator n-tiles of 8 keys.
-    float s[NT][4];
+  // Logits stay unscaled; the scale (in log2 units) is folded into the exponent's FMA. m: the running
+  // maximum of the unscaled logits, l: this lane's partial row sum (the 4 lanes of a row are added at
+  // the end).
+  const float sl2 = p.scale * 1.4426950408889634f;
+  float m[R], l[R];
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+  for (int ri = 0; ri < R; ++ri) {
+    m[ri] = -INFINITY;
+    l[ri] = 0.f;
+  }
+  float o[MT][DT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
+
+  // FlashAttention-2's schedule with one K and one V buffer: V(t) loads while S(t) = Q K(t)^T is
+  // computed, K(t + 1) while the softmax and P V(t) are.
+  for (int t = 0; t < n_tiles; ++t) {
+    const int64_t k0 = int64_t(t) * BK;
+    const int64_t* kpos = KPs + (t & 1) * BK;
+    cp_async_wait_all();
+    __syncthreads();  // K(t) (and Q) have landed; every warp is done with V(t - 1)
+    load_tile<T, D, LDQ, BK>(Vs, V + k0 * p.ldkv, p.ldkv, p.nk - k0, tid);
+    cp_async_commit();
+
+    // S = Q K^T: MT m-tiles of 16 rows x 64 keys per warp, in NT accumulator n-tiles of 8 keys.
+    float s[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       // A (Q rows) as four 8x8 matrices: lanes 0-7 rows 0-7, 8-15 rows 8-15, 16-31 the same at +8 cols.
-      uint32_t a[4];
-      ldsm_x4(a, Qs + (warp * 16 + (lane & 15)) * LDQ + kk * 16 + (lane >> 4) * 8);
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) ldsm_x4(a[mt], Qs + (wrow + mt * 16 + (lane & 15)) * LDQ + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
       for (int nt = 0; nt < NT; nt += 2) {
         // B (K^T) for n-tiles nt and nt+1: lanes 0-7 keys 0-7 at d, 8-15 the same keys at d+8,
         // 16-31 keys 8-15 likewise.
         uint32_t b[4];
         ldsm_x4(b, Ks + (nt * 8 + (lane & 7) + ((lane >> 4) << 3)) * LDQ + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma16816<T>(s[nt], a, b);
-        mma16816<T>(s[nt + 1], a, b + 2);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816<T>(s[mt][nt], a[mt], b);
+          mma16816<T>(s[mt][nt + 1], a[mt], b + 2);
+        }
       }
     }
 
-    // Mask by position, online softmax per row (the 4 lanes of a row hold 16 of its 64 keys each).
+    cp_async_wait_all();
+    __syncthreads();  // V(t) has landed; every warp is done with K(t)
+    if (t + 1 < n_tiles) load_keys(t + 1);
+    cp_async_commit();
+
+    // Mask by position, online softmax per row (the 4 lanes of a row hold NT * 2 of its keys each).
     // A whole tile of sorted keys at or before every query of the block needs no mask (the same
     // decision in every thread).
-    const bool all_visible = p.keys_sorted && k0 + BK <= p.nk && KPs[BK - 1] <= qmin;
-    float tmax_lo = -INFINITY, tmax_hi = -INFINITY;
+    if (!(p.keys_sorted && k0 + BK <= p.nk && kpos[BK - 1] <= qmin)) {
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        if (all_visible) {
-          s[nt][j] *= sl2;
-          s[nt][2 + j] *= sl2;
-        } else {
-          const int64_t kp = KPs[nt * 8 + 2 * qd + j];
-          s[nt][j] = kp <= qp_lo ? s[nt][j] * sl2 : -INFINITY;
-          s[nt][2 + j] = kp <= qp_hi ? s[nt][2 + j] * sl2 : -INFINITY;
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = nt * 8 + 2 * qd + (e & 1);
+            if (k0 + col >= p.nk || kpos[col] > QPs[wrow + mt * 16 + g + (e >> 1) * 8]) s[mt][nt][e] = -INFINITY;
+          }
+    }
+    float tmax[R];
+#pragma unroll
+    for (int ri = 0; ri < R; ++ri) tmax[ri] = -INFINITY;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tmax[2 * mt + (e >> 1)] = fmaxf(tmax[2 * mt + (e >> 1)], s[mt][nt][e]);
+    float ms[R], corr[R];
+#pragma unroll
+    for (int ri = 0; ri < R; ++ri) {
+      tmax[ri] = fmaxf(tmax[ri], __shfl_xor_sync(0xffffffffu, tmax[ri], 1));
+      tmax[ri] = fmaxf(tmax[ri], __shfl_xor_sync(0xffffffffu, tmax[ri], 2));
+      const float mnew = fmaxf(m[ri], tmax[ri]);
+      ms[ri] = mnew == -INFINITY ? 0.f : mnew * sl2;  // nothing visible yet: every exponent is -inf
+      corr[ri] = fast_exp2(fmaf(m[ri], sl2, -ms[ri]));  // 0 while m was -inf (l and O are 0 then)
+      m[ri] = mnew;
+      l[ri] *= corr[ri];
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int ri = 2 * mt + (e >> 1);
+          s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], sl2, -ms[ri]));
+          l[ri] += s[mt][nt][e];
         }
-        tmax_lo = fmaxf(tmax_lo, s[nt][j]);
-        tmax_hi = fmaxf(tmax_hi, s[nt][2 + j]);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt) {
+        o[mt][dt][0] *= corr[2 * mt];
+        o[mt][dt][1] *= corr[2 * mt];
+        o[mt][dt][2] *= corr[2 * mt + 1];
+        o[mt][dt][3] *= corr[2 * mt + 1];
       }
-    }
-#pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-      tmax_lo = fmaxf(tmax_lo, __shfl_xor_sync(0xffffffffu, tmax_lo, off));
-      tmax_hi = fmaxf(tmax_hi, __shfl_xor_sync(0xffffffffu, tmax_hi, off));
-    }
-    const float mn_lo = fmaxf(m_lo, tmax_lo), mn_hi = fmaxf(m_hi, tmax_hi);
-    const bool none_lo = mn_lo == -INFINITY, none_hi = mn_hi == -INFINITY;  // nothing visible yet
-    const float c_lo = none_lo ? 1.f : exp2f(m_lo - mn_lo), c_hi = none_hi ? 1.f : exp2f(m_hi - mn_hi);
-    m_lo = mn_lo;
-    m_hi = mn_hi;
-    float sum_lo = 0.f, sum_hi = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        s[nt][j] = none_lo ? 0.f : exp2f(s[nt][j] - mn_lo);
-        s[nt][2 + j] = none_hi ? 0.f : exp2f(s[nt][2 + j] - mn_hi);
-        sum_lo += s[nt][j];
-        sum_hi += s[nt][2 + j];
-      }
-    }
-    l_lo = l_lo * c_lo + sum_lo;  // this lane's partial row sums; the 4 lanes are added at the end
-    l_hi = l_hi * c_hi + sum_hi;
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) {
-      o[dt][0] *= c_lo;
-      o[dt][1] *= c_lo;
-      o[dt][2] *= c_hi;
-      o[dt][3] *= c_hi;
-    }
 
     // O += P V: P's A fragments are the S registers, V's B fragments come through ldmatrix.trans.
 #pragma unroll
     for (int j = 0; j < BK / 16; ++j) {
-      uint32_t a[4];
-      a[0] = pack2<T>(s[2 * j][0], s[2 * j][1]);
-      a[1] = pack2<T>(s[2 * j][2], s[2 * j][3]);
-      a[2] = pack2<T>(s[2 * j + 1][0], s[2 * j + 1][1]);
-      a[3] = pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3]);
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        a[mt][0] = pack2<T>(s[mt][2 * j][0], s[mt][2 * j][1]);
+        a[mt][1] = pack2<T>(s[mt][2 * j][2], s[mt][2 * j][3]);
+        a[mt][2] = pack2<T>(s[mt][2 * j + 1][0], s[mt][2 * j + 1][1]);
+        a[mt][3] = pack2<T>(s[mt][2 * j + 1][2], s[mt][2 * j + 1][3]);
+      }
       // B (V) for d-tiles dt and dt+1, transposed: lanes 0-15 keys 0-15 at d, 16-31 the same at d+8.
       const T* vrow = Vs + (j * 16 + (lane & 15)) * LDQ + (lane >> 4) * 8;
 #pragma unroll
       for (int dt = 0; dt < DT; dt += 2) {
         uint32_t b[4];
         ldsm_x4_trans(b, vrow + dt * 8);
-        mma16816<T>(o[dt], a, b);
-        mma16816<T>(o[dt + 1], a, b + 2);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816<T>(o[mt][dt], a[mt], b);
+          mma16816<T>(o[mt][dt + 1], a[mt], b + 2);
+        }
       }
     }
   }
 
+  cp_async_wait_all();  // nothing left in flight (a block with no visible tile loaded Q only)
+
 #pragma unroll
-  for (int off = 1; off <= 2; off <<= 1) {
-    l_lo += __shfl_xor_sync(0xffffffffu, l_lo, off);
-    l_hi += __shfl_xor_sync(0xffffffffu, l_hi, off);
+  for (int ri = 0; ri < R; ++ri) {
+    l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
+    l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
   }
-  const float inv_lo = 1.f / l_lo, inv_hi = 1.f / l_hi;
-  T* out_lo = static_cast<T*>(p.out) + (q0 + r_lo) * p.ldo + h * D + 2 * qd;
-  T* out_hi = static_cast<T*>(p.out) + (q0 + r_hi) * p.ldo + h * D + 2 * qd;
 #pragma unroll
-  for (int dt = 0; dt < DT; ++dt) {
-    if (v_lo) {
-      out_lo[dt * 8] = from_float<T>(o[dt][0] * inv_lo);
-      out_lo[dt * 8 + 1] = from_float<T>(o[dt][1] * inv_lo);
-    }
-    if (v_hi) {
-      out_hi[dt * 8] = from_float<T>(o[dt][2] * inv_hi);
-      out_hi[dt * 8 + 1] = from_float<T>(o[dt][3] * inv_hi);
+  for (int ri = 0; ri < R; ++ri) {
+    const int64_t row = q0 + wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
+    if (row >= p.nq) continue;
+    const float inv = 1.f / l[ri];
+    const int mt = ri >> 1, e0 = 2 * (ri & 1);
+    T* out = static_cast<T*>(p.out) + row * p.ldo + h * D + 2 * qd;
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      out[dt * 8] = from_float<T>(o[mt][dt][e0] * inv);
+      out[dt * 8 + 1] = from_float<T>(o[mt][dt][e0 + 1] * inv);
     }
   }
 }
 
-template <typename T, int D>
+template <typename T, int D, int MT>
 void run_flash(const Params& p, Stream s) {
-  using L = FlashLayout<T, D>;
+  using L = FlashLayout<T, D, MT>;
   static const bool configured = [] {
-    CASCADE_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::bytes)));
+    CASCADE_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<T, D, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::bytes)));
     return true;
   }();
   (void)configured;
   const dim3 grid(unsigned((p.nq + L::BQ - 1) / L::BQ), unsigned(p.heads));
-  flash_kernel<T, D><<<grid, 128, L::bytes, s>>>(p);
+  flash_kernel<T, D, MT><<<grid, 128, L::bytes, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
 }
 

@@ -29,8 +29,9 @@ struct Params {
 };
 
 // Tensor-core kernel (mma.sync, 16-bit operands, float32 softmax and accumulators in registers):
-// 64 queries x D per block, key tiles of 64. T: __half or __nv_bfloat16; D: 64, 80, 96, 128, 256.
-template <typename T, int D>
+// 64 * MT queries x D per block (MT m-tiles of 16 rows a warp), key tiles of 64. T: __half or
+// __nv_bfloat16; D: 64, 80, 96, 128 with MT 1 or 2, and 256 with MT 1.
+template <typename T, int D, int MT>
 void run_flash(const Params& p, Stream s);
 // General kernel: 4 warps per (query, head, range of keys), any head size up to 32 * NC; float,
 // __half or bf16.

@@ -356,6 +356,11 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     cases.push_back({hd, 4, 2, 133, 133, false, false});  // prefill, grouped-query, tile kernel (16-bit)
     cases.push_back({hd, 2, 2, 3, 141, false, true});     // decode steps: general kernel
   }
+  // Enough heads for the tile kernel's 128-query blocks (8 blocks an SM of this GPU: attention_cuda.cu,
+  // flash_wide); F32 has no tile kernel.
+  const int64_t wide_heads = 4 * cuda::context().sm_count;
+  if (t != DType::F32)
+    for (int64_t hd : {64, 128}) cases.push_back({hd, wide_heads, wide_heads / 4, 130, 130, false, false});
   cases.push_back({256, 16, 4, 1, 3000, false, true});  // one decoded token over many keys: split over keys
   cases.push_back({64, 2, 1, 4, 300, true, false});     // few gathered queries: splits with no visible key
   cases.push_back({40, 3, 1, 51, 51, false, false});  // odd head size: general kernel
