@@ -17,7 +17,7 @@
 // The exact prefill runs on the same prompt. Decoded tokens follow the same rule (new id with
 // probability f).
 //
-// Usage: ada_cuda_bench --model DIR [--dtype fp16] [--tau 0.3] [--select cascade] [--reps 5] [--gen 64]
+// Usage: ada_cuda_bench --model DIR [--dtype fp16] [--tau 0.3] [--select cascade] [--queries reps|all] [--reps 5] [--gen 64]
 //                       T:f [T:f ...]
 #include <algorithm>
 #include <chrono>
@@ -72,7 +72,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, dtype = "fp16", sel = "cascade";
+  std::string model, dtype = "fp16", sel = "cascade", queries = "reps";
   double tau = 0.3;
   int reps = 5, gen_asked = 64;
   std::vector<std::pair<int64_t, double>> cases;
@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
     else if (a == "--dtype") dtype = next();
     else if (a == "--tau") tau = std::stod(next());
     else if (a == "--select") sel = next();
+    else if (a == "--queries") queries = next();
     else if (a == "--reps") reps = std::stoi(next());
     else if (a == "--gen") gen_asked = std::stoi(next());
     else {
@@ -106,13 +107,15 @@ int main(int argc, char** argv) {
     AdaOptions o;
     o.select.tau = tau;
     o.mode = select::parse_mode(sel);
+    if (queries != "reps" && queries != "all") throw Error("--queries: reps or all, not " + queries);
+    o.queries = queries == "all" ? AdaQueries::all : AdaQueries::reps;
     const AdaAttentionFactory ada(o);
     const int64_t L = m->spec().n_layers;
     for (const auto& [T, f] : cases) {
       const int gen = int(std::min<int64_t>(gen_asked, m->spec().max_positions - T));  // decode within the context
       const std::vector<int32_t> all = planted(T + gen, f, m->spec().vocab_size, 1234 + uint64_t(T));
       const std::span<const int32_t> prompt(all.data(), size_t(T));
-      nlohmann::json row{{"model", model}, {"dtype", dtype}, {"T", T}, {"f", f}, {"tau", tau}, {"select", sel},
+      nlohmann::json row{{"model", model}, {"dtype", dtype}, {"T", T}, {"f", f}, {"tau", tau}, {"select", sel}, {"queries", queries},
                          {"layers", L}, {"reps", reps}, {"gen", gen}};
       for (const bool use_ada : {false, true}) {
         std::vector<double> pre, dec, selection, attention, dec_att;

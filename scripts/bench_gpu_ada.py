@@ -23,10 +23,12 @@ from transformers import AutoModelForCausalLM
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_gpu_prefill import median_ms, shapes  # noqa: E402
 
-# name: (T:f cases, tau, extra runs as (select, cases)). 2048:1.0 plants no duplicate (r = T): ADA's
-# overhead alone; --select full at the same cases shows what the exact cascade saves in selection.
+# name: (T:f cases, tau, extra runs as (select, queries, cases)). 2048:1.0 plants no duplicate (r = T):
+# ADA's overhead alone; --select full at the same cases shows what the exact cascade saves in
+# selection; --queries all runs every token's query (the planted repeats then drift apart: r/T as measured).
 CASES = {"gpt2-124m": (["512:0.44", "1024:0.34"], "0.8", []),
-         "gptj-6b": (["512:0.44", "1024:0.34", "2048:0.22", "2048:1.0"], "0.3", [("full", ["1024:0.34", "2048:0.22"])])}
+         "gptj-6b": (["512:0.44", "1024:0.34", "2048:0.22", "2048:1.0"], "0.3",
+                     [("full", "reps", ["1024:0.34", "2048:0.22"]), ("cascade", "all", ["1024:0.34", "2048:0.22"])])}
 
 
 def main():
@@ -61,9 +63,9 @@ def main():
             m.save_pretrained(ckpt, safe_serialization=True)
             del m
             torch.cuda.empty_cache()
-        for sel, cs in [("cascade", cases)] + extra:
-            cmd = [a.bench, "--model", ckpt, "--dtype", "fp16", "--tau", tau, "--select", sel, "--reps", str(a.reps),
-                   "--gen", str(a.gen)] + cs
+        for sel, queries, cs in [("cascade", "reps", cases)] + extra:
+            cmd = [a.bench, "--model", ckpt, "--dtype", "fp16", "--tau", tau, "--select", sel, "--queries", queries,
+                   "--reps", str(a.reps), "--gen", str(a.gen)] + cs
             print(" ".join(cmd), flush=True)
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
             sys.stderr.write(r.stderr[-3000:])

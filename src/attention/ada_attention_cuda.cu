@@ -1,10 +1,14 @@
-// ADA attention on the GPU (SPEC 3-4, queries=reps): the GPU decoder's attention step when the sequence
-// runs ADA (GpuLayers::ada_*, declared in model/cuda_decoder.cuh; the CPU twin is ada_attention.cc).
+// ADA attention on the GPU (SPEC 3-4): the GPU decoder's attention step when the sequence runs ADA
+// (GpuLayers::ada_*, declared in model/cuda_decoder.cuh; the CPU twin is ada_attention.cc).
 // Prefill: the selection on the device (select/gpu_selection.h: full at layer 0 and for --select full,
-// the exact cascade after), the representatives' rows gathered, Q/K/V and the r x r attention at their
-// original positions, the output projection on r rows, every token copying its parent's output.
+// the exact cascade after). queries=reps: the representatives' rows gathered, Q/K/V and the r x r
+// attention at their original positions, the output projection on r rows, every token copying its
+// parent's output. queries=all: Q/K/V of every token, the representatives' K/V gathered into the
+// compressed cache, every query attending to the representatives before it and to its own key (the
+// kernels' own-key term), the output projection on every row.
 // Decoding: the new token decided on the device (select/gpu_incremental.h); a representative appends
-// its K/V to the compressed cache and attends, any other token copies its parent's output.
+// its K/V to the compressed cache; it attends (and, with queries=all, so does any other token, over
+// the cache and its own key), else it copies its parent's output.
 #include <algorithm>
 #include <vector>
 
@@ -55,24 +59,45 @@ void GpuLayers::ada_reserve(AdaGpuLayer& L, int64_t need) {
   L.cap = cap;
 }
 
-// Q, K, V of rows x [rows, d] at device positions pos (rotary applied), into m.qkv_; K and V appended
-// to L's cache at row L.r.
-void GpuLayers::ada_qkv(int64_t l, AdaGpuLayer& L, const void* x, int64_t rows, const int64_t* pos) {
+// Q, K, V of rows x [rows, d] at device positions pos (rotary applied), into m.qkv_.
+void GpuLayers::ada_project(int64_t l, const void* x, int64_t rows, const int64_t* pos) {
   const ArchSpec& a = m.a_;
   const DevLayer& w = m.layers_[size_t(l)];
   const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim, ld = qd + 2 * kd;
-  const size_t es = dtype_size(m.t_);
   ops::gpu::linear(m.t_, x, w.qkv.in, rows, w.qkv.w.data(), w.qkv.in, w.qkv.out, w.qkv.b.size() ? w.qkv.b.data() : nullptr,
                    m.t_, m.qkv_.data(), w.qkv.out, st);
   ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), m.qkv_.data(), rows, ld, a.n_heads, a.head_dim, pos, st);
   ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), at<void>(m.qkv_.data(), qd, m.t_), rows, ld,
                    a.n_kv_heads, a.head_dim, pos, st);
+}
+
+// K and V of the first `rows` rows of m.qkv_ appended to L's cache at row L.r (room reserved).
+void GpuLayers::ada_append(AdaGpuLayer& L, int64_t rows) {
+  const ArchSpec& a = m.a_;
+  const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim, ld = qd + 2 * kd;
+  const size_t es = dtype_size(m.t_);
   CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(L.k.data() + size_t(L.r * kd) * es, size_t(kd) * es,
                                        at<unsigned char>(m.qkv_.data(), qd, m.t_), size_t(ld) * es, size_t(kd) * es,
                                        size_t(rows), cudaMemcpyDeviceToDevice, st));
   CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(L.v.data() + size_t(L.r * kd) * es, size_t(kd) * es,
                                        at<unsigned char>(m.qkv_.data(), qd + kd, m.t_), size_t(ld) * es, size_t(kd) * es,
                                        size_t(rows), cudaMemcpyDeviceToDevice, st));
+}
+
+// queries=all: the queries in m.qkv_ flagged in mask (device) also see their own K/V row there.
+void GpuLayers::ada_own_keys(ops::gpu::AttentionArgs& g, const uint8_t* mask) const {
+  const int64_t qd = m.a_.n_heads * m.a_.head_dim, kd = m.a_.n_kv_heads * m.a_.head_dim;
+  g.own_k = at<void>(m.qkv_.data(), qd, m.t_);
+  g.own_v = at<void>(m.qkv_.data(), qd + kd, m.t_);
+  g.ldown = qd + 2 * kd;
+  g.own_mask = mask;
+}
+
+// The output projection of `rows` attention outputs in m.o_ into y [rows, d].
+void GpuLayers::ada_out(int64_t l, int64_t rows, void* y) {
+  const DevLayer& w = m.layers_[size_t(l)];
+  ops::gpu::linear(m.t_, m.o_.data(), m.a_.n_heads * m.a_.head_dim, rows, w.o.w.data(), w.o.in, w.o.out,
+                   w.o.b.size() ? w.o.b.data() : nullptr, m.t_, y, m.a_.d_model, st);
 }
 
 // x [rows, d] in the compute dtype -> float32 (the selection's input), in m.xf_.
@@ -87,7 +112,7 @@ void GpuLayers::ada_attention(int64_t l, void* x, void* out) {
   AdaGpuLayer& L = s.ada_layers[size_t(l)];
   if (start == 0) ada_prefill(l, L, x, out);
   else
-    for (int64_t i = 0; i < n; ++i) ada_decode(l, L, at<void>(x, i * m.a_.d_model, m.t_), start + i, at<void>(out, i * m.a_.d_model, m.t_));
+    for (int64_t i = 0; i < n; ++i) ada_decode(l, L, at<void>(x, i * m.a_.d_model, m.t_), i, at<void>(out, i * m.a_.d_model, m.t_));
 }
 
 void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
@@ -118,26 +143,44 @@ void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.rep_ids_.data(), reps.data(), size_t(r) * 4, cudaMemcpyHostToDevice, st));
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.copy_ids_.data(), copy.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data(), L.rep_pos.data(), size_t(r) * 8, cudaMemcpyHostToDevice, st));
+  const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
+  if (o.queries == AdaQueries::all) {
+    // Every token's Q/K/V at its position; the representatives' K/V into the compressed cache; each
+    // query attends to the representatives before it and, unless it is one, to its own key.
+    std::vector<uint8_t> own(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) own[size_t(t)] = L.rep_index[size_t(t)] < 0 ? 1 : 0;
+    m.own_mask_.reserve(size_t(n));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.own_mask_.data(), own.data(), size_t(n), cudaMemcpyHostToDevice, st));
+    ada_project(l, x, n, m.pos_.data());
+    const int64_t kd = a.n_kv_heads * a.head_dim;
+    ops::gpu::gather_rows(m.t_, at<void>(m.qkv_.data(), qd, m.t_), ld, m.rep_ids_.data(), r, kd, L.k.data(), kd, st);
+    ops::gpu::gather_rows(m.t_, at<void>(m.qkv_.data(), qd + kd, m.t_), ld, m.rep_ids_.data(), r, kd, L.v.data(), kd, st);
+    L.r = r;
+    ops::gpu::AttentionArgs g = ada_args(L, m.qkv_.data(), ld, n, m.pos_.data(), m.o_.data());
+    ada_own_keys(g, m.own_mask_.data());
+    timed_attention(g);
+    ada_out(l, n, out);
+    return;
+  }
   // Gather the representatives' rows, project them at their original positions, attend r x r.
   m.xr_.reserve(size_t(r * d) * dtype_size(m.t_));
   ops::gpu::embed(m.t_, x, m.rep_ids_.data(), r, d, m.xr_.data(), st);
   const int64_t* pos = reinterpret_cast<const int64_t*>(L.rep_pos_d.data());
-  ada_qkv(l, L, m.xr_.data(), r, pos);
+  ada_project(l, m.xr_.data(), r, pos);
+  ada_append(L, r);
   L.r = r;
-  const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
   timed_attention(ada_args(L, m.qkv_.data(), ld, r, pos, m.o_.data()));
   // Output projection on r rows, kept as the representatives' sub-layer outputs; every token copies
   // its parent's (a representative its own).
-  const DevLayer& w = m.layers_[size_t(l)];
-  ops::gpu::linear(m.t_, m.o_.data(), qd, r, w.o.w.data(), w.o.in, w.o.out, w.o.b.size() ? w.o.b.data() : nullptr, m.t_,
-                   L.out.data(), d, st);
+  ada_out(l, r, L.out.data());
   ops::gpu::embed(m.t_, L.out.data(), m.copy_ids_.data(), n, d, out, st);
 }
 
-void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t p, void* out) {
+void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t i, void* out) {
   const ArchSpec& a = m.a_;
-  const int64_t d = a.d_model, qd = a.n_heads * a.head_dim;
+  const int64_t d = a.d_model, qd = a.n_heads * a.head_dim, p = start + i;
   const size_t es = dtype_size(m.t_);
+  const bool all = s.ada->queries == AdaQueries::all;
   if (!L.selector) {
     CASCADE_CHECK(L.z.has_value(), "ADA GPU sequence without a prefill");
     L.selector.emplace(*L.z, L.sel, s.ada->select);
@@ -145,23 +188,34 @@ void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t p, 
   }
   const select::IncrementalSelector::Step step = L.selector->step(ada_features_f32(x, 1));
   L.rep_index.push_back(step.is_rep ? int32_t(L.r) : -1);
-  if (!step.is_rep) {  // the parent's sub-layer output
+  if (!step.is_rep && !all) {  // the parent's sub-layer output
     const int64_t j = L.rep_index[size_t(step.parent)];
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, L.out.data() + size_t(j * d) * es, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
     return;
   }
-  ada_reserve(L, L.r + 1);
-  L.rep_pos.push_back(p);
-  CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data() + size_t(L.r) * 8, &L.rep_pos.back(), 8, cudaMemcpyHostToDevice, st));
-  const int64_t* pos = reinterpret_cast<const int64_t*>(L.rep_pos_d.data()) + L.r;
-  ada_qkv(l, L, x, 1, pos);
-  ++L.r;
+  const int64_t* pos = m.pos_.data() + i;  // this token's position on the device
+  ada_project(l, x, 1, pos);
+  if (step.is_rep) {
+    ada_reserve(L, L.r + 1);
+    L.rep_pos.push_back(p);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data() + size_t(L.r) * 8, pos, 8, cudaMemcpyDeviceToDevice, st));
+    ada_append(L, 1);
+    ++L.r;
+  }
   const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
-  timed_attention(ada_args(L, m.qkv_.data(), ld, 1, pos, m.o_.data()));
-  const DevLayer& w = m.layers_[size_t(l)];
-  void* dst = L.out.data() + size_t((L.r - 1) * d) * es;
-  ops::gpu::linear(m.t_, m.o_.data(), qd, 1, w.o.w.data(), w.o.in, w.o.out, w.o.b.size() ? w.o.b.data() : nullptr, m.t_,
-                   dst, d, st);
+  ops::gpu::AttentionArgs g = ada_args(L, m.qkv_.data(), ld, 1, pos, m.o_.data());
+  if (!step.is_rep) {  // queries=all: a non-representative also sees its own key
+    m.own_mask_.reserve(1);
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(m.own_mask_.data(), 1, 1, st));
+    ada_own_keys(g, m.own_mask_.data());
+  }
+  timed_attention(g);
+  if (!step.is_rep) {
+    ada_out(l, 1, out);
+    return;
+  }
+  void* dst = L.out.data() + size_t((L.r - 1) * d) * es;  // kept: a later non-representative copies it
+  ada_out(l, 1, dst);
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, dst, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
 }
 

@@ -88,9 +88,9 @@ struct GraphSlot {
 // position, so that its arguments do not depend on its start.
 constexpr int64_t kDecodeRows = ops::gpu::kTileMinQueries;
 
-// ADA state of one layer of one sequence (SPEC 3-4, queries=reps): the prefill's selection, the
-// compressed cache (K, V of the representatives at their original positions, in the order of their
-// positions) and the representatives' sub-layer outputs (a later non-representative copies its
+// ADA state of one layer of one sequence (SPEC 3-4): the prefill's selection, the compressed cache
+// (K, V of the representatives at their original positions, in the order of their positions) and,
+// with queries=reps, the representatives' sub-layer outputs (a later non-representative copies its
 // parent's). Decoding decides each new token on the device (select::gpu::DeviceIncremental), whose
 // state is the representatives' normalised rows: made from the prefill's features on the first decoded
 // token (a prefill-only sequence never pays for it), after which the features are released.
@@ -190,6 +190,7 @@ class CudaDecoder : public DeviceDecoder {
   mutable cuda::Buffer<float> xf_;
   mutable Bytes xr_;
   mutable cuda::Buffer<int32_t> rep_ids_, copy_ids_;
+  mutable cuda::Buffer<uint8_t> own_mask_;  // queries=all: which queries also see their own key
   // Attention-kernel timing: event pairs recorded during a forward, read after its final sync.
   mutable std::vector<cudaEvent_t> events_;
   mutable size_t events_used_ = 0;
@@ -278,15 +279,18 @@ struct GpuLayers {
     CASCADE_CUDA_CHECK(cudaEventRecord(e1, st));
   }
 
-  // ---- ADA (SPEC 3, queries=reps): attention/ada_attention_cuda.cu ----------------------------
+  // ---- ADA (SPEC 3, queries=reps or all): attention/ada_attention_cuda.cu ----------------------
   ops::gpu::AttentionArgs ada_args(const AdaGpuLayer& L, const void* q, int64_t ldq, int64_t nq, const int64_t* qpos,
                                    void* o) const;
   void ada_reserve(AdaGpuLayer& L, int64_t need);
-  void ada_qkv(int64_t l, AdaGpuLayer& L, const void* x, int64_t rows, const int64_t* pos);
+  void ada_project(int64_t l, const void* x, int64_t rows, const int64_t* pos);
+  void ada_append(AdaGpuLayer& L, int64_t rows);
+  void ada_own_keys(ops::gpu::AttentionArgs& g, const uint8_t* mask) const;
+  void ada_out(int64_t l, int64_t rows, void* y);
   const float* ada_features_f32(const void* x, int64_t rows);
   void ada_attention(int64_t l, void* x, void* out);
   void ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out);
-  void ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t p, void* out);
+  void ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t i, void* out);
   void mlp(int64_t l, void* x, void* out) {
     const DevLayer& w = m.layers_[size_t(l)];
     const int64_t nf = n * m.a_.d_ff;

@@ -91,6 +91,11 @@ void attention(const AttentionArgs& a, Stream s) {
   p.k_pos = a.k_pos;
   p.keys_sorted = a.keys_sorted;
   p.scale = a.scale;
+  p.own_k = a.own_k;
+  p.own_v = a.own_v;
+  p.ldown = a.ldown;
+  p.own_mask = a.own_mask;
+  CASCADE_CHECK(!a.own_mask || (a.own_k && a.own_v && a.ldown >= a.kv_heads * a.head_dim), "attention: own-key rows missing");
   const bool tile = a.dtype != DType::F32 && a.nq >= kTileMinQueries && has_tile_kernel(a.head_dim) && aligned16(a.q) &&
                     aligned16(a.k) && aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
   dispatch_dtype(a.dtype, [&](auto tag) {

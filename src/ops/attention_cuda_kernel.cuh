@@ -117,9 +117,34 @@ __global__ void __launch_bounds__(32 * kSplitWarps) split_kernel(Params p) {
     e[u] = merge_weight(sm_m[u], M);
     L += sm_l[u] * e[u];
   }
+  // ADA's all-queries mode: the query's own key, merged once (by the first range) as one more key.
+  __shared__ float own_logit;
+  const bool own = p.own_mask && blockIdx.z == 0 && p.own_mask[i];  // the same in the whole block
+  float own_w = 0.f;
+  const T* own_v = own ? static_cast<const T*>(p.own_v) + i * p.ldown + kh * hd : nullptr;
+  if (own) {
+    if (w == 0) {
+      const T* ok = static_cast<const T*>(p.own_k) + i * p.ldown + kh * hd;
+      float dot = 0.f;
+#pragma unroll
+      for (int c = 0; c < NC; ++c) {
+        const int64_t d = lane + 32 * c;
+        if (d < hd) dot += qr[c] * to_float(ok[d]);
+      }
+      dot = warp_sum(dot);
+      if (lane == 0) own_logit = dot;
+    }
+    __syncthreads();
+    const float M2 = fmaxf(M, own_logit), c = merge_weight(M, M2);
+#pragma unroll
+    for (int u = 0; u < W; ++u) e[u] *= c;
+    own_w = expf(own_logit - M2);
+    L = L * c + own_w;
+    M = M2;
+  }
   const int64_t unit = (i * p.heads + h) * p.splits + blockIdx.z;
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-    float o = 0.f;
+    float o = own ? own_w * to_float(own_v[d]) : 0.f;
 #pragma unroll
     for (int u = 0; u < W; ++u) o += sm_acc[u][d] * e[u];
     if (p.splits == 1) static_cast<T*>(p.out)[i * p.ldo + h * hd + d] = from_float<T>(o / L);
@@ -462,6 +487,39 @@ __global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kern
   }
 
   cp_async_wait_all();  // nothing left in flight (a block with no visible tile loaded Q only)
+
+  // ADA's all-queries mode: a query flagged in own_mask also sees its own key (its row of own_k /
+  // own_v), merged into the online softmax as one more key. The 4 lanes of a row split the dot
+  // product over the column pairs they hold in O (2q, 2q + 1 of every 8).
+  if (p.own_mask) {
+    const T* OK = static_cast<const T*>(p.own_k) + kh * D;
+    const T* OV = static_cast<const T*>(p.own_v) + kh * D;
+#pragma unroll
+    for (int ri = 0; ri < R; ++ri) {
+      const int lr = wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
+      const int64_t row = q0 + lr;
+      const bool own = row < p.nq && p.own_mask[row];
+      float dot = 0.f;
+      if (own)
+        for (int c = 2 * qd; c < D; c += 8)
+          dot += to_float(Qs[lr * LDQ + c]) * to_float(OK[row * p.ldown + c]) +
+                 to_float(Qs[lr * LDQ + c + 1]) * to_float(OK[row * p.ldown + c + 1]);
+      dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+      dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+      if (!own) continue;
+      const float mnew = fmaxf(m[ri], dot), ms = mnew * sl2;
+      const float corr = fast_exp2(fmaf(m[ri], sl2, -ms)), pw = fast_exp2(fmaf(dot, sl2, -ms));
+      m[ri] = mnew;
+      l[ri] = l[ri] * corr + (qd == 0 ? pw : 0.f);  // the row's sum is over its 4 lanes' partial sums
+      const int mt = ri >> 1, e0 = 2 * (ri & 1);
+#pragma unroll
+      for (int dt = 0; dt < DT; ++dt) {
+        const T* v = OV + row * p.ldown + dt * 8 + 2 * qd;
+        o[mt][dt][e0] = o[mt][dt][e0] * corr + pw * to_float(v[0]);
+        o[mt][dt][e0 + 1] = o[mt][dt][e0 + 1] * corr + pw * to_float(v[1]);
+      }
+    }
+  }
 
 #pragma unroll
   for (int ri = 0; ri < R; ++ri) {

@@ -22,6 +22,11 @@ struct Params {
   const int64_t* k_pos = nullptr;
   bool keys_sorted = true;
   float scale = 1.f;
+  // ADA's all-queries mode: query i also sees row i of own_k / own_v where own_mask[i] != 0.
+  const void* own_k = nullptr;
+  const void* own_v = nullptr;
+  int64_t ldown = 0;
+  const uint8_t* own_mask = nullptr;
   // The general kernel's split over keys: `splits` ranges of `chunk` keys; with more than one,
   // partial holds [nq, heads, splits, head_dim + 2] floats (max, sum, unnormalised output).
   int64_t chunk = 0, splits = 1;

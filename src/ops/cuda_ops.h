@@ -41,6 +41,10 @@ void rotary(DType t, RotaryStyle style, int64_t rotary_dim, const float* inv_fre
 // ---- embedding ---------------------------------------------------------------------------------
 // out[i, :] = table[ids[i], :] (e columns); ids: device int32 [n].
 void embed(DType t, const void* table, const int32_t* ids, int64_t n, int64_t e, void* out, Stream s);
+// The same with row strides: dst[i * ldd + j] = src[ids[i] * lds + j] for j < width (ADA's
+// representatives' K and V rows out of the fused Q/K/V projection).
+void gather_rows(DType t, const void* src, int64_t lds, const int32_t* ids, int64_t n, int64_t width, void* dst,
+                 int64_t ldd, Stream s);
 // dst[rows[i] * ldd + j] = src[i * lds + j] for j < width (K and V rows into their cache rows, read
 // from the device, so a captured decoding step does not depend on its position); rows: device int64 [n].
 void scatter_rows(DType t, const void* src, int64_t lds, int64_t n, int64_t width, const int64_t* rows, void* dst,
@@ -87,6 +91,12 @@ struct AttentionArgs {
   float scale = 1.f;
   void* out = nullptr;  // [nq, heads * head_dim], row stride ldo
   int64_t ldo = 0;
+  // Where own_mask[i] != 0 (device uint8 [nq]), query i also sees its own key: row i of own_k / own_v
+  // ([nq, kv_heads * head_dim], row stride ldown), as in ops::AttentionArgs (ADA's all-queries mode).
+  const void* own_k = nullptr;
+  const void* own_v = nullptr;
+  int64_t ldown = 0;
+  const uint8_t* own_mask = nullptr;
 };
 // Head sizes with a kernel: 64, 80, 96, 128, 256 (tensor-core tiles for F16/BF16 prefill), and any
 // size up to 256 through the general kernel (F32, decoding, odd sizes).

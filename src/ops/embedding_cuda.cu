@@ -8,11 +8,12 @@ namespace cascade::ops::gpu {
 namespace {
 
 template <typename T>
-__global__ void embed_kernel(const T* table, const int32_t* ids, int64_t n, int64_t e, T* out) {
-  const int64_t total = n * e;
+__global__ void gather_kernel(const T* src, int64_t lds, const int32_t* ids, int64_t n, int64_t width, T* dst,
+                              int64_t ldd) {
+  const int64_t total = n * width;
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < total; g += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t t = g / e, j = g % e;
-    out[g] = table[int64_t(ids[t]) * e + j];
+    const int64_t t = g / width, j = g % width;
+    dst[t * ldd + j] = src[int64_t(ids[t]) * lds + j];
   }
 }
 
@@ -39,13 +40,19 @@ unsigned grid_for(int64_t n) { return unsigned(std::min<int64_t>((n + 255) / 256
 
 }  // namespace
 
-void embed(DType t, const void* table, const int32_t* ids, int64_t n, int64_t e, void* out, Stream s) {
+void gather_rows(DType t, const void* src, int64_t lds, const int32_t* ids, int64_t n, int64_t width, void* dst,
+                 int64_t ldd, Stream s) {
   if (n == 0) return;
   dispatch_dtype(t, [&](auto tag) {
     using T = decltype(tag);
-    embed_kernel<T><<<grid_for(n * e), 256, 0, s>>>(static_cast<const T*>(table), ids, n, e, static_cast<T*>(out));
+    gather_kernel<T><<<grid_for(n * width), 256, 0, s>>>(static_cast<const T*>(src), lds, ids, n, width,
+                                                         static_cast<T*>(dst), ldd);
   });
   CASCADE_CUDA_LAUNCH_CHECK();
+}
+
+void embed(DType t, const void* table, const int32_t* ids, int64_t n, int64_t e, void* out, Stream s) {
+  gather_rows(t, table, e, ids, n, e, out, e, s);
 }
 
 void add_positions(DType t, const void* positions, const int64_t* pos, int64_t offset, int64_t n, int64_t d, void* h,

@@ -331,10 +331,18 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
         s[size_t(j)] = round_to(t, float(dot * a.scale));
         mx = std::max(mx, s[size_t(j)]);
       }
-      double sum = 0;
+      const bool own = a.own_mask && a.own_mask[i];  // the query's own key (ADA's all-queries mode)
+      double own_s = 0;
+      if (own) {
+        double dot = 0;
+        for (int64_t c = 0; c < hd; ++c) dot += double(a.q[i * a.ldq + h * hd + c]) * a.own_k[i * a.ldown + (h / g) * hd + c];
+        own_s = round_to(t, float(dot * a.scale));
+        mx = std::max(mx, own_s);
+      }
+      double sum = own ? std::exp(own_s - mx) : 0;
       for (int64_t j = 0; j < a.nk; ++j) sum += a.k_pos[j] <= a.q_pos[i] ? std::exp(s[size_t(j)] - mx) : 0;
       for (int64_t c = 0; c < hd; ++c) {
-        double o = 0;
+        double o = own ? double(round_to(t, float(std::exp(own_s - mx) / sum))) * a.own_v[i * a.ldown + (h / g) * hd + c] : 0;
         for (int64_t j = 0; j < a.nk; ++j)
           if (a.k_pos[j] <= a.q_pos[i])
             o += double(round_to(t, float(std::exp(s[size_t(j)] - mx) / sum))) * a.v[j * a.ldkv + (h / g) * hd + c];
@@ -350,6 +358,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     int64_t hd, heads, kv_heads, nq, nk;
     bool gathered;  // keys at sparse sorted positions, queries a subset of them (ADA's representatives)
     bool decode;    // the last nq of nk positions
+    // ADA's all-queries mode: keys gathered as above, queries at every position from 0 (or, with
+    // decode, after the last key), each also seeing its own key unless it is one of the keys.
+    bool own = false;
   };
   std::vector<Case> cases;
   for (int64_t hd : {64, 80, 96, 128, 256}) {
@@ -361,6 +372,8 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   const int64_t wide_heads = 4 * cuda::context().sm_count;
   if (t != DType::F32)
     for (int64_t hd : {64, 128}) cases.push_back({hd, wide_heads, wide_heads / 4, 130, 130, false, false});
+  for (int64_t hd : {64, 128, 256}) cases.push_back({hd, 4, 2, 150, 50, true, false, true});  // own keys, tile kernel
+  cases.push_back({128, 4, 2, 3, 50, true, true, true});  // own keys while decoding: general kernel
   cases.push_back({256, 16, 4, 1, 3000, false, true});  // one decoded token over many keys: split over keys
   cases.push_back({64, 2, 1, 4, 300, true, false});     // few gathered queries: splits with no visible key
   cases.push_back({40, 3, 1, 51, 51, false, false});  // odd head size: general kernel
@@ -370,8 +383,19 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     std::vector<int64_t> kpos(static_cast<size_t>(c.nk)), qpos(static_cast<size_t>(c.nq));
     for (int64_t j = 0; j < c.nk; ++j) kpos[size_t(j)] = c.gathered ? 3 * j + (j * j) % 3 : j;
     for (int64_t i = 0; i < c.nq; ++i)
-      qpos[size_t(i)] = c.gathered ? kpos[size_t(i * (c.nk - 1) / (c.nq - 1))] : c.decode ? c.nk - c.nq + i : i;
+      qpos[size_t(i)] = c.own ? (c.decode ? kpos.back() + 1 + i : i)
+                        : c.gathered ? kpos[size_t(i * (c.nk - 1) / (c.nq - 1))]
+                        : c.decode   ? c.nk - c.nq + i
+                                     : i;
     auto q = rounded(t, randn(rng, c.nq * ldq)), k = rounded(t, randn(rng, c.nk * ldkv)), v = rounded(t, randn(rng, c.nk * ldkv));
+    std::vector<float> own_k, own_v;
+    std::vector<uint8_t> own_mask;
+    if (c.own) {
+      own_k = rounded(t, randn(rng, c.nq * kd));
+      own_v = rounded(t, randn(rng, c.nq * kd));
+      for (int64_t i = 0; i < c.nq; ++i)
+        own_mask.push_back(std::find(kpos.begin(), kpos.end(), qpos[size_t(i)]) == kpos.end() ? 1 : 0);
+    }
     ops::AttentionArgs a;
     a.q = q.data();
     a.ldq = ldq;
@@ -386,6 +410,12 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     a.q_pos = qpos.data();
     a.k_pos = kpos.data();
     a.scale = 1.f / std::sqrt(float(c.hd));
+    if (c.own) {
+      a.own_k = own_k.data();
+      a.own_v = own_v.data();
+      a.ldown = kd;
+      a.own_mask = own_mask.data();
+    }
     std::vector<float> ref(static_cast<size_t>(c.nq * qd));
     a.out = ref.data();
     a.ldo = qd;
@@ -411,10 +441,18 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     g.scale = a.scale;
     g.out = dout.p();
     g.ldo = qd;
+    Dev down_k(t, c.own ? own_k : std::vector<float>{0.f}), down_v(t, c.own ? own_v : std::vector<float>{0.f});
+    auto down_mask = dev_of(c.own ? own_mask : std::vector<uint8_t>{0});
+    if (c.own) {
+      g.own_k = down_k.p();
+      g.own_v = down_v.p();
+      g.ldown = kd;
+      g.own_mask = down_mask.data();
+    }
     gpu::attention(g, st());
     expect_within(dout.get(), ref, plain, t,
                   "attention hd=" + std::to_string(c.hd) + " nq=" + std::to_string(c.nq) + " nk=" + std::to_string(c.nk) +
-                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : ""));
+                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : ""));
     // Unsorted keys (no early stop) give the same result when told.
     if (c.gathered) {
       g.keys_sorted = false;
