@@ -31,12 +31,19 @@ for dev in cpu cuda; do  # --ada-queries all through the CLI, compared below
   $B/cascade logits --model $M --ids $IDS --out "$OUT/logits_all_$dev.npy" --attention ada --ada-queries all --tau 0.8 --device $dev $extra >> "$OUT/cli.txt" 2>&1
   echo "cli logits --ada-queries all $dev rc=$?" >> "$OUT/cli.txt"
 done
-$B/cascade generate --model $M --prompt hi --attention ada --proportional --device cuda >> "$OUT/cli.txt" 2>&1; echo "proportional on cuda rc=$? (2 expected)" >> "$OUT/cli.txt"
+for dev in cpu cuda; do  # --proportional through the CLI, compared below
+  extra=""; [ $dev = cuda ] && extra="--dtype f32"
+  $B/cascade logits --model $M --ids $IDS --out "$OUT/logits_prop_$dev.npy" --attention ada --proportional --tau 0.8 --device $dev $extra >> "$OUT/cli.txt" 2>&1
+  echo "cli logits --proportional $dev rc=$?" >> "$OUT/cli.txt"
+done
+$B/cascade logits --model $M --ids $IDS --out "$OUT/x.npy" --attention ada --select inherit --device cuda >> "$OUT/cli.txt" 2>&1; echo "select inherit on cuda rc=$? (2 expected)" >> "$OUT/cli.txt"
 python3 -c "
 import numpy as np; a=np.load('$OUT/logits_cpu.npy'); b=np.load('$OUT/logits_cuda.npy')
 print('cli logits cuda vs cpu: max|err|/max|cpu| =', float(abs(a-b).max()/abs(a).max()))
 a=np.load('$OUT/logits_all_cpu.npy'); b=np.load('$OUT/logits_all_cuda.npy')
-print('cli logits --ada-queries all cuda vs cpu: max|err|/max|cpu| =', float(abs(a-b).max()/abs(a).max()))" >> "$OUT/cli.txt" 2>&1
+print('cli logits --ada-queries all cuda vs cpu: max|err|/max|cpu| =', float(abs(a-b).max()/abs(a).max()))
+a=np.load('$OUT/logits_prop_cpu.npy'); b=np.load('$OUT/logits_prop_cuda.npy')
+print('cli logits --proportional cuda vs cpu: max|err|/max|cpu| =', float(abs(a-b).max()/abs(a).max()))" >> "$OUT/cli.txt" 2>&1
 cat "$OUT/cli.txt"
 PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench_gpu_ada.py --bench $B/bench/ada_cuda_bench --out "$OUT" --big-layers "${BIG_LAYERS:-4}" 2>&1 | tee "$OUT/bench.log" | grep -v Warning
 run memcheck_ada "$OUT/sanitizer.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 $B/tests/ada_cuda_test --gtest_filter='*llama_gqa_F32_tau80*:*gptj_BF16_tau80*:*opt_postln_F16_tau80*:*neox_F32_tau30*:*stories260K_BF16_tau80*:*Errors*'

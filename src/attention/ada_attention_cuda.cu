@@ -6,10 +6,13 @@
 // parent's output. queries=all: Q/K/V of every token, the representatives' K/V gathered into the
 // compressed cache, every query attending to the representatives before it and to its own key (the
 // kernels' own-key term), the output projection on every row.
+// --proportional: log n_s(t) added to representative s's logits (a bias matrix built on the host as
+// the CPU does; while decoding, n_s kept per representative).
 // Decoding: the new token decided on the device (select/gpu_incremental.h); a representative appends
 // its K/V to the compressed cache; it attends (and, with queries=all, so does any other token, over
 // the cache and its own key), else it copies its parent's output.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "model/cuda_decoder.cuh"
@@ -144,7 +147,30 @@ void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.copy_ids_.data(), copy.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data(), L.rep_pos.data(), size_t(r) * 8, cudaMemcpyHostToDevice, st));
   const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
-  if (o.queries == AdaQueries::all) {
+  const bool all = o.queries == AdaQueries::all;
+  if (o.proportional) {  // log n_s(t) for each query row (t its position) and representative s
+    const select::ChildCounts cc(L.sel.parent);
+    const int64_t rows = all ? n : r;
+    std::vector<float> bias(static_cast<size_t>(rows * r), 0.f);
+    for (int64_t i = 0; i < rows; ++i) {
+      const int32_t t = all ? int32_t(i) : reps[size_t(i)];
+      for (int64_t j = 0; j < r && reps[size_t(j)] <= t; ++j) bias[size_t(i * r + j)] = float(std::log(double(cc.n(reps[size_t(j)], t))));
+    }
+    m.bias_.reserve(bias.size());
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.bias_.data(), bias.data(), bias.size() * 4, cudaMemcpyHostToDevice, st));
+    L.counts.assign(size_t(r), 1);  // n_s at the end of the prompt, for decoding
+    for (int64_t t = 0; t < n; ++t)
+      if (L.sel.parent[size_t(t)] != t) ++L.counts[size_t(L.rep_index[size_t(L.sel.parent[size_t(t)])])];
+  }
+  // The bias, when there is one, on the attention arguments (rows: the queries, columns: the representatives).
+  auto with_bias = [&](ops::gpu::AttentionArgs g) {
+    if (o.proportional) {
+      g.bias = m.bias_.data();
+      g.ldbias = r;
+    }
+    return g;
+  };
+  if (all) {
     // Every token's Q/K/V at its position; the representatives' K/V into the compressed cache; each
     // query attends to the representatives before it and, unless it is one, to its own key.
     std::vector<uint8_t> own(static_cast<size_t>(n));
@@ -156,7 +182,7 @@ void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
     ops::gpu::gather_rows(m.t_, at<void>(m.qkv_.data(), qd, m.t_), ld, m.rep_ids_.data(), r, kd, L.k.data(), kd, st);
     ops::gpu::gather_rows(m.t_, at<void>(m.qkv_.data(), qd + kd, m.t_), ld, m.rep_ids_.data(), r, kd, L.v.data(), kd, st);
     L.r = r;
-    ops::gpu::AttentionArgs g = ada_args(L, m.qkv_.data(), ld, n, m.pos_.data(), m.o_.data());
+    ops::gpu::AttentionArgs g = with_bias(ada_args(L, m.qkv_.data(), ld, n, m.pos_.data(), m.o_.data()));
     ada_own_keys(g, m.own_mask_.data());
     timed_attention(g);
     ada_out(l, n, out);
@@ -169,7 +195,7 @@ void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
   ada_project(l, m.xr_.data(), r, pos);
   ada_append(L, r);
   L.r = r;
-  timed_attention(ada_args(L, m.qkv_.data(), ld, r, pos, m.o_.data()));
+  timed_attention(with_bias(ada_args(L, m.qkv_.data(), ld, r, pos, m.o_.data())));
   // Output projection on r rows, kept as the representatives' sub-layer outputs; every token copies
   // its parent's (a representative its own).
   ada_out(l, r, L.out.data());
@@ -188,6 +214,10 @@ void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t i, 
   }
   const select::IncrementalSelector::Step step = L.selector->step(ada_features_f32(x, 1));
   L.rep_index.push_back(step.is_rep ? int32_t(L.r) : -1);
+  if (s.ada->proportional) {  // n_s now that this token is counted
+    if (step.is_rep) L.counts.push_back(1);
+    else ++L.counts[size_t(L.rep_index[size_t(step.parent)])];
+  }
   if (!step.is_rep && !all) {  // the parent's sub-layer output
     const int64_t j = L.rep_index[size_t(step.parent)];
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, L.out.data() + size_t(j * d) * es, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
@@ -204,6 +234,14 @@ void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t i, 
   }
   const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
   ops::gpu::AttentionArgs g = ada_args(L, m.qkv_.data(), ld, 1, pos, m.o_.data());
+  if (s.ada->proportional) {
+    std::vector<float> bias(L.counts.size());
+    for (size_t j = 0; j < bias.size(); ++j) bias[j] = float(std::log(double(L.counts[j])));
+    m.bias_.reserve(bias.size());
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.bias_.data(), bias.data(), bias.size() * 4, cudaMemcpyHostToDevice, st));
+    g.bias = m.bias_.data();
+    g.ldbias = int64_t(bias.size());
+  }
   if (!step.is_rep) {  // queries=all: a non-representative also sees its own key
     m.own_mask_.reserve(1);
     CASCADE_CUDA_CHECK(cudaMemsetAsync(m.own_mask_.data(), 1, 1, st));

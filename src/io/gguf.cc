@@ -14,8 +14,7 @@ namespace cascade {
 
 namespace {
 
-constexpr uint64_t kDefaultAlignment = 32;  // GGUF_DEFAULT_ALIGNMENT
-constexpr size_t kMaxDims = 4;              // GGML_MAX_DIMS
+constexpr size_t kMaxDims = 4;  // GGML_MAX_DIMS
 
 size_t scalar_size(GgufType t) {
   switch (t) {

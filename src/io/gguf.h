@@ -89,7 +89,7 @@ class GgufFile {
 
   std::shared_ptr<const MappedFile> map_;
   uint32_t version_ = 0;
-  uint64_t alignment_ = 32;
+  uint64_t alignment_ = 32;  // GGUF_DEFAULT_ALIGNMENT, unless general.alignment says otherwise
   uint64_t data_start_ = 0;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::map<std::string, size_t> kv_index_;

@@ -101,6 +101,7 @@ struct AdaGpuLayer {
   std::optional<select::gpu::DeviceIncremental> selector;
   std::vector<int32_t> rep_index;  // token -> index among the representatives, or -1
   std::vector<int64_t> rep_pos;    // positions of the representatives (host copy of rep_pos_d)
+  std::vector<int32_t> counts;     // proportional: n_s (1 + children so far) per representative
   PoolBytes k, v, out, rep_pos_d;  // [cap, kd], [cap, kd], [cap, d] (compute dtype), [cap] int64
   int64_t r = 0, cap = 0;
 };
@@ -191,6 +192,7 @@ class CudaDecoder : public DeviceDecoder {
   mutable Bytes xr_;
   mutable cuda::Buffer<int32_t> rep_ids_, copy_ids_;
   mutable cuda::Buffer<uint8_t> own_mask_;  // queries=all: which queries also see their own key
+  mutable cuda::Buffer<float> bias_;        // proportional: log n_s per (query, representative)
   // Attention-kernel timing: event pairs recorded during a forward, read after its final sync.
   mutable std::vector<cudaEvent_t> events_;
   mutable size_t events_used_ = 0;

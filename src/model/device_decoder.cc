@@ -24,7 +24,6 @@ void check_ada_on_gpu(const AdaOptions& o) {
   if (o.mode.mode != select::Mode::full && o.mode.mode != select::Mode::cascade)
     fail("--select ", select::to_string(o.mode), " is not yet on the GPU (full and cascade are)", cpu);
   if (o.select.rule != select::Rule::greedy) fail("--rule all-earlier is not yet on the GPU (greedy is)", cpu);
-  if (o.proportional) fail("--proportional is not yet on the GPU", cpu);
   if (o.measure_error || o.compare_full) fail("the study's measurements (attention error, Jaccard against full) are not yet on the GPU", cpu);
 }
 

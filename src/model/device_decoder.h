@@ -44,8 +44,8 @@ class DeviceSequence {
 
 // ADA on the GPU (the prefill of SPEC 3 with the selection of SPEC 1-2 on the device, and SPEC 4's
 // decoding against the compressed cache): what runs there is --select full or cascade, --rule greedy,
-// --ada-queries reps or all, without --proportional; anything else is a cascade::Error naming the CPU
-// path.
+// --ada-queries reps or all, with or without --proportional; anything else is a cascade::Error naming
+// the CPU path.
 void check_ada_on_gpu(const AdaOptions& o);
 
 class DeviceDecoder {

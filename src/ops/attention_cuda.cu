@@ -95,7 +95,10 @@ void attention(const AttentionArgs& a, Stream s) {
   p.own_v = a.own_v;
   p.ldown = a.ldown;
   p.own_mask = a.own_mask;
+  p.bias = a.bias;
+  p.ldbias = a.ldbias;
   CASCADE_CHECK(!a.own_mask || (a.own_k && a.own_v && a.ldown >= a.kv_heads * a.head_dim), "attention: own-key rows missing");
+  CASCADE_CHECK(!a.bias || a.ldbias >= a.nk, "attention: bias rows of ", a.ldbias, " for ", a.nk, " keys");
   const bool tile = a.dtype != DType::F32 && a.nq >= kTileMinQueries && has_tile_kernel(a.head_dim) && aligned16(a.q) &&
                     aligned16(a.k) && aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
   dispatch_dtype(a.dtype, [&](auto tag) {

@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(32 * kSplitWarps) split_kernel(Params p) {
     }
 #pragma unroll
     for (int g = 0; g < G; ++g) {
-      s[g] = visible[g] ? warp_sum(s[g]) : -INFINITY;
+      s[g] = visible[g] ? warp_sum(s[g]) + (p.bias ? p.bias[i * p.ldbias + row[g]] : 0.f) : -INFINITY;
       mx = fmaxf(mx, s[g]);
     }
     if (mx != -INFINITY) {
@@ -405,6 +405,27 @@ __global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kern
     __syncthreads();  // V(t) has landed; every warp is done with K(t)
     if (t + 1 < n_tiles) load_keys(t + 1);
     cp_async_commit();
+
+    // ADA's proportional option: the bias, in units of the unscaled logits (it is added after the
+    // scale); rows past nq and keys past nk take none.
+    if (p.bias) {
+      const float inv_scale = 1.f / p.scale;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int64_t row = q0 + wrow + mt * 16 + g + half * 8;
+          if (row >= p.nq) continue;
+          const float* brow = p.bias + row * p.ldbias + k0;
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              const int col = nt * 8 + 2 * qd + j;
+              if (k0 + col < p.nk) s[mt][nt][2 * half + j] += brow[col] * inv_scale;
+            }
+        }
+    }
 
     // Mask by position, online softmax per row (the 4 lanes of a row hold NT * 2 of its keys each).
     // A whole tile of sorted keys at or before every query of the block needs no mask (the same

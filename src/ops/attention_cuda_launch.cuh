@@ -27,6 +27,9 @@ struct Params {
   const void* own_v = nullptr;
   int64_t ldown = 0;
   const uint8_t* own_mask = nullptr;
+  // ADA's proportional option: bias[i * ldbias + j] added to the scaled logit of query i and key j.
+  const float* bias = nullptr;
+  int64_t ldbias = 0;
   // The general kernel's split over keys: `splits` ranges of `chunk` keys; with more than one,
   // partial holds [nq, heads, splits, head_dim + 2] floats (max, sum, unnormalised output).
   int64_t chunk = 0, splits = 1;

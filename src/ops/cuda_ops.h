@@ -97,6 +97,10 @@ struct AttentionArgs {
   const void* own_v = nullptr;
   int64_t ldown = 0;
   const uint8_t* own_mask = nullptr;
+  // Optional float32 [nq, ldbias] (device) added to the scaled logit of query i and key j (ADA's
+  // proportional option: log n_s); the own key takes none.
+  const float* bias = nullptr;
+  int64_t ldbias = 0;
 };
 // Head sizes with a kernel: 64, 80, 96, 128, 256 (tensor-core tiles for F16/BF16 prefill), and any
 // size up to 256 through the general kernel (F32, decoding, odd sizes).

@@ -10,7 +10,7 @@
 //   (cuda_model_test's bounds); the selections' agreement is printed.
 // - --select full and --select cascade give the same selections and logits on the GPU (SPEC 2).
 // - The same for --ada-queries all at tau 0.80 (every token's query, over the representatives and
-//   its own key).
+//   its own key) and for --proportional (log n_s on the representatives' logits) with either.
 // - Decoding token by token against the compressed cache reproduces the prefill logits (f32 bound).
 // - Options the GPU lacks are a cascade::Error; an explicit ExactAttentionFactory runs exact attention.
 // Skips when there is no GPU; one skipped test in a CPU-only build.
@@ -80,11 +80,13 @@ int64_t differing(const select::Selection& a, const select::Selection& b) {
   return n;
 }
 
-AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQueries queries = AdaQueries::reps) {
+AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQueries queries = AdaQueries::reps,
+                   bool proportional = false) {
   AdaOptions o;
   o.select.tau = tau;
   o.mode.mode = mode;
   o.queries = queries;
+  o.proportional = proportional;
   return o;
 }
 
@@ -93,6 +95,7 @@ struct Param {
   DType t;
   double tau;
   AdaQueries queries = AdaQueries::reps;
+  bool proportional = false;
 };
 
 class AdaCuda : public ::testing::TestWithParam<Param> {
@@ -103,13 +106,13 @@ class AdaCuda : public ::testing::TestWithParam<Param> {
 };
 
 TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
-  const auto [name, t, tau, queries] = GetParam();
+  const auto [name, t, tau, queries, proportional] = GetParam();
   const std::string what = std::string(name) + " tau " + std::to_string(tau).substr(0, 4) +
-                           (queries == AdaQueries::all ? " all-queries" : "");
+                           (queries == AdaQueries::all ? " all-queries" : "") + (proportional ? " proportional" : "");
   auto cpu = Model::load(model_path(name));
   const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
   const int64_t T = int64_t(ids.size()), L = cpu->spec().n_layers;
-  const AdaAttentionFactory f(options(tau, select::Mode::cascade, queries));
+  const AdaAttentionFactory f(options(tau, select::Mode::cascade, queries, proportional));
   Sequence cs = cpu->new_sequence(&f);
   const Tensor want = cpu->forward(cs, ids);
 
@@ -137,7 +140,7 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   }()) << what;
 
   // --select full: the same selections and logits (the cascade is exact).
-  const AdaAttentionFactory ff(options(tau, select::Mode::full, queries));
+  const AdaAttentionFactory ff(options(tau, select::Mode::full, queries, proportional));
   Sequence fs_ = gpu->new_sequence(&ff);
   const Tensor full = gpu->forward(fs_, ids);
   for (int64_t l = 0; l < L; ++l)
@@ -167,23 +170,25 @@ std::vector<Param> params() {
     for (DType t : {DType::F32, DType::F16, DType::BF16}) {
       for (double tau : {0.30, 0.80}) p.push_back({f, t, tau});
       p.push_back({f, t, 0.80, AdaQueries::all});
+      p.push_back({f, t, 0.80, AdaQueries::reps, true});
+      if (t == DType::F32) p.push_back({f, t, 0.80, AdaQueries::all, true});
     }
   return p;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, AdaCuda, ::testing::ValuesIn(params()), [](const auto& info) {
   return std::string(info.param.name) + "_" + dtype_name(info.param.t) + (info.param.tau > 0.5 ? "_tau80" : "_tau30") +
-         (info.param.queries == AdaQueries::all ? "_all" : "");
+         (info.param.queries == AdaQueries::all ? "_all" : "") + (info.param.proportional ? "_prop" : "");
 });
 
 TEST(AdaCudaErrors, OptionsTheGpuLacksAreRefused) {
   if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
   auto m = Model::load(data_dir() / "models" / "llama");
   m->to_device(Device::Cuda, DType::F32);
-  AdaOptions prop = options(0.3);
-  prop.proportional = true;
   AdaOptions inherit = options(0.3, select::Mode::inherit);
-  for (const AdaOptions& o : {prop, inherit}) {
+  AdaOptions all_earlier = options(0.3, select::Mode::full);
+  all_earlier.select.rule = select::Rule::all_earlier;
+  for (const AdaOptions& o : {inherit, all_earlier}) {
     const AdaAttentionFactory f(o);
     EXPECT_THROW(m->new_sequence(&f), Error);
   }

@@ -328,7 +328,7 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
         if (a.k_pos[j] > a.q_pos[i]) continue;
         double dot = 0;
         for (int64_t c = 0; c < hd; ++c) dot += double(a.q[i * a.ldq + h * hd + c]) * a.k[j * a.ldkv + (h / g) * hd + c];
-        s[size_t(j)] = round_to(t, float(dot * a.scale));
+        s[size_t(j)] = round_to(t, float(dot * a.scale)) + (a.bias ? a.bias[i * a.ldbias + j] : 0.f);
         mx = std::max(mx, s[size_t(j)]);
       }
       const bool own = a.own_mask && a.own_mask[i];  // the query's own key (ADA's all-queries mode)
@@ -361,6 +361,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     // ADA's all-queries mode: keys gathered as above, queries at every position from 0 (or, with
     // decode, after the last key), each also seeing its own key unless it is one of the keys.
     bool own = false;
+    bool bias = false;  // ADA's proportional option: a bias per (query, key), none on the own key
   };
   std::vector<Case> cases;
   for (int64_t hd : {64, 80, 96, 128, 256}) {
@@ -374,6 +375,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     for (int64_t hd : {64, 128}) cases.push_back({hd, wide_heads, wide_heads / 4, 130, 130, false, false});
   for (int64_t hd : {64, 128, 256}) cases.push_back({hd, 4, 2, 150, 50, true, false, true});  // own keys, tile kernel
   cases.push_back({128, 4, 2, 3, 50, true, true, true});  // own keys while decoding: general kernel
+  cases.push_back({64, 4, 2, 70, 90, true, false, false, true});  // a bias: tile kernel
+  cases.push_back({128, 4, 2, 150, 50, true, false, true, true});  // a bias and own keys: tile kernel
+  cases.push_back({96, 4, 2, 3, 50, true, true, true, true});     // the same while decoding: general kernel
   cases.push_back({256, 16, 4, 1, 3000, false, true});  // one decoded token over many keys: split over keys
   cases.push_back({64, 2, 1, 4, 300, true, false});     // few gathered queries: splits with no visible key
   cases.push_back({40, 3, 1, 51, 51, false, false});  // odd head size: general kernel
@@ -410,6 +414,13 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     a.q_pos = qpos.data();
     a.k_pos = kpos.data();
     a.scale = 1.f / std::sqrt(float(c.hd));
+    std::vector<float> bias;
+    if (c.bias) {
+      std::uniform_real_distribution<float> u(0.f, 2.f);
+      for (int64_t i = 0; i < c.nq * c.nk; ++i) bias.push_back(u(rng));
+      a.bias = bias.data();
+      a.ldbias = c.nk;
+    }
     if (c.own) {
       a.own_k = own_k.data();
       a.own_v = own_v.data();
@@ -443,6 +454,11 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     g.ldo = qd;
     Dev down_k(t, c.own ? own_k : std::vector<float>{0.f}), down_v(t, c.own ? own_v : std::vector<float>{0.f});
     auto down_mask = dev_of(c.own ? own_mask : std::vector<uint8_t>{0});
+    auto dbias = dev_of(c.bias ? bias : std::vector<float>{0.f});
+    if (c.bias) {
+      g.bias = dbias.data();
+      g.ldbias = c.nk;
+    }
     if (c.own) {
       g.own_k = down_k.p();
       g.own_v = down_v.p();
@@ -452,7 +468,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     gpu::attention(g, st());
     expect_within(dout.get(), ref, plain, t,
                   "attention hd=" + std::to_string(c.hd) + " nq=" + std::to_string(c.nq) + " nk=" + std::to_string(c.nk) +
-                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : ""));
+                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : "") + (c.bias ? " bias" : ""));
     // Unsorted keys (no early stop) give the same result when told.
     if (c.gathered) {
       g.keys_sorted = false;

@@ -22,7 +22,7 @@ void add_attention_flags(CLI::App* c, AttentionFlags& f) {
   c->add_flag("--proportional", f.proportional, "Add log(n_s) to the logit of representative s");
   c->add_option("--device", f.device,
                 "cpu, or cuda (the GPU engine: exact attention, and ada with --select full|cascade, --rule greedy,"
-                " --ada-queries reps|all, no --proportional; needs a CUDA build and a GPU)")
+                " --ada-queries reps|all, --proportional; needs a CUDA build and a GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   c->add_option("--dtype", f.dtype,
