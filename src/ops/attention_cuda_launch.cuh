@@ -12,26 +12,10 @@
 
 namespace cascade::ops::gpu::attn {
 
-struct Params {
-  const void* q = nullptr;
-  const void* k = nullptr;
-  const void* v = nullptr;
-  void* out = nullptr;
-  int64_t ldq = 0, ldkv = 0, ldo = 0, nq = 0, nk = 0, heads = 0, kv_heads = 0, head_dim = 0;
-  const int64_t* q_pos = nullptr;
-  const int64_t* k_pos = nullptr;
-  bool keys_sorted = true;
-  float scale = 1.f;
-  // ADA's all-queries mode: query i also sees row i of own_k / own_v where own_mask[i] != 0.
-  const void* own_k = nullptr;
-  const void* own_v = nullptr;
-  int64_t ldown = 0;
-  const uint8_t* own_mask = nullptr;
-  // ADA's proportional option: bias[i * ldbias + j] added to the scaled logit of query i and key j.
-  const float* bias = nullptr;
-  int64_t ldbias = 0;
-  // The general kernel's split over keys: `splits` ranges of `chunk` keys; with more than one,
-  // partial holds [nq, heads, splits, head_dim + 2] floats (max, sum, unnormalised output).
+// The kernels' parameters (passed by value): the op's arguments (ops::gpu::AttentionArgs, cuda_ops.h)
+// plus the general kernel's split over keys: `splits` ranges of `chunk` keys; with more than one,
+// partial holds [nq, heads, splits, head_dim + 2] floats (max, sum, unnormalised output).
+struct Params : AttentionArgs {
   int64_t chunk = 0, splits = 1;
   float* partial = nullptr;
 };

@@ -394,6 +394,7 @@ std::vector<BadCase> bad_cases() {
     c.push_back({"unknown --device", lg + " --device gpu", "--device"});
     c.push_back({"unknown --dtype", lg + " --device cuda --dtype f8", "not a compute dtype"});
     c.push_back({"unknown --cuda-graphs", lg + " --device cuda --cuda-graphs maybe", "--cuda-graphs"});
+    c.push_back({"unknown --ada-queries", lg + " --attention ada --ada-queries some", "--ada-queries"});
     c.push_back({"ADA --select inherit on cuda", "generate --model " + model("llama") + " --prompt hi --device cuda --attention ada --select inherit", "not yet on the GPU"});
     if (!cuda::gpu_available())
       c.push_back({"--device cuda without a GPU", "bench --model " + model("llama") + " --device cuda", "--device cuda: "});

@@ -352,6 +352,24 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
   return out;
 }
 
+// The GPU op's arguments with the CPU op's shapes and scalars; the caller sets the device arrays.
+gpu::AttentionArgs gpu_args_like(const ops::AttentionArgs& a, DType t) {
+  gpu::AttentionArgs g;
+  g.dtype = t;
+  g.ldq = a.ldq;
+  g.nq = a.nq;
+  g.ldkv = a.ldkv;
+  g.nk = a.nk;
+  g.heads = a.heads;
+  g.kv_heads = a.kv_heads;
+  g.head_dim = a.head_dim;
+  g.scale = a.scale;
+  g.ldo = a.ldo;
+  g.ldown = a.ldown;
+  g.ldbias = a.ldbias;
+  return g;
+}
+
 TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   const DType t = GetParam();
   struct Case {
@@ -435,34 +453,20 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     Dev dq(t, q), dk(t, k), dv(t, v), dout(t, c.nq * qd);
     auto dqp = dev_of(qpos);
     auto dkp = dev_of(kpos);
-    gpu::AttentionArgs g;
-    g.dtype = t;
-    g.q = dq.p();
-    g.ldq = ldq;
-    g.nq = c.nq;
-    g.k = dk.p();
-    g.v = dv.p();
-    g.ldkv = ldkv;
-    g.nk = c.nk;
-    g.heads = c.heads;
-    g.kv_heads = c.kv_heads;
-    g.head_dim = c.hd;
-    g.q_pos = dqp.data();
-    g.k_pos = dkp.data();
-    g.scale = a.scale;
-    g.out = dout.p();
-    g.ldo = qd;
     Dev down_k(t, c.own ? own_k : std::vector<float>{0.f}), down_v(t, c.own ? own_v : std::vector<float>{0.f});
     auto down_mask = dev_of(c.own ? own_mask : std::vector<uint8_t>{0});
     auto dbias = dev_of(c.bias ? bias : std::vector<float>{0.f});
-    if (c.bias) {
-      g.bias = dbias.data();
-      g.ldbias = c.nk;
-    }
+    gpu::AttentionArgs g = gpu_args_like(a, t);
+    g.q = dq.p();
+    g.k = dk.p();
+    g.v = dv.p();
+    g.q_pos = dqp.data();
+    g.k_pos = dkp.data();
+    g.out = dout.p();
+    if (c.bias) g.bias = dbias.data();
     if (c.own) {
       g.own_k = down_k.p();
       g.own_v = down_v.p();
-      g.ldown = kd;
       g.own_mask = down_mask.data();
     }
     gpu::attention(g, st());
