@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
           const PhaseTimes ph = s.times();
           bytes_prefill = s.cache_bytes();
           if (use_ada)
-            for (int64_t l = 0; l < L; ++l) r_layer[size_t(l)] = double(s.device()->ada_selection(l)->reps.size()) / double(T);
+            for (int64_t l = 0; l < L; ++l) r_layer[size_t(l)] = double(s.trace(int(l))->selection.reps.size()) / double(T);
           t0 = Clock::now();
           for (int g = 0; g < gen; ++g) m->forward(s, std::span<const int32_t>(&all[size_t(T + g)], 1), true);
           const double td = std::chrono::duration<double>(Clock::now() - t0).count();

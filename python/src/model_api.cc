@@ -81,7 +81,7 @@ nb::list trace(PyModel& pm, IdsIn ids, const AttentionSpec& a) {
     Sequence s = pm.model().new_sequence(&f);
     (void)pm.model().forward(s, span_of(ids));
     std::vector<AdaLayerTrace> t;
-    for (int l = 0; l < int(pm.model().spec().n_layers); ++l) t.push_back(*ada_trace(s.layer(l)));
+    for (int l = 0; l < int(pm.model().spec().n_layers); ++l) t.push_back(*s.trace(l));
     return t;
   });
   nb::list out;

@@ -3,7 +3,7 @@
 #pragma once
 #include "arch/arch_spec.h"
 #include "io/weights.h"
-#include "model/weights.h"
+#include "arch/weights.h"
 
 namespace cascade {
 

@@ -1,23 +1,23 @@
 // ADA attention (SPEC sections 3 and 4): per layer, select representatives from the layer's
 // features (full selection at layer 0, then the configured cascade mode from the layer below) and
-// run attention on them only.
+// run attention on them only, as the layer's AdaPlan (attention/ada_plan.h) says:
 //  - queries=reps (default): Q, K, V for representatives only, r x r causal attention at original
 //    positions; a non-representative copies its parent's sub-layer output.
 //  - queries=all: every token's query attends to the representatives before it and to itself.
 //  - proportional: logit of representative s for query position t gets + log n_s(t).
-// Decoding continues the prefill's selection state token by token (select::IncrementalSelector), so
-// token-by-token logits equal the prefill logits of the same sequence (every rule is causal).
-// Each layer keeps a trace (selection, costs, attention error) for the study and the Python API.
+// Decoding continues the prefill's selection state token by token, so token-by-token logits equal
+// the prefill logits of the same sequence (every rule is causal). Each layer keeps a trace
+// (selection over every token seen, costs, attention error) for the study and the Python API.
+// The CPU layers are in ada_attention.cc, the GPU layers in ada_attention_cuda.cu.
 #pragma once
 #include <memory>
 #include <vector>
 
-#include "model/layer_attention.h"
+#include "attention/ada_plan.h"
+#include "attention/layer_attention.h"
 #include "select/selection.h"
 
 namespace cascade {
-
-enum class AdaQueries { reps, all };
 
 struct AdaOptions {
   select::Options select;          // tau, similarity, rule
@@ -29,26 +29,18 @@ struct AdaOptions {
                                    // its cost and time are not counted in the layer's)
 };
 
-// What one layer did on the prefill, plus decode-time counts.
-struct AdaLayerTrace {
-  select::Selection selection;     // of the prefill
-  double attention_error = -1;     // ||O_ada - O_full||_F / ||O_full||_F on the same input; -1 if not measured
-  double jaccard_vs_full = -1;     // Jaccard(this layer's set, full selection on the same features); -1 if not compared
-  int64_t decode_reps = 0, decode_tokens = 0;  // tokens appended after the prefill, and how many were reps
-  select::GramCounts decode_cost;
-};
-
 class AdaAttentionFactory : public AttentionFactory {
  public:
   explicit AdaAttentionFactory(AdaOptions o);  // validates the options (cascade::Error)
   std::vector<std::unique_ptr<LayerAttention>> make(const std::vector<AttentionContext>& layers) const override;
+  std::vector<std::unique_ptr<GpuLayerAttention>> make_gpu(const std::vector<GpuAttentionContext>& layers) const override;
+  // The GPU runs --select full or cascade, --rule greedy, either query mode, with or without
+  // --proportional.
+  void check_gpu() const override;
   const AdaOptions& options() const { return o_; }
 
  private:
   AdaOptions o_;
 };
-
-// The trace of a layer of a sequence built by AdaAttentionFactory (nullptr for any other attention).
-const AdaLayerTrace* ada_trace(const LayerAttention& layer);
 
 }  // namespace cascade

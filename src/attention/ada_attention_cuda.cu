@@ -1,260 +1,227 @@
-// ADA attention on the GPU (SPEC 3-4): the GPU decoder's attention step when the sequence runs ADA
-// (GpuLayers::ada_*, declared in model/cuda_decoder.cuh; the CPU twin is ada_attention.cc).
-// Prefill: the selection on the device (select/gpu_selection.h: full at layer 0 and for --select full,
-// the exact cascade after). queries=reps: the representatives' rows gathered, Q/K/V and the r x r
-// attention at their original positions, the output projection on r rows, every token copying its
-// parent's output. queries=all: Q/K/V of every token, the representatives' K/V gathered into the
-// compressed cache, every query attending to the representatives before it and to its own key (the
-// kernels' own-key term), the output projection on every row.
-// --proportional: log n_s(t) added to representative s's logits (a bias matrix built on the host as
-// the CPU does; while decoding, n_s kept per representative).
-// Decoding: the new token decided on the device (select/gpu_incremental.h); a representative appends
-// its K/V to the compressed cache; it attends (and, with queries=all, so does any other token, over
-// the cache and its own key), else it copies its parent's output.
+// ADA on the GPU: the twin of ada_attention.cc. The selection runs on the device
+// (select/gpu_selection.h: full at layer 0 and for --select full, the exact cascade after); the
+// layer's AdaPlan (attention/ada_plan.h, computed on the host from the selection, exactly as the CPU
+// computes it) is uploaded and carried out: the query rows gathered (representatives, or every
+// token), Q/K/V at their positions, the representatives' K/V gathered into the compressed cache,
+// the attention (own key and bias where the plan says), the output projection, and with
+// queries=reps every token copying its parent's output.
+// Decoding: the new token decided on the device (select/gpu_incremental.h), the plan's step
+// carried out on the compressed cache.
 #include <algorithm>
-#include <cmath>
+#include <memory>
+#include <numeric>
+#include <optional>
 #include <vector>
 
-#include "model/cuda_decoder.cuh"
+#include "attention/ada_attention.h"
+#include "attention/gpu_attention.cuh"
+#include "core/error.h"
+#include "cuda/buffer.h"
+#include "cuda/pool_buffer.h"
+#include "select/gpu_incremental.h"
+#include "select/gpu_selection.h"
 
-namespace cascade::cuda_decoder {
+namespace cascade {
 
-ops::gpu::AttentionArgs GpuLayers::ada_args(const AdaGpuLayer& L, const void* q, int64_t ldq, int64_t nq,
-                                            const int64_t* qpos, void* o) const {
-  const ArchSpec& a = m.a_;
-  ops::gpu::AttentionArgs g;
-  g.dtype = m.t_;
-  g.q = q;
-  g.ldq = ldq;
-  g.nq = nq;
-  g.k = const_cast<PoolBytes&>(L.k).data();
-  g.v = const_cast<PoolBytes&>(L.v).data();
-  g.ldkv = a.n_kv_heads * a.head_dim;
-  g.nk = L.r;
-  g.heads = a.n_heads;
-  g.kv_heads = a.n_kv_heads;
-  g.head_dim = a.head_dim;
-  g.q_pos = qpos;
-  g.k_pos = reinterpret_cast<const int64_t*>(const_cast<PoolBytes&>(L.rep_pos_d).data());
-  g.keys_sorted = true;
-  g.scale = attention_scale(a);
-  g.out = o;
-  g.ldo = a.n_heads * a.head_dim;
-  return g;
+namespace {
+
+// Host vector -> device buffer (grown as needed), in stream order.
+template <typename T>
+const T* upload(cuda::Buffer<T>& b, const std::vector<T>& h, cudaStream_t st) {
+  b.reserve(std::max<size_t>(1, h.size()));
+  if (!h.empty()) CASCADE_CUDA_CHECK(cudaMemcpyAsync(b.data(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, st));
+  return b.data();
 }
 
-// Room for `need` representatives in layer L's compressed cache (the rows kept).
-void GpuLayers::ada_reserve(AdaGpuLayer& L, int64_t need) {
-  if (need <= L.cap) return;
-  const int64_t cap = std::min(m.a_.max_positions, std::max({need, 2 * L.cap, int64_t(64)}));
-  const size_t kvb = size_t(s.row_bytes), ob = size_t(m.a_.d_model) * dtype_size(m.t_);
-  PoolBytes k(cap * kvb, st), v(cap * kvb, st), o(cap * ob, st), p(size_t(cap) * 8, st);
-  if (L.r) {
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), L.k.data(), L.r * kvb, cudaMemcpyDeviceToDevice, st));
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), L.v.data(), L.r * kvb, cudaMemcpyDeviceToDevice, st));
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(o.data(), L.out.data(), L.r * ob, cudaMemcpyDeviceToDevice, st));
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(p.data(), L.rep_pos_d.data(), size_t(L.r) * 8, cudaMemcpyDeviceToDevice, st));
-  }
-  L.k = std::move(k);
-  L.v = std::move(v);
-  L.out = std::move(o);
-  L.rep_pos_d = std::move(p);
-  L.cap = cap;
-}
+// Scratch shared by the ADA layers of one sequence (they run one at a time).
+struct AdaGpuScratch {
+  cuda::Buffer<float> features;        // a layer's input in float32, the selection's input
+  cuda::Buffer<unsigned char> rows;    // gathered query rows [rows, d]
+  cuda::Buffer<int32_t> query_tokens, cache_rows, copy_from;
+  cuda::Buffer<int64_t> query_pos;
+  cuda::Buffer<uint8_t> own_key;
+  cuda::Buffer<float> bias;
+};
 
-// Q, K, V of rows x [rows, d] at device positions pos (rotary applied), into m.qkv_.
-void GpuLayers::ada_project(int64_t l, const void* x, int64_t rows, const int64_t* pos) {
-  const ArchSpec& a = m.a_;
-  const DevLayer& w = m.layers_[size_t(l)];
-  const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim, ld = qd + 2 * kd;
-  ops::gpu::linear(m.t_, x, w.qkv.in, rows, w.qkv.w.data(), w.qkv.in, w.qkv.out, w.qkv.b.size() ? w.qkv.b.data() : nullptr,
-                   m.t_, m.qkv_.data(), w.qkv.out, st);
-  ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), m.qkv_.data(), rows, ld, a.n_heads, a.head_dim, pos, st);
-  ops::gpu::rotary(m.t_, m.rot_style_, m.rot_dim_, m.inv_freq_.data(), at<void>(m.qkv_.data(), qd, m.t_), rows, ld,
-                   a.n_kv_heads, a.head_dim, pos, st);
-}
+class AdaGpuLayer : public GpuLayerAttention {
+ public:
+  AdaGpuLayer(const GpuAttentionContext& c, const AdaOptions& o, const AdaGpuLayer* below,
+              std::shared_ptr<AdaGpuScratch> scratch)
+      : c_(c), o_(o), below_(below), sc_(std::move(scratch)) {}
 
-// K and V of the first `rows` rows of m.qkv_ appended to L's cache at row L.r (room reserved).
-void GpuLayers::ada_append(AdaGpuLayer& L, int64_t rows) {
-  const ArchSpec& a = m.a_;
-  const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim, ld = qd + 2 * kd;
-  const size_t es = dtype_size(m.t_);
-  CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(L.k.data() + size_t(L.r * kd) * es, size_t(kd) * es,
-                                       at<unsigned char>(m.qkv_.data(), qd, m.t_), size_t(ld) * es, size_t(kd) * es,
-                                       size_t(rows), cudaMemcpyDeviceToDevice, st));
-  CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(L.v.data() + size_t(L.r * kd) * es, size_t(kd) * es,
-                                       at<unsigned char>(m.qkv_.data(), qd + kd, m.t_), size_t(ld) * es, size_t(kd) * es,
-                                       size_t(rows), cudaMemcpyDeviceToDevice, st));
-}
-
-// queries=all: the queries in m.qkv_ flagged in mask (device) also see their own K/V row there.
-void GpuLayers::ada_own_keys(ops::gpu::AttentionArgs& g, const uint8_t* mask) const {
-  const int64_t qd = m.a_.n_heads * m.a_.head_dim, kd = m.a_.n_kv_heads * m.a_.head_dim;
-  g.own_k = at<void>(m.qkv_.data(), qd, m.t_);
-  g.own_v = at<void>(m.qkv_.data(), qd + kd, m.t_);
-  g.ldown = qd + 2 * kd;
-  g.own_mask = mask;
-}
-
-// The output projection of `rows` attention outputs in m.o_ into y [rows, d].
-void GpuLayers::ada_out(int64_t l, int64_t rows, void* y) {
-  const DevLayer& w = m.layers_[size_t(l)];
-  ops::gpu::linear(m.t_, m.o_.data(), m.a_.n_heads * m.a_.head_dim, rows, w.o.w.data(), w.o.in, w.o.out,
-                   w.o.b.size() ? w.o.b.data() : nullptr, m.t_, y, m.a_.d_model, st);
-}
-
-// x [rows, d] in the compute dtype -> float32 (the selection's input), in m.xf_.
-const float* GpuLayers::ada_features_f32(const void* x, int64_t rows) {
-  if (m.t_ == DType::F32) return static_cast<const float*>(x);
-  m.xf_.reserve(size_t(rows * m.a_.d_model));
-  ops::gpu::to_f32(m.t_, x, m.xf_.data(), rows * m.a_.d_model, st);
-  return m.xf_.data();
-}
-
-void GpuLayers::ada_attention(int64_t l, void* x, void* out) {
-  AdaGpuLayer& L = s.ada_layers[size_t(l)];
-  if (start == 0) ada_prefill(l, L, x, out);
-  else
-    for (int64_t i = 0; i < n; ++i) ada_decode(l, L, at<void>(x, i * m.a_.d_model, m.t_), i, at<void>(out, i * m.a_.d_model, m.t_));
-}
-
-void GpuLayers::ada_prefill(int64_t l, AdaGpuLayer& L, void* x, void* out) {
-  const ArchSpec& a = m.a_;
-  const AdaOptions& o = *s.ada;
-  const int64_t d = a.d_model, qd = a.n_heads * a.head_dim;
-  // Selection on the device: full at layer 0 (and for --select full), the exact cascade after.
-  select::gpu::DeviceFeatures z = select::gpu::normalize_device(ada_features_f32(x, n), n, d, o.select.similarity);
-  const AdaGpuLayer* below = l > 0 ? &s.ada_layers[size_t(l - 1)] : nullptr;
-  select::gpu::GpuSelection g = (below && o.mode.mode == select::Mode::cascade)
-                                    ? select::gpu::run_cascade(z, below->sel, o.select)
-                                    : select::gpu::run_full(z, o.select, {}, below ? &below->sel : nullptr);
-  s.times.selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
-  L.sel = std::move(g.sel);
-  L.stats = g.stats;
-  L.z.emplace(std::move(z));
-  const auto& reps = L.sel.reps;
-  const int64_t r = int64_t(reps.size());
-  L.rep_index.assign(size_t(n), -1);
-  for (int64_t i = 0; i < r; ++i) L.rep_index[size_t(reps[size_t(i)])] = int32_t(i);
-  L.rep_pos.assign(reps.begin(), reps.end());  // start == 0: position == index
-  std::vector<int32_t> copy(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) copy[size_t(t)] = L.rep_index[size_t(L.sel.parent[size_t(t)])];
-  L.r = 0;
-  ada_reserve(L, r);
-  m.rep_ids_.reserve(size_t(r));
-  m.copy_ids_.reserve(size_t(n));
-  CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.rep_ids_.data(), reps.data(), size_t(r) * 4, cudaMemcpyHostToDevice, st));
-  CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.copy_ids_.data(), copy.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
-  CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data(), L.rep_pos.data(), size_t(r) * 8, cudaMemcpyHostToDevice, st));
-  const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
-  const bool all = o.queries == AdaQueries::all;
-  if (o.proportional) {  // log n_s(t) for each query row (t its position) and representative s
-    const select::ChildCounts cc(L.sel.parent);
-    const int64_t rows = all ? n : r;
-    std::vector<float> bias(static_cast<size_t>(rows * r), 0.f);
-    for (int64_t i = 0; i < rows; ++i) {
-      const int32_t t = all ? int32_t(i) : reps[size_t(i)];
-      for (int64_t j = 0; j < r && reps[size_t(j)] <= t; ++j) bias[size_t(i * r + j)] = float(std::log(double(cc.n(reps[size_t(j)], t))));
+  void forward(const GpuPass& p, const void* x, void* out) override {
+    const int64_t d = c_.spec->d_model;
+    if (!plan_) {
+      CASCADE_CHECK(p.start == 0, "ADA GPU sequence without a prefill");
+      prefill(p, x, out);
+      return;
     }
-    m.bias_.reserve(bias.size());
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.bias_.data(), bias.data(), bias.size() * 4, cudaMemcpyHostToDevice, st));
-    L.counts.assign(size_t(r), 1);  // n_s at the end of the prompt, for decoding
-    for (int64_t t = 0; t < n; ++t)
-      if (L.sel.parent[size_t(t)] != t) ++L.counts[size_t(L.rep_index[size_t(L.sel.parent[size_t(t)])])];
+    for (int64_t i = 0; i < p.n; ++i) decode(p, at(x, i * d, c_.dtype), i, at(out, i * d, c_.dtype));
   }
-  // The bias, when there is one, on the attention arguments (rows: the queries, columns: the representatives).
-  auto with_bias = [&](ops::gpu::AttentionArgs g) {
-    if (o.proportional) {
-      g.bias = m.bias_.data();
-      g.ldbias = r;
+
+  int64_t cache_bytes() const override { return 2 * r_ * c_.kd() * int64_t(dtype_size(c_.dtype)); }
+  const AdaLayerTrace* trace() const override { return &trace_; }
+
+ private:
+  bool all() const { return o_.queries == AdaQueries::all; }
+  size_t es() const { return dtype_size(c_.dtype); }
+
+  // x [rows, d] in the compute dtype -> float32 (the selection's input).
+  const float* features_f32(const void* x, int64_t rows, cudaStream_t st) {
+    if (c_.dtype == DType::F32) return static_cast<const float*>(x);
+    sc_->features.reserve(size_t(rows * c_.spec->d_model));
+    ops::gpu::to_f32(c_.dtype, x, sc_->features.data(), rows * c_.spec->d_model, st);
+    return sc_->features.data();
+  }
+
+  // Room for `need` representatives in the compressed cache (K, V, outputs, positions).
+  void reserve(int64_t need, cudaStream_t st) {
+    if (need <= cap_) return;
+    const int64_t cap = std::min(c_.spec->max_positions, std::max({need, 2 * cap_, int64_t(64)}));
+    const size_t kvb = size_t(c_.kd()) * es(), ob = size_t(c_.spec->d_model) * es();
+    cuda::PoolBytes k(size_t(cap) * kvb, st), v(size_t(cap) * kvb, st), o(size_t(cap) * ob, st), p(size_t(cap) * 8, st);
+    if (r_) {
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), k_.data(), size_t(r_) * kvb, cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), v_.data(), size_t(r_) * kvb, cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(o.data(), out_.data(), size_t(r_) * ob, cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(p.data(), rep_pos_.data(), size_t(r_) * 8, cudaMemcpyDeviceToDevice, st));
     }
-    return g;
-  };
-  if (all) {
-    // Every token's Q/K/V at its position; the representatives' K/V into the compressed cache; each
-    // query attends to the representatives before it and, unless it is one, to its own key.
-    std::vector<uint8_t> own(static_cast<size_t>(n));
-    for (int64_t t = 0; t < n; ++t) own[size_t(t)] = L.rep_index[size_t(t)] < 0 ? 1 : 0;
-    m.own_mask_.reserve(size_t(n));
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.own_mask_.data(), own.data(), size_t(n), cudaMemcpyHostToDevice, st));
-    ada_project(l, x, n, m.pos_.data());
-    const int64_t kd = a.n_kv_heads * a.head_dim;
-    ops::gpu::gather_rows(m.t_, at<void>(m.qkv_.data(), qd, m.t_), ld, m.rep_ids_.data(), r, kd, L.k.data(), kd, st);
-    ops::gpu::gather_rows(m.t_, at<void>(m.qkv_.data(), qd + kd, m.t_), ld, m.rep_ids_.data(), r, kd, L.v.data(), kd, st);
-    L.r = r;
-    ops::gpu::AttentionArgs g = with_bias(ada_args(L, m.qkv_.data(), ld, n, m.pos_.data(), m.o_.data()));
-    ada_own_keys(g, m.own_mask_.data());
-    timed_attention(g);
-    ada_out(l, n, out);
-    return;
+    k_ = std::move(k);
+    v_ = std::move(v);
+    out_ = std::move(o);
+    rep_pos_ = std::move(p);
+    cap_ = cap;
   }
-  // Gather the representatives' rows, project them at their original positions, attend r x r.
-  m.xr_.reserve(size_t(r * d) * dtype_size(m.t_));
-  ops::gpu::embed(m.t_, x, m.rep_ids_.data(), r, d, m.xr_.data(), st);
-  const int64_t* pos = reinterpret_cast<const int64_t*>(L.rep_pos_d.data());
-  ada_project(l, m.xr_.data(), r, pos);
-  ada_append(L, r);
-  L.r = r;
-  timed_attention(with_bias(ada_args(L, m.qkv_.data(), ld, r, pos, m.o_.data())));
-  // Output projection on r rows, kept as the representatives' sub-layer outputs; every token copies
-  // its parent's (a representative its own).
-  ada_out(l, r, L.out.data());
-  ops::gpu::embed(m.t_, L.out.data(), m.copy_ids_.data(), n, d, out, st);
+  const int64_t* rep_pos() const { return reinterpret_cast<const int64_t*>(rep_pos_.data()); }
+
+  void prefill(const GpuPass& p, const void* x, void* out) {
+    const int64_t n = p.n, d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
+    select::gpu::DeviceFeatures z = select::gpu::normalize_device(features_f32(x, n, p.st), n, d, o_.select.similarity);
+    const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
+    select::gpu::GpuSelection g = (prev && o_.mode.mode == select::Mode::cascade)
+                                      ? select::gpu::run_cascade(z, *prev, o_.select)
+                                      : select::gpu::run_full(z, o_.select, {}, prev);
+    c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
+    trace_.selection = std::move(g.sel);
+    z_.emplace(std::move(z));
+    std::vector<int64_t> pos(size_t(n));
+    std::iota(pos.begin(), pos.end(), int64_t(0));  // a prefill starts at position 0
+    plan_.emplace(trace_.selection, pos.data(), n, o_.queries, o_.proportional);
+    const AdaPlan& pl = *plan_;
+    const int64_t r = pl.r(), rows = int64_t(pl.query_tokens().size());
+
+    reserve(r, p.st);
+    const int64_t* qpos = upload(sc_->query_pos, pl.query_pos(), p.st);
+    const int32_t* cache_rows = upload(sc_->cache_rows, pl.cache_rows(), p.st);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(rep_pos_.data(), pl.rep_pos().data(), size_t(r) * 8, cudaMemcpyHostToDevice, p.st));
+    const void* xq = x;
+    if (!all()) {
+      sc_->rows.reserve(size_t(rows * d) * es());
+      ops::gpu::embed(c_.dtype, x, upload(sc_->query_tokens, pl.query_tokens(), p.st), rows, d, sc_->rows.data(), p.st);
+      xq = sc_->rows.data();
+    }
+    gpu_project_qkv(c_, xq, rows, qpos, p.qkv, p.st);
+    ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd, c_.dtype), ld, cache_rows, r, kd, k_.data(), kd, p.st);
+    ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd + kd, c_.dtype), ld, cache_rows, r, kd, v_.data(), kd, p.st);
+    r_ = r;
+    ops::gpu::AttentionArgs g2 = gpu_attention_args(c_, p.qkv, ld, rows, qpos, k_.data(), v_.data(), r, rep_pos(), p.o);
+    if (!pl.bias().empty()) {
+      g2.bias = upload(sc_->bias, pl.bias(), p.st);
+      g2.ldbias = r;
+    }
+    if (!pl.own_key().empty()) own_keys(g2, p, upload(sc_->own_key, pl.own_key(), p.st));
+    p.timer->run(g2, p.st);
+    if (all()) {
+      gpu_project_out(c_, p.o, rows, out, p.st);
+    } else {  // the representatives' outputs are kept: every token takes its parent's
+      gpu_project_out(c_, p.o, rows, out_.data(), p.st);
+      ops::gpu::embed(c_.dtype, out_.data(), upload(sc_->copy_from, pl.copy_from(), p.st), n, d, out, p.st);
+    }
+    plan_->end_prefill();
+  }
+
+  // The queries of the fused Q/K/V rows in p.qkv flagged in mask (device) also see their own K/V there.
+  void own_keys(ops::gpu::AttentionArgs& g, const GpuPass& p, const uint8_t* mask) const {
+    g.own_k = at(p.qkv, c_.qd(), c_.dtype);
+    g.own_v = at(p.qkv, c_.qd() + c_.kd(), c_.dtype);
+    g.ldown = c_.qkv_ld();
+    g.own_mask = mask;
+  }
+
+  void decode(const GpuPass& p, const void* x, int64_t i, void* out) {
+    const int64_t d = c_.spec->d_model, kd = c_.kd(), ld = c_.qkv_ld();
+    if (!selector_) {  // the representatives' rows, made on the first decoded token; the features go
+      CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
+      selector_.emplace(*z_, trace_.selection, o_.select);
+      z_.reset();
+    }
+    const select::IncrementalSelector::Step st = selector_->step(features_f32(x, 1, p.st));
+    extend_selection(trace_.selection, st);
+    ++trace_.decode_tokens;
+    if (st.is_rep) ++trace_.decode_reps;
+    const AdaPlan::Step s = plan_->decode(st, p.start + i);
+    if (!s.attend) {  // the parent's sub-layer output
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, out_.data() + size_t(s.copy_from) * size_t(d) * es(), size_t(d) * es(),
+                                         cudaMemcpyDeviceToDevice, p.st));
+      return;
+    }
+    const int64_t* qpos = p.pos + i;  // this token's position on the device
+    gpu_project_qkv(c_, x, 1, qpos, p.qkv, p.st);
+    if (s.append) {
+      reserve(r_ + 1, p.st);
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(rep_pos_.data() + size_t(r_) * 8, qpos, 8, cudaMemcpyDeviceToDevice, p.st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k_.data() + size_t(r_ * kd) * es(), at(p.qkv, c_.qd(), c_.dtype), size_t(kd) * es(),
+                                         cudaMemcpyDeviceToDevice, p.st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v_.data() + size_t(r_ * kd) * es(), at(p.qkv, c_.qd() + kd, c_.dtype),
+                                         size_t(kd) * es(), cudaMemcpyDeviceToDevice, p.st));
+      ++r_;
+    }
+    ops::gpu::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, 1, qpos, k_.data(), v_.data(), r_, rep_pos(), p.o);
+    if (!s.bias.empty()) {
+      g.bias = upload(sc_->bias, s.bias, p.st);
+      g.ldbias = int64_t(s.bias.size());
+    }
+    if (s.own_key) {
+      sc_->own_key.reserve(1);
+      CASCADE_CUDA_CHECK(cudaMemsetAsync(sc_->own_key.data(), 1, 1, p.st));
+      own_keys(g, p, sc_->own_key.data());
+    }
+    p.timer->run(g, p.st);
+    if (!s.append || all()) {
+      gpu_project_out(c_, p.o, 1, out, p.st);
+      return;
+    }
+    void* kept = out_.data() + size_t((r_ - 1) * d) * es();  // a later non-representative copies it
+    gpu_project_out(c_, p.o, 1, kept, p.st);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, kept, size_t(d) * es(), cudaMemcpyDeviceToDevice, p.st));
+  }
+
+  GpuAttentionContext c_;
+  AdaOptions o_;
+  const AdaGpuLayer* below_;
+  std::shared_ptr<AdaGpuScratch> sc_;
+  AdaLayerTrace trace_;
+  std::optional<select::gpu::DeviceFeatures> z_;  // the prefill's features, until decoding starts
+  std::optional<select::gpu::DeviceIncremental> selector_;
+  std::optional<AdaPlan> plan_;
+  cuda::PoolBytes k_, v_, out_, rep_pos_;  // [cap, kd], [cap, kd], [cap, d] (reps' outputs), [cap] int64
+  int64_t r_ = 0, cap_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<GpuLayerAttention>> AdaAttentionFactory::make_gpu(
+    const std::vector<GpuAttentionContext>& layers) const {
+  check_gpu();
+  auto scratch = std::make_shared<AdaGpuScratch>();
+  std::vector<std::unique_ptr<GpuLayerAttention>> out;
+  const AdaGpuLayer* below = nullptr;
+  for (const auto& c : layers) {
+    auto l = std::make_unique<AdaGpuLayer>(c, o_, below, scratch);
+    below = l.get();
+    out.push_back(std::move(l));
+  }
+  return out;
 }
 
-void GpuLayers::ada_decode(int64_t l, AdaGpuLayer& L, const void* x, int64_t i, void* out) {
-  const ArchSpec& a = m.a_;
-  const int64_t d = a.d_model, qd = a.n_heads * a.head_dim, p = start + i;
-  const size_t es = dtype_size(m.t_);
-  const bool all = s.ada->queries == AdaQueries::all;
-  if (!L.selector) {
-    CASCADE_CHECK(L.z.has_value(), "ADA GPU sequence without a prefill");
-    L.selector.emplace(*L.z, L.sel, s.ada->select);
-    L.z.reset();
-  }
-  const select::IncrementalSelector::Step step = L.selector->step(ada_features_f32(x, 1));
-  L.rep_index.push_back(step.is_rep ? int32_t(L.r) : -1);
-  if (s.ada->proportional) {  // n_s now that this token is counted
-    if (step.is_rep) L.counts.push_back(1);
-    else ++L.counts[size_t(L.rep_index[size_t(step.parent)])];
-  }
-  if (!step.is_rep && !all) {  // the parent's sub-layer output
-    const int64_t j = L.rep_index[size_t(step.parent)];
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, L.out.data() + size_t(j * d) * es, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
-    return;
-  }
-  const int64_t* pos = m.pos_.data() + i;  // this token's position on the device
-  ada_project(l, x, 1, pos);
-  if (step.is_rep) {
-    ada_reserve(L, L.r + 1);
-    L.rep_pos.push_back(p);
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(L.rep_pos_d.data() + size_t(L.r) * 8, pos, 8, cudaMemcpyDeviceToDevice, st));
-    ada_append(L, 1);
-    ++L.r;
-  }
-  const int64_t ld = qd + 2 * a.n_kv_heads * a.head_dim;
-  ops::gpu::AttentionArgs g = ada_args(L, m.qkv_.data(), ld, 1, pos, m.o_.data());
-  if (s.ada->proportional) {
-    std::vector<float> bias(L.counts.size());
-    for (size_t j = 0; j < bias.size(); ++j) bias[j] = float(std::log(double(L.counts[j])));
-    m.bias_.reserve(bias.size());
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(m.bias_.data(), bias.data(), bias.size() * 4, cudaMemcpyHostToDevice, st));
-    g.bias = m.bias_.data();
-    g.ldbias = int64_t(bias.size());
-  }
-  if (!step.is_rep) {  // queries=all: a non-representative also sees its own key
-    m.own_mask_.reserve(1);
-    CASCADE_CUDA_CHECK(cudaMemsetAsync(m.own_mask_.data(), 1, 1, st));
-    ada_own_keys(g, m.own_mask_.data());
-  }
-  timed_attention(g);
-  if (!step.is_rep) {
-    ada_out(l, 1, out);
-    return;
-  }
-  void* dst = L.out.data() + size_t((L.r - 1) * d) * es;  // kept: a later non-representative copies it
-  ada_out(l, 1, dst);
-  CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, dst, size_t(d) * es, cudaMemcpyDeviceToDevice, st));
-}
-
-}  // namespace cascade::cuda_decoder
+}  // namespace cascade

@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "model/layer_attention.h"
+#include "attention/layer_attention.h"
 
 namespace cascade {
 

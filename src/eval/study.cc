@@ -54,7 +54,7 @@ ConfigRaw run_ada(const Model& m, std::span<const int32_t> tokens, const Tensor&
   r.name = cfg.name;
   std::vector<std::vector<int32_t>> reps;
   for (int l = 0; l < L; ++l) {
-    const AdaLayerTrace& t = *ada_trace(s.layer(l));
+    const AdaLayerTrace& t = *s.trace(l);
     const select::Selection& sel = t.selection;
     r.layers.push_back({int64_t(sel.reps.size()), int64_t(sel.added.size()), int64_t(sel.removed.size()),
                         sel.cost.needed, sel.cost.computed, 0.0, t.attention_error, t.jaccard_vs_full, -1.0,
@@ -73,7 +73,7 @@ ConfigRaw run_ada(const Model& m, std::span<const int32_t> tokens, const Tensor&
   Sequence plain = m.new_sequence(&pf);
   (void)m.forward(plain, tokens);
   r.times = plain.times();
-  for (int l = 0; l < L; ++l) r.layers[size_t(l)].gram_seconds = ada_trace(plain.layer(l))->selection.cost.seconds;
+  for (int l = 0; l < L; ++l) r.layers[size_t(l)].gram_seconds = plain.trace(l)->selection.cost.seconds;
   return r;
 }
 
@@ -88,7 +88,7 @@ ConfigRaw run_observed(const Model& m, std::span<const int32_t> tokens, const St
   r.times = {kNaN, kNaN, kNaN, kNaN};
   std::vector<std::vector<int32_t>> reps;
   for (int l = 0; l < int(m.spec().n_layers); ++l) {
-    const ObservedSelections& o = *observed_selections(s.layer(l));
+    const ObservedSelections& o = *observed_selections(*s.cpu_layer(l));
     const select::Selection& c = o.cascade;
     r.layers.push_back({int64_t(c.reps.size()), int64_t(c.added.size()), int64_t(c.removed.size()), c.cost.needed,
                         c.cost.computed, c.cost.seconds, kNaN, jaccard(c.reps, o.full.reps), -1.0, false});

@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "model/layer_attention.h"
+#include "attention/layer_attention.h"
 #include "select/selection.h"
 
 namespace cascade {

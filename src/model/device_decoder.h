@@ -1,5 +1,5 @@
 // The decoder on another device (today: CUDA, model/model_cuda.cu). Model owns one when
-// Model::to_device(Device::Cuda, dtype) was called; a Sequence then holds the device's KV cache.
+// Model::to_device(Device::Cuda, dtype) was called; a Sequence then holds the device's layers.
 // No CUDA header is needed here, and the CPU-only build links device_decoder_none.cc, whose
 // make_cuda_decoder throws the cascade::Error of cuda::require_gpu().
 #pragma once
@@ -9,10 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "attention/ada_attention.h"
+#include "attention/layer_attention.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
-#include "model/layer_attention.h"
 
 namespace cascade {
 
@@ -26,34 +25,24 @@ enum class Device { Cpu, Cuda };
 // "cpu" | "cuda"; "f32" | "fp16" | "bf16" (also "float32", "float16", "f16", "bfloat16").
 Device parse_device(const std::string& s);
 DType parse_compute_dtype(const std::string& s);
-std::string device_name(Device d);
 
-// One sequence's state on the device (its per-layer KV cache; with ADA, the compressed cache of the
-// representatives and each layer's selection state).
+// One sequence's state on the device: the attention objects of its layers (and so their caches).
 class DeviceSequence {
  public:
   virtual ~DeviceSequence() = default;
   virtual int64_t cache_bytes() const = 0;
-  // ADA: layer l's prefill selection (nullptr for exact attention or before the prefill).
-  virtual const select::Selection* ada_selection(int64_t l) const { (void)l; return nullptr; }
-  // Device time per phase, accumulated over the sequence (seconds, from CUDA events and the selection's
-  // own event timing): selection (normalisation + Gram + rounds) and the attention kernel. projections
-  // stays 0 on the GPU; total is the host's wall clock (Model::forward).
-  PhaseTimes times;
+  // Layer l's trace (a selection-based method's selection; nullptr otherwise).
+  virtual const AdaLayerTrace* trace(int64_t l) const = 0;
 };
-
-// ADA on the GPU (the prefill of SPEC 3 with the selection of SPEC 1-2 on the device, and SPEC 4's
-// decoding against the compressed cache): what runs there is --select full or cascade, --rule greedy,
-// --ada-queries reps or all, with or without --proportional; anything else is a cascade::Error naming
-// the CPU path.
-void check_ada_on_gpu(const AdaOptions& o);
 
 class DeviceDecoder {
  public:
   virtual ~DeviceDecoder() = default;
   virtual DType dtype() const = 0;
-  // ada null: exact attention; else ADA with those options (check_ada_on_gpu).
-  virtual std::unique_ptr<DeviceSequence> new_sequence(const AdaOptions* ada = nullptr) const = 0;
+  // A sequence whose layers' attention the method makes (AttentionFactory::make_gpu). times: the
+  // sequence's phase times, which the layers and the decoder add to (device time: selection and
+  // attention kernels; projections stay 0 on the GPU).
+  virtual std::unique_ptr<DeviceSequence> new_sequence(const AttentionFactory& method, PhaseTimes* times) const = 0;
   // Appends n tokens at positions start..start+n-1 (start: the sequence's length; the caller has
   // validated ids and length) and returns float32 logits [n, V] on the host ([1, V] if last_only).
   virtual Tensor forward(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const = 0;

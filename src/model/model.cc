@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "arch/load_weights.h"
-#include "attention/ada_attention.h"
 #include "attention/exact_attention.h"
 #include "core/error.h"
 #include "model/memory_budget.h"
@@ -22,6 +21,15 @@ namespace cascade {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+}
+
+const AdaLayerTrace* Sequence::trace(int l) const {
+  if (device_) return device_->trace(l);
+  return l >= 0 && l < int(layers_.size()) ? layers_[size_t(l)]->trace() : nullptr;
+}
+
+const LayerAttention* Sequence::cpu_layer(int l) const {
+  return l >= 0 && l < int(layers_.size()) ? layers_[size_t(l)].get() : nullptr;
 }
 
 int64_t Sequence::cache_bytes() const {
@@ -55,21 +63,16 @@ void Model::to_device(Device d, DType dtype, bool cuda_graphs) {
 
 Sequence Model::new_sequence(const AttentionFactory* attention) const {
   Sequence s;
+  const ExactAttentionFactory exact;
+  const AttentionFactory& method = attention ? *attention : exact;
   if (gpu_) {
-    const AdaOptions* ada = nullptr;
-    if (attention && !dynamic_cast<const ExactAttentionFactory*>(attention)) {
-      const auto* f = dynamic_cast<const AdaAttentionFactory*>(attention);
-      if (!f) fail("--device cuda runs exact attention and ADA (AdaAttentionFactory) only, not a custom attention factory");
-      ada = &f->options();
-    }
-    s.device_ = gpu_->new_sequence(ada);
+    s.device_ = gpu_->new_sequence(method, s.times_.get());
     return s;
   }
   std::vector<AttentionContext> ctx(size_t(spec_.n_layers));
   for (int i = 0; i < int(spec_.n_layers); ++i)
     ctx[size_t(i)] = AttentionContext{&spec_, &w_.layers[size_t(i)], &rotary_, i, s.times_.get()};
-  const ExactAttentionFactory exact;
-  s.layers_ = (attention ? attention : &exact)->make(ctx);
+  s.layers_ = method.make(ctx);
   return s;
 }
 
@@ -100,8 +103,6 @@ void Model::check_append(const Sequence& seq, std::span<const int32_t> tokens) c
 
 void Model::note_device_forward(Sequence& seq, int64_t n, Clock::time_point t_start) const {
   seq.length_ += n;
-  seq.times_->selection = seq.device_->times.selection;
-  seq.times_->attention = seq.device_->times.attention;
   seq.times_->total += std::chrono::duration<double>(Clock::now() - t_start).count();
 }
 

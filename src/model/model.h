@@ -13,8 +13,8 @@
 #include "core/tensor.h"
 #include "io/checkpoint.h"
 #include "model/device_decoder.h"
-#include "model/layer_attention.h"
-#include "model/weights.h"
+#include "attention/layer_attention.h"
+#include "arch/weights.h"
 #include "ops/rotary.h"
 
 namespace cascade {
@@ -25,16 +25,18 @@ class Sequence {
  public:
   int64_t length() const { return length_; }
   const PhaseTimes& times() const { return *times_; }
-  LayerAttention& layer(int i) { return *layers_.at(size_t(i)); }
   int64_t cache_bytes() const;
-  // The device's state when the model runs on a GPU (nullptr on the CPU): ADA selections per layer.
-  const DeviceSequence* device() const { return device_.get(); }
+  // Layer l's trace on either device: a selection-based method's selection over every token seen
+  // (nullptr for exact attention).
+  const AdaLayerTrace* trace(int l) const;
+  // The CPU layers' attention objects (empty when the model runs on a GPU).
+  const LayerAttention* cpu_layer(int l) const;
 
  private:
   friend class Model;
   std::vector<std::unique_ptr<LayerAttention>> layers_;
   std::unique_ptr<PhaseTimes> times_ = std::make_unique<PhaseTimes>();
-  std::unique_ptr<DeviceSequence> device_;  // the KV cache when the model runs on a GPU
+  std::unique_ptr<DeviceSequence> device_;  // the layers when the model runs on a GPU
   int64_t length_ = 0;
 };
 
@@ -49,16 +51,15 @@ class Model {
   const Checkpoint& checkpoint() const { return ckpt_; }
 
   // Moves the computation to a device: Cuda uploads the weights once in dtype (F32, F16 or BF16) and
-  // every later forward() runs there (exact attention, or ADA: see check_ada_on_gpu); Cpu (F32 only) drops the
+  // every later forward() runs there (any method with a GPU twin: AttentionFactory::make_gpu); Cpu (F32 only) drops the
   // device copy. cuda_graphs: exact-attention forwards on the GPU are replayed as CUDA graphs (see
   // model/model_cuda.cu). cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
   void to_device(Device d, DType dtype = DType::F32, bool cuda_graphs = true);
   Device device() const { return device_; }
   DType compute_dtype() const { return gpu_ ? gpu_->dtype() : DType::F32; }
 
-  // A new, empty sequence whose attention sub-layers come from `attention` (exact when null).
-  // On the GPU: exact (null or ExactAttentionFactory) or an AdaAttentionFactory whose options
-  // check_ada_on_gpu accepts; any other factory is a cascade::Error.
+  // A new, empty sequence whose attention sub-layers the method makes (exact when null) on the
+  // model's device: a method or option the device lacks is a cascade::Error naming the other device.
   Sequence new_sequence(const AttentionFactory* attention = nullptr) const;
 
   // Appends tokens to seq and returns their logits [n, V] (only the last row, [1, V], if last_only).
@@ -72,7 +73,7 @@ class Model {
  private:
   // The checks of forward(): the sequence's device, the context length, the token ids.
   void check_append(const Sequence& seq, std::span<const int32_t> tokens) const;
-  // After a forward on the GPU: the sequence's length and its phase times.
+  // After a forward on the GPU: the sequence's length and its wall time.
   void note_device_forward(Sequence& seq, int64_t n, std::chrono::steady_clock::time_point t_start) const;
   void mlp(const LayerWeights& l, const float* x, int64_t n, float* out) const;
 

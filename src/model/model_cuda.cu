@@ -1,18 +1,18 @@
-// The decoder on the GPU, exact attention or ADA (SPEC 3-4: GpuLayers::ada_*): weights uploaded once
+// The decoder on the GPU, whatever the attention method (its GpuLayerAttention objects, made by
+// AttentionFactory::make_gpu, run each layer's attention sub-layer): weights uploaded once
 // in the compute dtype (F32, F16 or BF16; norm weights stay float32), activations in that dtype with
 // float32 accumulation in every op (src/ops/*_cuda.cu), the per-layer KV cache on the device, logits
 // back as float32. The residual wiring is the CPU decoder's own (model/residual_wiring.h); this file
 // supplies its steps on device buffers. Q, K and V come from one GEMM against the three weights
-// stacked at upload.
+// stacked at upload (the methods' GpuAttentionContext points at them).
 //
-// CUDA graphs (exact attention; on unless the decoder is made without): a forward's device work is
-// captured on its second occurrence and replayed while nothing its kernels read from the host
-// changes (GraphSlot's key: the token count, the buffers' addresses, the cache's capacity, and the
-// start for a prefill). A decoding step depends on its position only through device memory
-// (positions uploaded before the graph runs, K and V scattered to their rows by position, attention
-// over the whole cache masked by position), so one graph serves every step until the cache grows.
-// ADA is not captured: its selection comes back to the host every layer. Types: model/cuda_decoder.cuh;
-// the ADA step: attention/ada_attention_cuda.cu.
+// CUDA graphs (on unless the decoder is made without), for sequences whose every layer is
+// capturable (exact attention; ADA's selection comes back to the host every layer): a forward's
+// device work is captured on its second occurrence and replayed while nothing its kernels read from
+// the host changes (GraphSlot's key: the token count, the start for a prefill, the scratch buffers'
+// addresses, and each layer's GpuLayerAttention::graph_key). A decoding step depends on its position
+// only through device memory (positions uploaded before the graph runs), so one graph serves every
+// step until a cache grows. Types: model/cuda_decoder.cuh.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -134,19 +134,40 @@ CudaDecoder::CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Ro
   iota_ = cuda::Buffer<int64_t>::from_host(iota, ctx.stream);
 }
 
-void CudaDecoder::reserve_cache(CudaSequence& s, int64_t need, cudaStream_t st) const {
-  if (need <= s.cap) return;
-  const int64_t cap = std::min(a_.max_positions, std::max({need, 2 * s.cap, int64_t(256)}));
-  for (size_t l = 0; l < s.k.size(); ++l) {
-    PoolBytes k(size_t(cap * s.row_bytes), st), v(size_t(cap * s.row_bytes), st);
-    if (s.len) {
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), s.k[l].data(), size_t(s.len * s.row_bytes), cudaMemcpyDeviceToDevice, st));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), s.v[l].data(), size_t(s.len * s.row_bytes), cudaMemcpyDeviceToDevice, st));
-    }
-    s.k[l] = std::move(k);  // the old buffers are freed in stream order, after the copies
-    s.v[l] = std::move(v);
+std::unique_ptr<DeviceSequence> CudaDecoder::new_sequence(const AttentionFactory& method, PhaseTimes* times) const {
+  std::vector<GpuAttentionContext> ctx(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    GpuAttentionContext& c = ctx[l];
+    c.spec = &a_;
+    c.dtype = t_;
+    c.layer = int(l);
+    c.qkv = layers_[l].qkv.view();
+    c.o = layers_[l].o.view();
+    c.rot_style = rot_style_;
+    c.rot_dim = rot_dim_;
+    c.inv_freq = inv_freq_.data();
+    c.iota = iota_.data();
+    c.times = times;
   }
-  s.cap = cap;
+  auto s = std::make_unique<CudaSequence>();
+  s->layers = method.make_gpu(ctx);
+  CASCADE_CHECK(s->layers.size() == layers_.size(), "attention method made ", s->layers.size(), " GPU layers for ",
+                layers_.size());
+  s->times = times;
+  for (const auto& l : s->layers) s->capturable = s->capturable && l->capturable();
+  return s;
+}
+
+GpuPass CudaDecoder::pass(int64_t n, int64_t start) const {
+  GpuPass p;
+  p.n = n;
+  p.start = start;
+  p.pos = pos_.data();
+  p.st = cuda::context().stream;
+  p.qkv = qkv_.data();
+  p.o = o_.data();
+  p.timer = &timer_;
+  return p;
 }
 
 bool CudaDecoder::run(CudaSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const {
@@ -156,8 +177,6 @@ bool CudaDecoder::run(CudaSequence& s, std::span<const int32_t> tokens, int64_t 
   const int64_t qd = a.n_heads * a.head_dim, kd = a.n_kv_heads * a.head_dim;
   const size_t es = dtype_size(t_);
   CASCADE_CHECK(start == s.len, "GPU sequence out of step: at ", s.len, ", asked to continue at ", start);
-  if (!s.ada) reserve_cache(s, start + n, st);
-  events_used_ = 0;
   // Every buffer the device work touches is sized here, before any capture (no allocation inside).
   for (Bytes* b : {&h_, &x_, &att_, &ff_}) b->reserve(size_t(n * d) * es);
   qkv_.reserve(size_t(n * (qd + 2 * kd)) * es);
@@ -173,7 +192,9 @@ bool CudaDecoder::run(CudaSequence& s, std::span<const int32_t> tokens, int64_t 
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(ids_.data(), tokens.data(), size_t(n) * 4, cudaMemcpyHostToDevice, st));
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data(), pos.data(), size_t(n) * 8, cudaMemcpyHostToDevice, st));
 
-  const bool graph = graphs_ && !s.ada;
+  const GpuPass p = pass(n, start);
+  for (const auto& l : s.layers) l->prepare(p);
+  const bool graph = graphs_ && s.capturable;
   if (graph) graph_pass(s, n, start, last_only);
   else device_pass(s, n, start, last_only, true);
   s.len = start + n;
@@ -181,15 +202,8 @@ bool CudaDecoder::run(CudaSequence& s, std::span<const int32_t> tokens, int64_t 
 }
 
 void CudaDecoder::collect_times(CudaSequence& s, bool graph) const {
-  if (graph) {
-    s.times.attention = std::numeric_limits<double>::quiet_NaN();  // not measured inside a graph
-    return;
-  }
-  for (size_t i = 0; i + 1 < events_used_; i += 2) {
-    float ms = 0;
-    CASCADE_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]));
-    s.times.attention += ms * 1e-3;
-  }
+  if (graph) s.times->attention = std::numeric_limits<double>::quiet_NaN();  // not measured inside a graph
+  else s.times->attention += timer_.seconds();
 }
 
 Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start, bool last_only) const {
@@ -233,12 +247,13 @@ void CudaDecoder::device_pass(CudaSequence& s, int64_t n, int64_t start, bool la
   }
   if (a.learned_positions) ops::gpu::add_positions(t_, positions_.data(), pos_.data(), a.position_offset, n, d, h_.data(), st);
 
-  GpuLayers backend{*this, s, n, start, st, timed};
+  timer_.start_pass(timed);
+  GpuLayers backend{*this, s, pass(n, start)};
   for (int64_t l = 0; l < a.n_layers; ++l) residual_layer(a, backend, l, h_.data(), x_.data(), att_.data(), ff_.data());
 
   // Final norm, project_out, head (float32 logits) on the rows asked for.
   const int64_t first = last_only ? n - 1 : 0, rows = n - first;
-  void* hr = at<void>(h_.data(), first * d, t_);
+  void* hr = at(h_.data(), first * d, t_);
   if (a.final_norm)
     ops::gpu::norm(t_, a.norm, hr, nullptr, final_norm_.g.data(), final_norm_.b.size() ? final_norm_.b.data() : nullptr,
                    a.norm_eps, rows, d, x_.data(), st);
@@ -259,11 +274,12 @@ void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool las
   cudaStream_t st = cuda::context().stream;
   const bool decode = n < kDecodeRows;
   GraphSlot& slot = decode ? decode_graph_ : prefill_graph_;
-  std::vector<uintptr_t> key = {uintptr_t(n), uintptr_t(last_only), uintptr_t(s.cap), uintptr_t(decode ? -1 : start)};
-  for (size_t l = 0; l < s.k.size(); ++l) {
-    key.push_back(reinterpret_cast<uintptr_t>(s.k[l].data()));
-    key.push_back(reinterpret_cast<uintptr_t>(s.v[l].data()));
-  }
+  GraphKey layer_key;
+  for (const auto& l : s.layers) l->graph_key(layer_key);
+  std::vector<uintptr_t> key = {uintptr_t(n), uintptr_t(last_only), uintptr_t(decode ? -1 : start)};
+  key.insert(key.end(), layer_key.shape.begin(), layer_key.shape.end());
+  const size_t shape_end = key.size();
+  key.insert(key.end(), layer_key.buffers.begin(), layer_key.buffers.end());
   for (const void* p : {static_cast<const void*>(h_.data()), static_cast<const void*>(x_.data()),
                         static_cast<const void*>(att_.data()), static_cast<const void*>(ff_.data()),
                         static_cast<const void*>(qkv_.data()), static_cast<const void*>(o_.data()),
@@ -294,7 +310,8 @@ void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool las
     // Only the buffers moved (the same shape into a new sequence's cache, e.g. a benchmark's
     // repetitions): update the executable graph in place, which keeps its topology.
     // Anything else changes launch shapes or kernels and is instantiated anew.
-    const bool same_shape = slot.exec && std::equal(key.begin(), key.begin() + 4, slot.key.begin());
+    const bool same_shape = slot.exec && slot.key.size() == key.size() &&
+                            std::equal(key.begin(), key.begin() + ptrdiff_t(shape_end), slot.key.begin());
     cudaGraphExecUpdateResultInfo info;
     if (slot.exec && (!same_shape || cudaGraphExecUpdate(slot.exec, g, &info) != cudaSuccess)) {
       (void)cudaGetLastError();

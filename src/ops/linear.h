@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "model/weights.h"
+#include "arch/weights.h"
 
 namespace cascade::ops {
 

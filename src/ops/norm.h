@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "arch/arch_spec.h"
-#include "model/weights.h"
+#include "arch/weights.h"
 
 namespace cascade::ops {
 

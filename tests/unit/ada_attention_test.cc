@@ -69,7 +69,7 @@ TEST_P(AdaOnFixture, TauZeroEqualsExactAttention) {
     Sequence s = m->new_sequence(&f);
     const Tensor got = m->forward(s, ids);
     for (int l = 0; l < int(m->spec().n_layers); ++l)
-      ASSERT_EQ(ada_trace(s.layer(l))->selection.reps.size(), ids.size()) << "layer " << l;
+      ASSERT_EQ(s.trace(l)->selection.reps.size(), ids.size()) << "layer " << l;
     EXPECT_LE(max_diff(got, exact, got.dim(0)), 1e-5f * max_abs(exact) + 1e-6f);
   }
 }
@@ -94,20 +94,20 @@ TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
     Sequence ps = m->new_sequence(&f);
     const Tensor pre = m->forward(ps, ids);
     size_t fewest = ids.size();
-    for (int l = 0; l < int(m->spec().n_layers); ++l) fewest = std::min(fewest, ada_trace(ps.layer(l))->selection.reps.size());
+    for (int l = 0; l < int(m->spec().n_layers); ++l) fewest = std::min(fewest, ps.trace(l)->selection.reps.size());
     ASSERT_LT(fewest, ids.size()) << "no non-representative: the copy path would go untested";
     Sequence s = m->new_sequence(&f);
     const std::vector<int32_t> head(ids.begin(), ids.begin() + 4);
     Tensor l = m->forward(s, head);
     ASSERT_LE(max_diff(l, pre, 4), 1e-4f * max_abs(pre)) << c.mode;
-    size_t reps_last = ada_trace(s.layer(int(m->spec().n_layers) - 1))->selection.reps.size();
+    size_t reps_last = s.trace(int(m->spec().n_layers) - 1)->selection.reps.size();
     for (size_t t = 4; t < ids.size(); ++t) {
       l = m->forward(s, std::vector<int32_t>{ids[t]});
       float worst = 0;
       for (int64_t v = 0; v < l.dim(1); ++v) worst = std::max(worst, std::fabs(l.data()[v] - pre.row(int64_t(t))[v]));
       ASSERT_LE(worst, 1e-4f * max_abs(pre)) << c.mode << " queries=" << int(c.q) << " step " << t;
     }
-    const auto* tr = ada_trace(s.layer(int(m->spec().n_layers) - 1));
+    const auto* tr = s.trace(int(m->spec().n_layers) - 1);
     EXPECT_EQ(tr->decode_tokens, int64_t(ids.size() - 4));
     EXPECT_LE(tr->decode_reps + int64_t(reps_last), int64_t(ids.size()));
   }
@@ -126,8 +126,8 @@ TEST_P(AdaOnFixture, AppendingTokensChangesNoEarlierPosition) {
   const Tensor pre = m->forward(part, prefix);
   EXPECT_LE(max_diff(pre, all, 13), 1e-4f * max_abs(all));
   for (int l = 0; l < int(m->spec().n_layers); ++l) {
-    const auto& a = ada_trace(whole.layer(l))->selection;
-    const auto& b = ada_trace(part.layer(l))->selection;
+    const auto& a = whole.trace(l)->selection;
+    const auto& b = part.trace(l)->selection;
     for (int t = 0; t < 13; ++t) ASSERT_EQ(a.parent[size_t(t)], b.parent[size_t(t)]) << "layer " << l << " token " << t;
   }
 }
@@ -170,8 +170,8 @@ TEST(AdaStories260K, ExactCascadeEqualsFullSelectionAtEveryLayer) {
         Sequence a = m->new_sequence(&full), b = m->new_sequence(&casc);
         const Tensor la = m->forward(a, win), lb = m->forward(b, win);
         for (int l = 0; l < int(m->spec().n_layers); ++l) {
-          const auto& sa = ada_trace(a.layer(l))->selection;
-          const auto& sb = ada_trace(b.layer(l))->selection;
+          const auto& sa = a.trace(l)->selection;
+          const auto& sb = b.trace(l)->selection;
           ASSERT_EQ(sa.reps, sb.reps) << text_path << " window " << w0 << " tau " << tau << " layer " << l;
           ASSERT_EQ(sa.parent, sb.parent);
           if (l > 0) {

@@ -120,12 +120,12 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   gpu->to_device(Device::Cuda, t);
   Sequence gs = gpu->new_sequence(&f);
   const Tensor got = gpu->forward(gs, ids);
-  ASSERT_NE(gs.device(), nullptr);
+  ASSERT_NE(gs.trace(0), nullptr);
   int64_t diff = 0, reps = 0;
   for (int64_t l = 0; l < L; ++l) {
-    const select::Selection* g = gs.device()->ada_selection(l);
-    ASSERT_NE(g, nullptr) << what << " layer " << l;
-    const select::Selection& c = ada_trace(cs.layer(int(l)))->selection;
+    ASSERT_NE(gs.trace(int(l)), nullptr) << what << " layer " << l;
+    const select::Selection* g = &gs.trace(int(l))->selection;
+    const select::Selection& c = cs.trace(int(l))->selection;
     diff += differing(*g, c);
     reps += int64_t(g->reps.size());
   }
@@ -135,7 +135,7 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   if (diff == 0) expect_close(got, want, t, what + " GPU ADA vs CPU ADA");
   EXPECT_EQ(gs.cache_bytes(), [&] {
     int64_t b = 0;
-    for (int64_t l = 0; l < L; ++l) b += 2 * int64_t(gs.device()->ada_selection(l)->reps.size());
+    for (int64_t l = 0; l < L; ++l) b += 2 * int64_t(gs.trace(int(l))->selection.reps.size());
     return b * cpu->spec().n_kv_heads * cpu->spec().head_dim * int64_t(dtype_size(t));
   }()) << what;
 
@@ -144,7 +144,7 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   Sequence fs_ = gpu->new_sequence(&ff);
   const Tensor full = gpu->forward(fs_, ids);
   for (int64_t l = 0; l < L; ++l)
-    EXPECT_EQ(differing(*fs_.device()->ada_selection(l), *gs.device()->ada_selection(l)), 0) << what << " layer " << l;
+    EXPECT_EQ(differing(fs_.trace(int(l))->selection, gs.trace(int(l))->selection), 0) << what << " layer " << l;
   const auto [fe, fscale] = errs(full.data(), got.data(), full.numel());
   EXPECT_LE(fe, 1e-5f * fscale) << what << " full vs cascade";
 

@@ -22,7 +22,7 @@
 #include "core/dtype.h"
 #include "cuda/buffer.h"
 #include "cuda/context.h"
-#include "model/weights.h"
+#include "arch/weights.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/cuda_ops.h"

@@ -64,12 +64,13 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionFlags& f) {
   const DType t = dtype_of(f);
   if (d == Device::Cpu && t != DType::F32)
     fail("--dtype ", f.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
+  std::unique_ptr<AttentionFactory> method;
+  if (f.attention == "ada") method = std::make_unique<AdaAttentionFactory>(o);
   if (d == Device::Cuda) {
-    if (f.attention == "ada") check_ada_on_gpu(o);
+    if (method) method->check_gpu();
     cuda::require_gpu();
   }
-  if (f.attention == "full") return nullptr;
-  return std::make_unique<AdaAttentionFactory>(o);
+  return method;
 }
 
 }  // namespace cascade::cli

@@ -1,0 +1,23 @@
+// The CPU-only build's GPU twins of the attention methods (the CUDA build compiles
+// attention/*_cuda.cu instead). The decoder never reaches them there: making a GPU decoder fails first.
+#ifndef CASCADE_WITH_CUDA
+#include "attention/ada_attention.h"
+#include "attention/exact_attention.h"
+#include "core/error.h"
+#include "cuda/runtime.h"
+
+namespace cascade {
+
+std::vector<std::unique_ptr<GpuLayerAttention>> ExactAttentionFactory::make_gpu(const std::vector<GpuAttentionContext>&) const {
+  cuda::require_gpu();
+  fail("--device cuda: this build has no CUDA backend");
+}
+
+std::vector<std::unique_ptr<GpuLayerAttention>> AdaAttentionFactory::make_gpu(const std::vector<GpuAttentionContext>&) const {
+  check_gpu();
+  cuda::require_gpu();
+  fail("--device cuda: this build has no CUDA backend");
+}
+
+}  // namespace cascade
+#endif
