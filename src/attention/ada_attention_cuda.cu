@@ -104,7 +104,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
     trace_.selection = std::move(g.sel);
     z_.emplace(std::move(z));
-    std::vector<int64_t> pos(size_t(n));
+    std::vector<int64_t> pos(static_cast<size_t>(n));
     std::iota(pos.begin(), pos.end(), int64_t(0));  // a prefill starts at position 0
     plan_.emplace(trace_.selection, pos.data(), n, o_.queries, o_.proportional);
     const AdaPlan& pl = *plan_;

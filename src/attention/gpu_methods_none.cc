@@ -2,6 +2,7 @@
 // attention/*_cuda.cu instead). The decoder never reaches them there: making a GPU decoder fails first.
 #ifndef CASCADE_WITH_CUDA
 #include "attention/ada_attention.h"
+#include "attention/attention_tap.h"
 #include "attention/exact_attention.h"
 #include "core/error.h"
 #include "cuda/runtime.h"
@@ -14,6 +15,12 @@ std::vector<std::unique_ptr<GpuLayerAttention>> ExactAttentionFactory::make_gpu(
 }
 
 std::vector<std::unique_ptr<GpuLayerAttention>> AdaAttentionFactory::make_gpu(const std::vector<GpuAttentionContext>&) const {
+  check_gpu();
+  cuda::require_gpu();
+  fail("--device cuda: this build has no CUDA backend");
+}
+
+std::vector<std::unique_ptr<GpuLayerAttention>> AttentionTap::make_gpu(const std::vector<GpuAttentionContext>&) const {
   check_gpu();
   cuda::require_gpu();
   fail("--device cuda: this build has no CUDA backend");

@@ -74,7 +74,8 @@ TEST_P(AdaOnFixture, TauZeroEqualsExactAttention) {
   }
 }
 
-// Invariant 3: token-by-token decoding with the compressed cache gives the prefill's logits.
+// Invariant 3: token-by-token decoding with the compressed cache gives the prefill's logits, and
+// the same representatives (the trace covers every token seen).
 TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
   auto m = Model::load(data_dir() / "models" / GetParam());
   std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 20, 3);
@@ -109,7 +110,10 @@ TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
     }
     const auto* tr = s.trace(int(m->spec().n_layers) - 1);
     EXPECT_EQ(tr->decode_tokens, int64_t(ids.size() - 4));
-    EXPECT_LE(tr->decode_reps + int64_t(reps_last), int64_t(ids.size()));
+    EXPECT_EQ(tr->decode_reps + int64_t(reps_last), int64_t(ps.trace(int(m->spec().n_layers) - 1)->selection.reps.size()))
+        << c.mode << ": decoding chooses as many representatives as the prefill of the same tokens";
+    for (int l = 0; l < int(m->spec().n_layers); ++l)
+      EXPECT_EQ(s.trace(l)->selection.reps, ps.trace(l)->selection.reps) << c.mode << " layer " << l;
   }
 }
 

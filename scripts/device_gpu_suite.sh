@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every GPU test binary on the device machine, compute-sanitizer memcheck over the ADA executors
+# (oracle and CPU-comparison tests), and the whole-prefill and ADA benchmarks
+# (scripts/bench_gpu_prefill.py, scripts/bench_gpu_ada.py). Binaries built here and carried as in
+# scripts/device_gpu_engine.sh (CARRY/bin.tar.gz made by scripts/pack_device_bins.sh with cascade,
+# tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle}_test, bench/ada_cuda_bench).
+# Usage (device, repo root): [PART=tests|benches] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+set -uo pipefail
+CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
+B=build-gpu
+source "$(dirname "$0")/device_env.sh"
+if [ "${PART:-all}" != benches ]; then
+  for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle; do
+    run "$t" "$OUT/$t.log" timeout 240 $B/tests/${t}_test
+  done
+  grep -hE "FAILED|Failure" "$OUT"/*_test.log "$OUT"/cuda_*.log "$OUT"/ada_*.log 2>/dev/null | head -40
+  run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*'
+  run memcheck_model "$OUT/memcheck_model.log" timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/cuda_model_test --gtest_filter='*gptj_F16*:*llama_gqa_F32*:*CudaStories*BF16*:*Graphs*'
+fi
+if [ "${PART:-all}" != tests ]; then
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_gpu_prefill.py --cascade $B/cascade --out "$OUT" --big-layers 4 --reps 10 2>&1 | tee "$OUT/bench_prefill.log" | grep -v Warning
+  PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench_gpu_ada.py --bench $B/bench/ada_cuda_bench --out "$OUT" --big-layers 4 2>&1 | tee "$OUT/bench_ada.log" | grep -v Warning
+fi
+printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"

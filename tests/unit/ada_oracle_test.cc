@@ -1,0 +1,159 @@
+// The engine's ADA against the SPEC-3 oracle (support/spec3_oracle.h), on the CPU and on the GPU:
+// every layer's recorded output (AttentionTap) equals the plain float64 statement of SPEC 3 on the
+// layer's own input and the engine's own selection, for queries=reps and all, with and without
+// proportional, at several tau on stories260K (real text) and the architecture fixtures (repeated
+// ids, so that the copy rule and n_s are exercised). The same after a short prefill continued token
+// by token (SPEC 4), whose selections must equal the whole prefill's at every layer.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "attention/ada_attention.h"
+#include "attention/attention_tap.h"
+#include "cuda/runtime.h"
+#include "model/model.h"
+#include "support/spec3_oracle.h"
+#include "support/test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace cascade {
+namespace {
+
+struct Case {
+  std::string model;  // a fixture under tests/data/models, or "stories260K"
+  double tau;
+  AdaQueries queries;
+  bool proportional;
+};
+
+std::string name(const Case& c) {
+  return c.model + " tau " + std::to_string(c.tau).substr(0, 4) + (c.queries == AdaQueries::all ? " all" : " reps") +
+         (c.proportional ? " proportional" : "");
+}
+
+void PrintTo(const Case& c, std::ostream* os) { *os << name(c); }
+
+std::filesystem::path model_path(const std::string& m) {
+  return m == "stories260K" ? test::bundled_model_dir() / "stories260K.bin" : test::data_dir() / "models" / m;
+}
+
+// stories260K: the start of the sample text; a fixture: 24 random ids, then 12 of them again.
+std::vector<int32_t> ids_for(const std::string& m, int64_t vocab) {
+  if (m == "stories260K") {
+    std::ifstream f(test::data_dir() / "text" / "sample.txt");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::vector<int32_t> ids = load_tokenizer(test::bundled_model_dir() / "tok512.bin")->encode(ss.str(), true);
+    ids.resize(std::min<size_t>(ids.size(), 64));
+    return ids;
+  }
+  std::vector<int32_t> all(static_cast<size_t>(vocab));
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937 g(5);
+  std::shuffle(all.begin(), all.end(), g);
+  std::vector<int32_t> ids(all.begin(), all.begin() + 24);
+  for (int i = 0; i < 12; ++i) ids.push_back(ids[size_t(i * 2)]);
+  return ids;
+}
+
+AdaOptions options(const Case& c) {
+  AdaOptions o;
+  o.select.tau = c.tau;
+  o.queries = c.queries;
+  o.proportional = c.proportional;
+  return o;
+}
+
+// Largest |engine - oracle| over every layer and row, against the bound rel * max |oracle| + 1e-6;
+// also counts the non-representatives (the copy rule and n_s are exercised only where there are some).
+void expect_oracle(const Model& ref, const Sequence& s, const AttentionTap& tap, const Case& c, int64_t T, double rel,
+                   const std::string& what, int64_t* non_reps) {
+  const ArchSpec& a = ref.spec();
+  const ops::Rotary rotary(a);
+  for (int l = 0; l < int(a.n_layers); ++l) {
+    const TapRecord& rec = tap.records()[size_t(l)];
+    ASSERT_EQ(rec.rows(), T) << what << " layer " << l;
+    ASSERT_NE(s.trace(l), nullptr);
+    const select::Selection& sel = s.trace(l)->selection;
+    ASSERT_EQ(sel.T(), T) << what << " layer " << l << ": the trace covers every token seen";
+    *non_reps += T - int64_t(sel.reps.size());
+    const std::vector<double> want =
+        test::spec3_attention(a, ref.weights().layers[size_t(l)], rotary, rec.x, T, sel, c.queries, c.proportional);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      worst = std::max(worst, std::fabs(double(rec.out[i]) - want[i]));
+      scale = std::max(scale, std::fabs(want[i]));
+    }
+    EXPECT_LE(worst, rel * scale + 1e-6) << what << " layer " << l << " (r = " << sel.reps.size() << " of " << T << ")";
+  }
+}
+
+// Prefill of every token, then a prefill of a third continued token by token; both against the oracle.
+void check(Model& m, const Model& ref, const Case& c, double rel, const std::string& device) {
+  const std::vector<int32_t> ids = ids_for(c.model, ref.spec().vocab_size);
+  const int64_t T = int64_t(ids.size()), p0 = T / 3;
+  const AdaAttentionFactory ada(options(c));
+  const AttentionTap tap(ada);
+  const std::string what = name(c) + " " + device;
+  int64_t non_reps = 0;
+
+  Sequence whole = m.new_sequence(&tap);
+  m.forward(whole, ids);
+  expect_oracle(ref, whole, tap, c, T, rel, what + " prefill", &non_reps);
+  EXPECT_GT(non_reps, 0) << what << ": every token a representative; the case tests nothing of the copy rule";
+
+  Sequence part = m.new_sequence(&tap);
+  m.forward(part, std::vector<int32_t>(ids.begin(), ids.begin() + p0));
+  for (int64_t t = p0; t < T; ++t) m.forward(part, std::vector<int32_t>{ids[size_t(t)]}, true);
+  int64_t unused = 0;
+  expect_oracle(ref, part, tap, c, T, rel, what + " decode", &unused);
+  for (int l = 0; l < int(ref.spec().n_layers); ++l)
+    EXPECT_EQ(part.trace(l)->selection.reps, whole.trace(l)->selection.reps)
+        << what << " layer " << l << ": decoding must choose the prefill's representatives";
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (const char* m : {"stories260K", "gpt2", "opt_postln", "gptj", "neox", "llama_gqa"}) {
+    const bool real = std::string(m) == "stories260K";
+    for (double tau : real ? std::vector<double>{0.3, 0.5} : std::vector<double>{0.5, 0.8})
+      for (AdaQueries q : {AdaQueries::reps, AdaQueries::all})
+        for (bool prop : {false, true}) out.push_back({m, tau, q, prop});
+  }
+  return out;
+}
+
+class AdaOracle : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AdaOracle, CpuMatchesSpec3) {
+  auto m = Model::load(model_path(GetParam().model));
+  check(*m, *m, GetParam(), 1e-4, "cpu");
+}
+
+// The GPU's own selections (which may differ from the CPU's at near-theta decisions) against the
+// oracle, in float32 and bf16 (bounds of cuda_model_test: 1e-4 and 6e-2 of the largest output).
+TEST_P(AdaOracle, GpuMatchesSpec3) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
+  auto ref = Model::load(model_path(GetParam().model));
+  for (auto [t, rel] : {std::pair{DType::F32, 1e-4}, std::pair{DType::BF16, 6e-2}}) {
+    auto m = Model::load(model_path(GetParam().model));
+    m->to_device(Device::Cuda, t);
+    check(*m, *ref, GetParam(), rel, "cuda " + dtype_name(t));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, AdaOracle, ::testing::ValuesIn(cases()), [](const auto& info) {
+  std::string n = name(info.param);
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+});
+
+}  // namespace
+}  // namespace cascade

@@ -1,0 +1,26 @@
+// SPEC sections 3 and 4 stated plainly: ADA's compressed attention of one layer, in float64, with
+// no code of the engine's plan or attention (only the layer's weights and the rotary frequencies
+// are read from the model). Slow and obviously correct: every token's Q, K, V computed from its
+// features at its own position, every score written out, n_s(t) counted from the parents directly.
+// The tests (ada_oracle_test.cc) hold the engine's recorded layer outputs against it on the
+// engine's own selections: prefill, and decoding continued one token at a time (SPEC 4: the same
+// sequence, the same outputs).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "arch/arch_spec.h"
+#include "arch/weights.h"
+#include "attention/ada_plan.h"
+#include "ops/rotary.h"
+#include "select/selection.h"
+
+namespace cascade::test {
+
+// The attention sub-layer outputs [T, d] of tokens 0..T-1 (token t at position t, features
+// x [T, d]) under selection sel (its reps and parent vector cover all T tokens).
+std::vector<double> spec3_attention(const ArchSpec& a, const LayerWeights& w, const ops::Rotary& rotary,
+                                    const std::vector<float>& x, int64_t T, const select::Selection& sel,
+                                    AdaQueries queries, bool proportional);
+
+}  // namespace cascade::test
