@@ -6,23 +6,17 @@
 #include <cstdint>
 #include <string>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
+
+#include "ops/activation.h"
+#include "ops/norm.h"
+#include "ops/rotary.h"
 
 namespace cascade {
 
-enum class NormKind { LayerNorm, RMSNorm };
 // sequential: h += attn(n1(h)); h += mlp(n2(h)).  parallel_shared (GPT-J): h += attn(n1(h)) + mlp(n1(h)).
 // parallel_two_norms (GPT-NeoX): h += attn(n1(h)) + mlp(n2(h)).
 enum class Residual { Sequential, ParallelShared, ParallelTwoNorms };
-enum class Activation { GeluTanh, GeluErf, Relu, SiluGlu, GeluTanhGlu };
-enum class RotaryStyle { None, Interleaved, Half };  // GPT-J pairs (2i, 2i+1); NeoX/Llama halves
-
-struct RopeScaling {
-  std::string type = "default";  // default | linear | llama3
-  double factor = 1.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
-  double original_max_position = 8192;
-};
-
 struct ArchSpec {
   std::string model_type;       // config.json model_type: gpt2, opt, gptj, gpt_neox, llama
   int64_t vocab_size = 0;
@@ -47,6 +41,8 @@ struct ArchSpec {
 
   // Every hyper-parameter as read, for `cascade inspect`.
   nlohmann::json describe() const;
+  // The rotary position embedding of this architecture (disabled without one).
+  ops::Rotary rotary_embedding() const { return ops::Rotary(rotary, rotary_dim, rope_theta, rope_scaling); }
 };
 
 // Reads a config.json (either the transformers 4.x or 5.x form) into an ArchSpec; throws

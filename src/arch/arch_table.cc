@@ -4,6 +4,8 @@
 // with partial_rotary_factor and rope_theta, dtype).
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "arch/arch_spec.h"
 #include "core/error.h"
 

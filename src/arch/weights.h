@@ -7,23 +7,20 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "ops/linear.h"
 
 namespace cascade {
 
-struct Linear {
-  Tensor storage;              // keeps the weight memory alive
-  const float* w = nullptr;    // [out, in] with row stride ld, or [in, out] when in_major
-  int64_t ld = 0;
-  bool in_major = false;
-  int64_t in = 0, out = 0;
-  Tensor bias_storage;
-  const float* bias = nullptr; // [out] or null
-  bool present() const { return w != nullptr; }
+// The view ops::linear reads, and the memory that keeps it alive.
+struct Linear : ops::MatrixView {
+  Tensor storage, bias_storage;
 };
 
 struct Norm {
   Tensor weight, bias;  // bias empty for RMSNorm
   bool present() const { return !weight.empty(); }
+  const float* gamma() const { return weight.data(); }
+  const float* beta() const { return bias.empty() ? nullptr : bias.data(); }
 };
 
 struct LayerWeights {

@@ -124,7 +124,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd, c_.dtype), ld, cache_rows, r, kd, k_.data(), kd, p.st);
     ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd + kd, c_.dtype), ld, cache_rows, r, kd, v_.data(), kd, p.st);
     r_ = r;
-    ops::gpu::AttentionArgs g2 = gpu_attention_args(c_, p.qkv, ld, rows, qpos, k_.data(), v_.data(), r, rep_pos(), p.o);
+    ops::AttentionArgs g2 = gpu_attention_args(c_, p.qkv, ld, rows, qpos, k_.data(), v_.data(), r, rep_pos(), p.o);
     if (!pl.bias().empty()) {
       g2.bias = upload(sc_->bias, pl.bias(), p.st);
       g2.ldbias = r;
@@ -141,7 +141,7 @@ class AdaGpuLayer : public GpuLayerAttention {
   }
 
   // The queries of the fused Q/K/V rows in p.qkv flagged in mask (device) also see their own K/V there.
-  void own_keys(ops::gpu::AttentionArgs& g, const GpuPass& p, const uint8_t* mask) const {
+  void own_keys(ops::AttentionArgs& g, const GpuPass& p, const uint8_t* mask) const {
     g.own_k = at(p.qkv, c_.qd(), c_.dtype);
     g.own_v = at(p.qkv, c_.qd() + c_.kd(), c_.dtype);
     g.ldown = c_.qkv_ld();
@@ -176,7 +176,7 @@ class AdaGpuLayer : public GpuLayerAttention {
                                          size_t(kd) * es(), cudaMemcpyDeviceToDevice, p.st));
       ++r_;
     }
-    ops::gpu::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, 1, qpos, k_.data(), v_.data(), r_, rep_pos(), p.o);
+    ops::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, 1, qpos, k_.data(), v_.data(), r_, rep_pos(), p.o);
     if (!s.bias.empty()) {
       g.bias = upload(sc_->bias, s.bias, p.st);
       g.ldbias = int64_t(s.bias.size());

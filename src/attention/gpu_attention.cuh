@@ -49,7 +49,7 @@ class AttentionTimer {
   AttentionTimer& operator=(const AttentionTimer&) = delete;
   ~AttentionTimer();
   void start_pass(bool enabled) { used_ = 0, enabled_ = enabled; }
-  void run(const ops::gpu::AttentionArgs& g, cudaStream_t st);
+  void run(const ops::AttentionArgs& g, cudaStream_t st);
   double seconds() const;  // the kernels of the pass so far (synchronise first)
 
  private:
@@ -83,7 +83,7 @@ void gpu_project_qkv(const GpuAttentionContext& c, const void* x, int64_t rows, 
 void gpu_project_out(const GpuAttentionContext& c, const void* o, int64_t rows, void* y, cudaStream_t st);
 // Attention arguments with the model's heads and scale: queries q (row stride ldq) at device
 // positions qpos; keys/values k, v [nk, kd] at device positions kpos (sorted); output o [nq, qd].
-ops::gpu::AttentionArgs gpu_attention_args(const GpuAttentionContext& c, const void* q, int64_t ldq, int64_t nq,
+ops::AttentionArgs gpu_attention_args(const GpuAttentionContext& c, const void* q, int64_t ldq, int64_t nq,
                                            const int64_t* qpos, const void* k, const void* v, int64_t nk,
                                            const int64_t* kpos, void* o);
 

@@ -18,7 +18,7 @@ cudaEvent_t AttentionTimer::next() {
   return events_[used_++];
 }
 
-void AttentionTimer::run(const ops::gpu::AttentionArgs& g, cudaStream_t st) {
+void AttentionTimer::run(const ops::AttentionArgs& g, cudaStream_t st) {
   if (!enabled_) {
     ops::gpu::attention(g, st);
     return;
@@ -43,21 +43,29 @@ void gpu_project_qkv(const GpuAttentionContext& c, const void* x, int64_t rows, 
                      cudaStream_t st) {
   const ArchSpec& a = *c.spec;
   const int64_t ld = c.qkv_ld();
-  ops::gpu::linear(c.dtype, x, c.qkv.in, rows, c.qkv.w, c.qkv.in, c.qkv.out, c.qkv.b, c.dtype, dst, ld, st);
-  ops::gpu::rotary(c.dtype, c.rot_style, c.rot_dim, c.inv_freq, dst, rows, ld, a.n_heads, a.head_dim, pos, st);
-  ops::gpu::rotary(c.dtype, c.rot_style, c.rot_dim, c.inv_freq, at(dst, c.qd(), c.dtype), rows, ld, a.n_kv_heads,
-                   a.head_dim, pos, st);
+  ops::gpu::linear({.t = c.dtype, .x = x, .ldx = c.qkv.in, .n = rows, .w = c.qkv.w, .in = c.qkv.in, .out = c.qkv.out,
+                    .bias = c.qkv.b, .yt = c.dtype, .y = dst, .ldy = ld},
+                   st);
+  const ops::gpu::RotaryArgs r{.t = c.dtype, .style = c.rot_style, .rotary_dim = c.rot_dim, .inv_freq = c.inv_freq,
+                               .x = dst, .n = rows, .ld = ld, .heads = a.n_heads, .head_dim = a.head_dim, .pos = pos};
+  ops::gpu::rotary(r, st);  // the queries
+  ops::gpu::RotaryArgs rk = r;
+  rk.x = at(dst, c.qd(), c.dtype);
+  rk.heads = a.n_kv_heads;
+  ops::gpu::rotary(rk, st);  // the keys
 }
 
 void gpu_project_out(const GpuAttentionContext& c, const void* o, int64_t rows, void* y, cudaStream_t st) {
-  ops::gpu::linear(c.dtype, o, c.qd(), rows, c.o.w, c.o.in, c.o.out, c.o.b, c.dtype, y, c.spec->d_model, st);
+  ops::gpu::linear({.t = c.dtype, .x = o, .ldx = c.qd(), .n = rows, .w = c.o.w, .in = c.o.in, .out = c.o.out, .bias = c.o.b,
+                    .yt = c.dtype, .y = y, .ldy = c.spec->d_model},
+                   st);
 }
 
-ops::gpu::AttentionArgs gpu_attention_args(const GpuAttentionContext& c, const void* q, int64_t ldq, int64_t nq,
+ops::AttentionArgs gpu_attention_args(const GpuAttentionContext& c, const void* q, int64_t ldq, int64_t nq,
                                            const int64_t* qpos, const void* k, const void* v, int64_t nk,
                                            const int64_t* kpos, void* o) {
   const ArchSpec& a = *c.spec;
-  ops::gpu::AttentionArgs g;
+  ops::AttentionArgs g;
   g.dtype = c.dtype;
   g.q = q;
   g.ldq = ldq;

@@ -127,19 +127,17 @@ struct GpuLayers {
 
   int64_t n() const { return p.n; }
   const DevNorm& nw(int64_t l, int which) const { return which == 1 ? m.layers_[size_t(l)].n1 : m.layers_[size_t(l)].n2; }
-  void norm(int64_t l, int which, void* src, void* dst) {
-    const DevNorm& w = nw(l, which);
-    ops::gpu::norm(m.t_, m.a_.norm, src, nullptr, w.g.data(), w.b.size() ? w.b.data() : nullptr, m.a_.norm_eps, n(),
-                   m.a_.d_model, dst, p.st);
-  }
+  void norm(int64_t l, int which, void* src, void* dst) { add_norm(l, which, src, nullptr, dst); }
   void add_norm(int64_t l, int which, void* h, void* add, void* dst) {
     const DevNorm& w = nw(l, which);
-    ops::gpu::norm(m.t_, m.a_.norm, h, add, w.g.data(), w.b.size() ? w.b.data() : nullptr, m.a_.norm_eps, n(),
-                   m.a_.d_model, dst, p.st);
+    ops::gpu::norm({.t = m.t_, .kind = m.a_.norm, .h = h, .add = add, .gamma = w.g.data(),
+                    .beta = w.b.size() ? w.b.data() : nullptr, .eps = m.a_.norm_eps, .n = n(), .d = m.a_.d_model, .y = dst},
+                   p.st);
   }
   void lin(const DevLinear& w, const void* x, void* y, ops::gpu::Epilogue act = ops::gpu::Epilogue::None) {
-    ops::gpu::linear(m.t_, x, w.in, n(), w.w.data(), w.in, w.out, w.b.size() ? w.b.data() : nullptr, m.t_, y, w.out,
-                     p.st, act);
+    ops::gpu::linear({.t = m.t_, .x = x, .ldx = w.in, .n = n(), .w = w.w.data(), .in = w.in, .out = w.out,
+                      .bias = w.b.size() ? w.b.data() : nullptr, .yt = m.t_, .y = y, .ldy = w.out, .act = act},
+                     p.st);
   }
   void attention(int64_t l, void* x, void* out) { s.layers[size_t(l)]->forward(p, x, out); }
   void mlp(int64_t l, void* x, void* out) {

@@ -47,7 +47,7 @@ Model::Model(Checkpoint ckpt, const std::string& source) : ckpt_(std::move(ckpt)
   spec_ = arch_from_config(ckpt_.config, source);
   check_memory_budget(*ckpt_.weights, source);  // before load_weights allocates anything
   w_ = load_weights(spec_, *ckpt_.weights);
-  rotary_ = ops::Rotary(spec_);
+  rotary_ = spec_.rotary_embedding();
 }
 
 void Model::to_device(Device d, DType dtype, bool cuda_graphs) {
@@ -165,7 +165,7 @@ Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_
       return which == 1 ? m.w_.layers[size_t(l)].norm1 : m.w_.layers[size_t(l)].norm2;
     }
     void norm(int64_t l, int which, float* src, float* dst) {
-      ops::norm(m.spec_.norm, nw(l, which), m.spec_.norm_eps, src, n, d, dst);
+      ops::norm(m.spec_.norm, nw(l, which).gamma(), nw(l, which).beta(), m.spec_.norm_eps, src, n, d, dst);
     }
     void add_norm(int64_t l, int which, float* h, float* add, float* dst) {
       ops::add_inplace(h, add, n * d);
@@ -186,7 +186,7 @@ Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_
   // Final norm, OPT's project_out, head: only on the rows asked for.
   const int64_t first = last_only ? n - 1 : 0, rows = n - first;
   float* hr = h.data() + first * d;
-  if (a.final_norm) ops::norm(a.norm, w_.final_norm, a.norm_eps, hr, rows, d, hr);
+  if (a.final_norm) ops::norm(a.norm, w_.final_norm.gamma(), w_.final_norm.beta(), a.norm_eps, hr, rows, d, hr);
   std::vector<float> proj;
   const float* head_in = hr;
   if (w_.project_out.present()) {

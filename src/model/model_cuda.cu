@@ -240,8 +240,9 @@ void CudaDecoder::device_pass(CudaSequence& s, int64_t n, int64_t start, bool la
   // Embeddings (OPT: project_in), learned positions.
   if (project_in_.present()) {
     ops::gpu::embed(t_, embed_.data(), ids_.data(), n, e, emb_.data(), st);
-    ops::gpu::linear(t_, emb_.data(), e, n, project_in_.w.data(), e, d, project_in_.b.size() ? project_in_.b.data() : nullptr,
-                     t_, h_.data(), d, st);
+    ops::gpu::linear({.t = t_, .x = emb_.data(), .ldx = e, .n = n, .w = project_in_.w.data(), .in = e, .out = d,
+                      .bias = project_in_.b.size() ? project_in_.b.data() : nullptr, .yt = t_, .y = h_.data(), .ldy = d},
+                     st);
   } else {
     ops::gpu::embed(t_, embed_.data(), ids_.data(), n, e, h_.data(), st);
   }
@@ -255,19 +256,24 @@ void CudaDecoder::device_pass(CudaSequence& s, int64_t n, int64_t start, bool la
   const int64_t first = last_only ? n - 1 : 0, rows = n - first;
   void* hr = at(h_.data(), first * d, t_);
   if (a.final_norm)
-    ops::gpu::norm(t_, a.norm, hr, nullptr, final_norm_.g.data(), final_norm_.b.size() ? final_norm_.b.data() : nullptr,
-                   a.norm_eps, rows, d, x_.data(), st);
+    ops::gpu::norm({.t = t_, .kind = a.norm, .h = hr, .gamma = final_norm_.g.data(),
+                    .beta = final_norm_.b.size() ? final_norm_.b.data() : nullptr, .eps = a.norm_eps, .n = rows, .d = d,
+                    .y = x_.data()},
+                   st);
   else
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(x_.data(), hr, size_t(rows * d) * es, cudaMemcpyDeviceToDevice, st));
   const void* head_in = x_.data();
   if (project_out_.present()) {
-    ops::gpu::linear(t_, x_.data(), d, rows, project_out_.w.data(), d, e,
-                     project_out_.b.size() ? project_out_.b.data() : nullptr, t_, emb_.data(), e, st);
+    ops::gpu::linear({.t = t_, .x = x_.data(), .ldx = d, .n = rows, .w = project_out_.w.data(), .in = d, .out = e,
+                      .bias = project_out_.b.size() ? project_out_.b.data() : nullptr, .yt = t_, .y = emb_.data(), .ldy = e},
+                     st);
     head_in = emb_.data();
   }
   const void* hw = head_tied_ ? static_cast<const void*>(embed_.data()) : head_.w.data();
   const void* hb = !head_tied_ && head_.b.size() ? head_.b.data() : nullptr;
-  ops::gpu::linear(t_, head_in, e, rows, hw, e, V, hb, DType::F32, logits_.data(), V, st);
+  ops::gpu::linear({.t = t_, .x = head_in, .ldx = e, .n = rows, .w = hw, .in = e, .out = V, .bias = hb, .yt = DType::F32,
+                    .y = logits_.data(), .ldy = V},
+                   st);
 }
 
 void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool last_only) const {

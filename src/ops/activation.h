@@ -2,12 +2,15 @@
 #pragma once
 #include <cstdint>
 
-#include "arch/arch_spec.h"
+namespace cascade {
 
-namespace cascade::ops {
+enum class Activation { GeluTanh, GeluErf, Relu, SiluGlu, GeluTanhGlu };
+
+namespace ops {
 
 // Non-GLU: x[n] = act(x[n]). GLU (SiluGlu, GeluTanhGlu): gate[n] = act(gate[n]) * up[n].
 void activation(Activation a, float* x, const float* up, int64_t n);
 bool is_glu(Activation a);
 
-}  // namespace cascade::ops
+}  // namespace ops
+}  // namespace cascade

@@ -16,6 +16,10 @@
 namespace cascade::ops {
 
 void attention(const AttentionArgs& a) {
+  if (a.dtype != DType::F32) throw std::invalid_argument("ops::attention: the CPU computes in float32 only");
+  const float *q = static_cast<const float*>(a.q), *k = static_cast<const float*>(a.k), *v = static_cast<const float*>(a.v);
+  const float *own_k = static_cast<const float*>(a.own_k), *own_v = static_cast<const float*>(a.own_v);
+  float* out = static_cast<float*>(a.out);
   constexpr int64_t kBlock = 512;
   const int64_t group = a.heads / a.kv_heads;
   const int64_t hd = a.head_dim;
@@ -26,7 +30,7 @@ void attention(const AttentionArgs& a) {
     for (int64_t q0 = 0; q0 < a.nq; q0 += kBlock) {
       const int64_t nb = std::min(kBlock, a.nq - q0);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(nb), int(a.nk), int(hd), a.scale,
-                  a.q + q0 * a.ldq + h * hd, int(a.ldq), a.k + kh * hd, int(a.ldkv), 0.f, s.data(), int(a.nk));
+                  q + q0 * a.ldq + h * hd, int(a.ldq), k + kh * hd, int(a.ldkv), 0.f, s.data(), int(a.nk));
       bool blind = false;  // some query saw no key
 #pragma omp parallel for if (nb * a.nk > 16384) reduction(|| : blind)
       for (int64_t i = 0; i < nb; ++i) {
@@ -46,8 +50,8 @@ void attention(const AttentionArgs& a) {
         const bool own = a.own_mask && a.own_mask[q0 + i];
         float own_logit = 0;
         if (own) {
-          const float* qi = a.q + (q0 + i) * a.ldq + h * hd;
-          const float* ki = a.own_k + (q0 + i) * a.ldown + kh * hd;
+          const float* qi = q + (q0 + i) * a.ldq + h * hd;
+          const float* ki = own_k + (q0 + i) * a.ldown + kh * hd;
           double dot = 0;
           for (int64_t c = 0; c < hd; ++c) dot += double(qi[c]) * ki[c];
           own_logit = float(dot) * a.scale;
@@ -72,12 +76,12 @@ void attention(const AttentionArgs& a) {
       }
       if (blind) throw std::logic_error("attention: a query sees no key");
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(nb), int(hd), int(a.nk), 1.f, s.data(), int(a.nk),
-                  a.v + kh * hd, int(a.ldkv), 0.f, a.out + q0 * a.ldo + h * hd, int(a.ldo));
+                  v + kh * hd, int(a.ldkv), 0.f, out + q0 * a.ldo + h * hd, int(a.ldo));
       if (a.own_mask)
         for (int64_t i = 0; i < nb; ++i) {
           if (!a.own_mask[q0 + i]) continue;
-          const float* vi = a.own_v + (q0 + i) * a.ldown + kh * hd;
-          float* oi = a.out + (q0 + i) * a.ldo + h * hd;
+          const float* vi = own_v + (q0 + i) * a.ldown + kh * hd;
+          float* oi = out + (q0 + i) * a.ldo + h * hd;
           for (int64_t c = 0; c < hd; ++c) oi[c] += own_p[size_t(i)] * vi[c];
         }
     }

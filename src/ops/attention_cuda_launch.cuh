@@ -12,7 +12,7 @@
 
 namespace cascade::ops::gpu::attn {
 
-// The kernels' parameters (passed by value): the op's arguments (ops::gpu::AttentionArgs, cuda_ops.h)
+// The kernels' parameters (passed by value): the op's arguments (ops::AttentionArgs, ops/attention.h)
 // plus the general kernel's split over keys: `splits` ranges of `chunk` keys; with more than one,
 // partial holds [nq, heads, splits, head_dim + 2] floats (max, sum, unnormalised output).
 struct Params : AttentionArgs {

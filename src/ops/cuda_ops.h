@@ -6,8 +6,11 @@
 #pragma once
 #include <cstdint>
 
-#include "arch/arch_spec.h"
 #include "core/dtype.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/norm.h"
+#include "ops/rotary.h"
 
 struct CUstream_st;
 
@@ -19,8 +22,18 @@ using Stream = CUstream_st*;
 // Rows of h [n, d] (contiguous). When add is not null, first h += add (rounded to the dtype, written
 // back: the fused residual add), then y = norm(h). gamma/beta are float32 [d] (beta null for RMSNorm
 // or a LayerNorm without bias). y may alias h.
-void norm(DType t, NormKind kind, void* h, const void* add, const float* gamma, const float* beta, double eps,
-          int64_t n, int64_t d, void* y, Stream s);
+struct NormArgs {
+  DType t = DType::F32;
+  NormKind kind = NormKind::LayerNorm;
+  void* h = nullptr;
+  const void* add = nullptr;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  double eps = 1e-5;
+  int64_t n = 0, d = 0;
+  void* y = nullptr;
+};
+void norm(const NormArgs& a, Stream s);
 
 // ---- elementwise (ops::add_inplace) ------------------------------------------------------------
 // y[i] += x[i] (x2 null), or y[i] += x[i] + x2[i] (the parallel residual's two branches), n values.
@@ -33,10 +46,18 @@ void to_f32(DType t, const void* x, float* y, int64_t n, Stream s);
 void activation(DType t, Activation a, void* x, const void* up, int64_t n, Stream s);
 
 // ---- rotary (ops::Rotary::apply) ---------------------------------------------------------------
-// x: [n, heads, head_dim] with row stride ld (elements); pos: device int64 [n]; inv_freq: device
-// float32 [rotary_dim / 2], the same values as ops::Rotary's.
-void rotary(DType t, RotaryStyle style, int64_t rotary_dim, const float* inv_freq, void* x, int64_t n, int64_t ld,
-            int64_t heads, int64_t head_dim, const int64_t* pos, Stream s);
+// x: [n, heads, head_dim] with row stride ld (elements), rotated in place; pos: device int64 [n];
+// inv_freq: device float32 [rotary_dim / 2], the same values as ops::Rotary's.
+struct RotaryArgs {
+  DType t = DType::F32;
+  RotaryStyle style = RotaryStyle::None;
+  int64_t rotary_dim = 0;
+  const float* inv_freq = nullptr;
+  void* x = nullptr;
+  int64_t n = 0, ld = 0, heads = 0, head_dim = 0;
+  const int64_t* pos = nullptr;
+};
+void rotary(const RotaryArgs& a, Stream s);
 
 // ---- embedding ---------------------------------------------------------------------------------
 // out[i, :] = table[ids[i], :] (e columns); ids: device int32 [n].
@@ -63,8 +84,19 @@ enum class Epilogue { None, Relu, GeluTanh };
 // must run as its own kernel: GLU activations, GELU-erf, and GELU in F32 (whose results must match
 // the CPU to float32 accuracy; cuBLASLt's GELU is not specified to that).
 Epilogue linear_fuses(Activation a, DType t);
-void linear(DType t, const void* x, int64_t ldx, int64_t n, const void* w, int64_t in, int64_t out, const void* bias,
-            DType yt, void* y, int64_t ldy, Stream s, Epilogue act = Epilogue::None);
+struct LinearArgs {
+  DType t = DType::F32;
+  const void* x = nullptr;
+  int64_t ldx = 0, n = 0;
+  const void* w = nullptr;
+  int64_t in = 0, out = 0;
+  const void* bias = nullptr;
+  DType yt = DType::F32;
+  void* y = nullptr;
+  int64_t ldy = 0;
+  Epilogue act = Epilogue::None;
+};
+void linear(const LinearArgs& a, Stream s);
 
 // ---- token NLL (ops::token_nll) ---------------------------------------------------------------
 // out[r] = -log softmax(logits[r, :])[targets[r]] (float64) for r < rows; logits float32 [rows, vocab],
@@ -77,31 +109,6 @@ void token_nll(const float* logits, int64_t rows, int64_t vocab, const int32_t* 
 // Flash-style: one pass over key tiles with an online softmax. keys_sorted (k_pos nondecreasing,
 // true for a KV cache and for ADA's sorted representatives) lets a query tile stop at the first
 // key tile past its last position. Every query must see at least one key.
-struct AttentionArgs {
-  DType dtype = DType::F32;
-  const void* q = nullptr;  // [nq, heads * head_dim], row stride ldq (elements)
-  int64_t ldq = 0, nq = 0;
-  const void* k = nullptr;  // [nk, kv_heads * head_dim], row stride ldkv
-  const void* v = nullptr;
-  int64_t ldkv = 0, nk = 0;
-  int64_t heads = 0, kv_heads = 0, head_dim = 0;
-  const int64_t* q_pos = nullptr;  // device [nq]
-  const int64_t* k_pos = nullptr;  // device [nk]
-  bool keys_sorted = true;
-  float scale = 1.f;
-  void* out = nullptr;  // [nq, heads * head_dim], row stride ldo
-  int64_t ldo = 0;
-  // Where own_mask[i] != 0 (device uint8 [nq]), query i also sees its own key: row i of own_k / own_v
-  // ([nq, kv_heads * head_dim], row stride ldown), as in ops::AttentionArgs (ADA's all-queries mode).
-  const void* own_k = nullptr;
-  const void* own_v = nullptr;
-  int64_t ldown = 0;
-  const uint8_t* own_mask = nullptr;
-  // Optional float32 [nq, ldbias] (device) added to the scaled logit of query i and key j (ADA's
-  // proportional option: log n_s); the own key takes none.
-  const float* bias = nullptr;
-  int64_t ldbias = 0;
-};
 // Head sizes with a kernel: 64, 80, 96, 128, 256 (tensor-core tiles for F16/BF16 prefill), and any
 // size up to 256 through the general kernel (F32, decoding, odd sizes).
 bool attention_supports(int64_t head_dim);

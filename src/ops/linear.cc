@@ -6,7 +6,7 @@
 
 namespace cascade::ops {
 
-void linear(const Linear& l, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
+void linear(const MatrixView& l, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
   if (n == 0) return;
   if (l.bias) {
 #pragma omp parallel for if (n * l.out > 65536)

@@ -90,8 +90,12 @@ Epilogue linear_fuses(Activation a, DType t) {
   return Epilogue::None;
 }
 
-void linear(DType t, const void* x, int64_t ldx, int64_t n, const void* w, int64_t in, int64_t out, const void* bias,
-            DType yt, void* y, int64_t ldy, Stream s, Epilogue act) {
+void linear(const LinearArgs& a, Stream s) {
+  const DType t = a.t, yt = a.yt;
+  const int64_t n = a.n, in = a.in, out = a.out, ldx = a.ldx, ldy = a.ldy;
+  const void *x = a.x, *w = a.w, *bias = a.bias;
+  void* y = a.y;
+  const Epilogue act = a.act;
   if (n == 0) return;
   CASCADE_CHECK(yt == t || yt == DType::F32, "linear: output dtype must be the input's or f32");
   static std::mutex mu;

@@ -6,9 +6,7 @@
 
 namespace cascade::ops {
 
-void norm(NormKind kind, const Norm& w, double eps, const float* x, int64_t n, int64_t d, float* y) {
-  const float* g = w.weight.data();
-  const float* b = w.bias.empty() ? nullptr : w.bias.data();
+void norm(NormKind kind, const float* g, const float* b, double eps, const float* x, int64_t n, int64_t d, float* y) {
 #pragma omp parallel for if (n * d > 65536)
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * d;

@@ -2,12 +2,15 @@
 #pragma once
 #include <cstdint>
 
-#include "arch/arch_spec.h"
-#include "arch/weights.h"
+namespace cascade {
 
-namespace cascade::ops {
+enum class NormKind { LayerNorm, RMSNorm };
 
-// y[n, d] = norm(x[n, d]) (rows contiguous); y may alias x.
-void norm(NormKind kind, const Norm& w, double eps, const float* x, int64_t n, int64_t d, float* y);
+namespace ops {
 
-}  // namespace cascade::ops
+// y[n, d] = norm(x[n, d]) (rows contiguous) with gain gamma [d] and bias beta [d] (null: none, as
+// RMSNorm); y may alias x.
+void norm(NormKind kind, const float* gamma, const float* beta, double eps, const float* x, int64_t n, int64_t d, float* y);
+
+}  // namespace ops
+}  // namespace cascade

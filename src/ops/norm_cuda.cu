@@ -51,8 +51,14 @@ __global__ void norm_kernel(T* h, const T* add, const float* gamma, const float*
 
 }  // namespace
 
-void norm(DType t, NormKind kind, void* h, const void* add, const float* gamma, const float* beta, double eps,
-          int64_t n, int64_t d, void* y, Stream s) {
+void norm(const NormArgs& a, Stream s) {
+  const DType t = a.t;
+  const int64_t n = a.n, d = a.d;
+  void *h = a.h, *y = a.y;
+  const void* add = a.add;
+  const float *gamma = a.gamma, *beta = a.beta;
+  const double eps = a.eps;
+  const NormKind kind = a.kind;
   if (n == 0) return;
   const int threads = d >= 1024 ? 512 : d >= 256 ? 256 : 128;
   dispatch_dtype(t, [&](auto tag) {

@@ -6,13 +6,12 @@
 
 namespace cascade::ops {
 
-Rotary::Rotary(const ArchSpec& a) : style_(a.rotary), dim_(a.rotary_dim) {
+Rotary::Rotary(RotaryStyle style, int64_t dim, double theta, const RopeScaling& s) : style_(style), dim_(dim) {
   if (style_ == RotaryStyle::None) return;
   const int64_t half = dim_ / 2;
   inv_freq_.resize(size_t(half));
-  const RopeScaling& s = a.rope_scaling;
   for (int64_t i = 0; i < half; ++i) {
-    float f = 1.0f / std::pow(float(a.rope_theta), float(2 * i) / float(dim_));
+    float f = 1.0f / std::pow(float(theta), float(2 * i) / float(dim_));
     if (s.type == "linear") {
       f = f / float(s.factor);
     } else if (s.type == "llama3") {

@@ -2,16 +2,27 @@
 // interleaved-pair layout or the half-split layout of GPT-NeoX and Llama.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
-#include "arch/arch_spec.h"
+namespace cascade {
 
-namespace cascade::ops {
+enum class RotaryStyle { None, Interleaved, Half };  // GPT-J pairs (2i, 2i+1); NeoX/Llama halves
+
+struct RopeScaling {
+  std::string type = "default";  // default | linear | llama3
+  double factor = 1.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
+  double original_max_position = 8192;
+};
+
+namespace ops {
 
 class Rotary {
  public:
   Rotary() = default;
-  explicit Rotary(const ArchSpec& spec);  // inverse frequencies as HF computes them (float32), scaled
+  // Inverse frequencies as HF computes them (float32) for the leading `dim` dimensions of each head,
+  // base theta, scaled.
+  Rotary(RotaryStyle style, int64_t dim, double theta, const RopeScaling& scaling);
   bool enabled() const { return style_ != RotaryStyle::None; }
   // x: [n, heads, head_dim] with row stride ld (floats between tokens); positions[n].
   void apply(float* x, int64_t n, int64_t ld, int64_t heads, int64_t head_dim, const int64_t* positions) const;
@@ -26,4 +37,5 @@ class Rotary {
   std::vector<float> inv_freq_;  // [dim/2]
 };
 
-}  // namespace cascade::ops
+}  // namespace ops
+}  // namespace cascade

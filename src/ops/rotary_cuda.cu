@@ -28,8 +28,13 @@ __global__ void rotary_kernel(const float* inv_freq, T* x, int64_t n, int64_t ld
 
 }  // namespace
 
-void rotary(DType t, RotaryStyle style, int64_t rotary_dim, const float* inv_freq, void* x, int64_t n, int64_t ld,
-            int64_t heads, int64_t head_dim, const int64_t* pos, Stream s) {
+void rotary(const RotaryArgs& a, Stream s) {
+  const DType t = a.t;
+  const RotaryStyle style = a.style;
+  const int64_t rotary_dim = a.rotary_dim, n = a.n, ld = a.ld, heads = a.heads, head_dim = a.head_dim;
+  const float* inv_freq = a.inv_freq;
+  void* x = a.x;
+  const int64_t* pos = a.pos;
   if (style == RotaryStyle::None || n == 0) return;
   const int64_t half = rotary_dim / 2, total = n * heads * half;
   const unsigned grid = unsigned(std::min<int64_t>((total + 255) / 256, 65536));

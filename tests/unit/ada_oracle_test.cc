@@ -75,7 +75,7 @@ AdaOptions options(const Case& c) {
 void expect_oracle(const Model& ref, const Sequence& s, const AttentionTap& tap, const Case& c, int64_t T, double rel,
                    const std::string& what, int64_t* non_reps) {
   const ArchSpec& a = ref.spec();
-  const ops::Rotary rotary(a);
+  const ops::Rotary rotary = a.rotary_embedding();
   for (int l = 0; l < int(a.n_layers); ++l) {
     const TapRecord& rec = tap.records()[size_t(l)];
     ASSERT_EQ(rec.rows(), T) << what << " layer " << l;

@@ -158,21 +158,34 @@ TEST_P(CudaOps, NormWithAndWithoutResidualAdd) {
       const auto h = rounded(t, randn(rng, n * d, 2.f)), add = rounded(t, randn(rng, n * d));
       // Plain norm.
       Dev dh(t, h), dy(t, n * d);
-      gpu::norm(t, kind, dh.p(), nullptr, g.data(), b.size() ? b.data() : nullptr, 1e-5, n, d, dy.p(), st());
+      const gpu::NormArgs args{.t = t, .kind = kind, .gamma = g.data(), .beta = b.size() ? b.data() : nullptr, .eps = 1e-5,
+                               .n = n, .d = d};
+      gpu::NormArgs a1 = args;
+      a1.h = dh.p();
+      a1.y = dy.p();
+      gpu::norm(a1, st());
       std::vector<float> ref(static_cast<size_t>(n * d));
-      ops::norm(kind, w, 1e-5, h.data(), n, d, ref.data());
+      ops::norm(kind, w.gamma(), w.beta(), 1e-5, h.data(), n, d, ref.data());
       expect_within(dy.get(), ref, t, "norm");
       // Fused residual add: h += add (rounded to the dtype), y = norm(h); h is written back.
       Dev dh2(t, h), da(t, add), dy2(t, n * d);
-      gpu::norm(t, kind, dh2.p(), da.p(), g.data(), b.size() ? b.data() : nullptr, 1e-5, n, d, dy2.p(), st());
+      gpu::NormArgs a2 = args;
+      a2.h = dh2.p();
+      a2.add = da.p();
+      a2.y = dy2.p();
+      gpu::norm(a2, st());
       std::vector<float> hs(static_cast<size_t>(n * d));
       for (size_t i = 0; i < hs.size(); ++i) hs[i] = round_to(t, h[i] + add[i]);
-      ops::norm(kind, w, 1e-5, hs.data(), n, d, ref.data());
+      ops::norm(kind, w.gamma(), w.beta(), 1e-5, hs.data(), n, d, ref.data());
       expect_within(dy2.get(), ref, t, "add+norm");
       expect_within(dh2.get(), hs, t, "add+norm residual");
       // In place (y aliases h), as the post-LN wiring uses it.
       Dev dh3(t, h), da3(t, add);
-      gpu::norm(t, kind, dh3.p(), da3.p(), g.data(), b.size() ? b.data() : nullptr, 1e-5, n, d, dh3.p(), st());
+      gpu::NormArgs a3 = args;
+      a3.h = dh3.p();
+      a3.add = da3.p();
+      a3.y = dh3.p();
+      gpu::norm(a3, st());
       expect_within(dh3.get(), ref, t, "add+norm in place");
     }
   }
@@ -229,7 +242,9 @@ TEST_P(CudaOps, RotaryBothLayoutsPartialDim) {
     Dev dx(t, x);
     auto dpos = dev_of(pos);
     auto inv = dev_of(r.inv_freq());
-    gpu::rotary(t, c.style, c.rotary_dim, inv.data(), dx.p(), n, ld, heads, c.head_dim, dpos.data(), st());
+    gpu::rotary({.t = t, .style = c.style, .rotary_dim = c.rotary_dim, .inv_freq = inv.data(), .x = dx.p(), .n = n,
+                 .ld = ld, .heads = heads, .head_dim = c.head_dim, .pos = dpos.data()},
+                st());
     r.apply(x.data(), n, ld, heads, c.head_dim, pos.data());
     expect_within(dx.get(), x, t, "rotary");
   }
@@ -274,7 +289,9 @@ TEST_P(CudaOps, LinearThroughCublasLt) {
         l.out = out;
         l.bias = bias ? b.data() : nullptr;
         Dev dw(t, w), dx(t, x), db(yt, b), dy(yt, n * ldy);
-        gpu::linear(t, dx.p(), ldx, n, dw.p(), in, out, bias ? db.p() : nullptr, yt, dy.p(), ldy, st());
+        gpu::linear({.t = t, .x = dx.p(), .ldx = ldx, .n = n, .w = dw.p(), .in = in, .out = out,
+                     .bias = bias ? db.p() : nullptr, .yt = yt, .y = dy.p(), .ldy = ldy},
+                    st());
         std::vector<float> ref(static_cast<size_t>(n * ldy));
         ops::linear(l, x.data(), n, ldx, ref.data(), ldy);
         std::vector<float> got = dy.get(), g2, r2;
@@ -303,7 +320,9 @@ TEST_P(CudaOps, LinearWithActivationEpilogue) {
       l.out = out;
       l.bias = bias ? b.data() : nullptr;
       Dev dw(t, w), dx(t, x), db(t, b), dy(t, n * out);
-      gpu::linear(t, dx.p(), in, n, dw.p(), in, out, bias ? db.p() : nullptr, t, dy.p(), out, st(), ep);
+      gpu::linear({.t = t, .x = dx.p(), .ldx = in, .n = n, .w = dw.p(), .in = in, .out = out, .bias = bias ? db.p() : nullptr,
+                   .yt = t, .y = dy.p(), .ldy = out, .act = ep},
+                  st());
       std::vector<float> ref(static_cast<size_t>(n * out));
       ops::linear(l, x.data(), n, in, ref.data(), out);
       // The plain computation rounds the GEMM output to the dtype before the activation.
@@ -318,6 +337,8 @@ TEST_P(CudaOps, LinearWithActivationEpilogue) {
 // The plain same-dtype attention (FlashAttention's attention_ref without upcasting): logits,
 // probabilities and the output each rounded to the dtype.
 std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
+  const float *q = static_cast<const float*>(a.q), *k = static_cast<const float*>(a.k), *v = static_cast<const float*>(a.v);
+  const float *own_k = static_cast<const float*>(a.own_k), *own_v = static_cast<const float*>(a.own_v);
   std::vector<float> out(static_cast<size_t>(a.nq * a.ldo), 0.f);
   const int64_t g = a.heads / a.kv_heads, hd = a.head_dim;
   for (int64_t h = 0; h < a.heads; ++h)
@@ -327,7 +348,7 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
       for (int64_t j = 0; j < a.nk; ++j) {
         if (a.k_pos[j] > a.q_pos[i]) continue;
         double dot = 0;
-        for (int64_t c = 0; c < hd; ++c) dot += double(a.q[i * a.ldq + h * hd + c]) * a.k[j * a.ldkv + (h / g) * hd + c];
+        for (int64_t c = 0; c < hd; ++c) dot += double(q[i * a.ldq + h * hd + c]) * k[j * a.ldkv + (h / g) * hd + c];
         s[size_t(j)] = round_to(t, float(dot * a.scale)) + (a.bias ? a.bias[i * a.ldbias + j] : 0.f);
         mx = std::max(mx, s[size_t(j)]);
       }
@@ -335,17 +356,17 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
       double own_s = 0;
       if (own) {
         double dot = 0;
-        for (int64_t c = 0; c < hd; ++c) dot += double(a.q[i * a.ldq + h * hd + c]) * a.own_k[i * a.ldown + (h / g) * hd + c];
+        for (int64_t c = 0; c < hd; ++c) dot += double(q[i * a.ldq + h * hd + c]) * own_k[i * a.ldown + (h / g) * hd + c];
         own_s = round_to(t, float(dot * a.scale));
         mx = std::max(mx, own_s);
       }
       double sum = own ? std::exp(own_s - mx) : 0;
       for (int64_t j = 0; j < a.nk; ++j) sum += a.k_pos[j] <= a.q_pos[i] ? std::exp(s[size_t(j)] - mx) : 0;
       for (int64_t c = 0; c < hd; ++c) {
-        double o = own ? double(round_to(t, float(std::exp(own_s - mx) / sum))) * a.own_v[i * a.ldown + (h / g) * hd + c] : 0;
+        double o = own ? double(round_to(t, float(std::exp(own_s - mx) / sum))) * own_v[i * a.ldown + (h / g) * hd + c] : 0;
         for (int64_t j = 0; j < a.nk; ++j)
           if (a.k_pos[j] <= a.q_pos[i])
-            o += double(round_to(t, float(std::exp(s[size_t(j)] - mx) / sum))) * a.v[j * a.ldkv + (h / g) * hd + c];
+            o += double(round_to(t, float(std::exp(s[size_t(j)] - mx) / sum))) * v[j * a.ldkv + (h / g) * hd + c];
         out[size_t(i * a.ldo + h * hd + c)] = round_to(t, float(o));
       }
     }
@@ -353,8 +374,8 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
 }
 
 // The GPU op's arguments with the CPU op's shapes and scalars; the caller sets the device arrays.
-gpu::AttentionArgs gpu_args_like(const ops::AttentionArgs& a, DType t) {
-  gpu::AttentionArgs g;
+ops::AttentionArgs gpu_args_like(const ops::AttentionArgs& a, DType t) {
+  ops::AttentionArgs g;
   g.dtype = t;
   g.ldq = a.ldq;
   g.nq = a.nq;
@@ -456,7 +477,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     Dev down_k(t, c.own ? own_k : std::vector<float>{0.f}), down_v(t, c.own ? own_v : std::vector<float>{0.f});
     auto down_mask = dev_of(c.own ? own_mask : std::vector<uint8_t>{0});
     auto dbias = dev_of(c.bias ? bias : std::vector<float>{0.f});
-    gpu::AttentionArgs g = gpu_args_like(a, t);
+    ops::AttentionArgs g = gpu_args_like(a, t);
     g.q = dq.p();
     g.k = dk.p();
     g.v = dv.p();
