@@ -1,5 +1,5 @@
 // The GPU decoder's types (model/model_cuda.cu: the decoder; attention/ada_attention_cuda.cu: its
-// ADA step): device weights, the stream-ordered KV cache, a sequence's state, the CudaDecoder and
+// ADA step; the device weights are in model/device_weights.cuh): the stream-ordered KV cache, a sequence's state, the CudaDecoder and
 // GpuLayers, the steps of model/residual_wiring.h on device buffers. CUDA code only; internal to those
 // two files (everything else reaches the decoder through model/device_decoder.h).
 #pragma once
@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "cuda/context.h"
 #include "model/device_decoder.h"
+#include "model/device_weights.cuh"
 #include "model/weights.h"
 #include "ops/activation.h"
 #include "ops/cuda_ops.h"
@@ -21,23 +22,6 @@
 #include "select/gpu_selection.h"
 
 namespace cascade::cuda_decoder {
-
-using Bytes = cuda::Buffer<unsigned char>;
-
-struct DevLinear {
-  Bytes w, b;  // w: [out, in] in the compute dtype; b: [out] in the output dtype, or empty
-  int64_t in = 0, out = 0;
-  bool present() const { return w.size() != 0; }
-};
-
-struct DevNorm {
-  cuda::Buffer<float> g, b;
-};
-
-struct DevLayer {
-  DevNorm n1, n2;
-  DevLinear qkv, o, up, gate, down;
-};
 
 // Stream-ordered device memory (cudaMallocAsync from the device's pool, which keeps what is freed:
 // see CudaDecoder's constructor), for the KV caches: a new sequence per prompt then costs no
@@ -131,7 +115,7 @@ P* at(void* base, int64_t elems, DType t) {
 
 class CudaDecoder : public DeviceDecoder {
  public:
-  CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Rotary& r, DType t, bool graphs);
+  CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs);
 
   DType dtype() const override { return t_; }
 
