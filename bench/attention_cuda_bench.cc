@@ -76,7 +76,7 @@ void BM_attention(benchmark::State& state) {
   auto qkv = random16(size_t(T * ld));
   cuda::Buffer<uint16_t> out(size_t(T * qd));
   auto dpos = iota(T);
-  ops::gpu::AttentionArgs a;
+  ops::AttentionArgs a;
   a.dtype = t;
   a.q = qkv.data();
   a.k = qkv.data() + qd;
@@ -105,7 +105,7 @@ void BM_decode(benchmark::State& state) {
   auto q = random16(size_t(qd)), k = random16(size_t(nk * kd)), v = random16(size_t(nk * kd));
   cuda::Buffer<uint16_t> out{size_t(qd)};
   auto dpos = iota(nk);
-  ops::gpu::AttentionArgs a;
+  ops::AttentionArgs a;
   a.dtype = DType::F16;
   a.q = q.data();
   a.k = k.data();

@@ -18,38 +18,33 @@ class Loader {
 
   // The tensor under the first name that exists (families differ in prefixes, e.g. GPT-2 checkpoints
   // saved from GPT2Model have no "transformer."), checked against the expected shape.
-  Tensor get(const std::vector<std::string>& names, std::vector<int64_t> shape) const {
+  TensorView get(const std::vector<std::string>& names, std::vector<int64_t> shape) const {
     for (const auto& n : names) {
       if (!src_.has(n)) continue;
-      Tensor t = src_.load_f32(n);
-      if (t.shape() != shape) {
-        Tensor want = Tensor::view(nullptr, shape, nullptr);
-        fail(src_.path(), ": tensor '", n, "' has shape ", t.shape_str(), ", expected ", want.shape_str());
+      TensorView t = src_.load(n);
+      if (t.shape != shape) {
+        Tensor got = Tensor::view(nullptr, t.shape, nullptr), want = Tensor::view(nullptr, shape, nullptr);
+        fail(src_.path(), ": tensor '", n, "' has shape ", got.shape_str(), ", expected ", want.shape_str());
       }
       return t;
     }
     fail(src_.path(), ": tensor '", names.front(), "' is missing from the checkpoint");
   }
-  Tensor get(const std::string& name, std::vector<int64_t> shape) const { return get(std::vector{name}, shape); }
+  TensorView get(const std::string& name, std::vector<int64_t> shape) const { return get(std::vector{name}, shape); }
   bool has(const std::string& name) const { return src_.has(name); }
 
   // A Linear stored [out, in] (torch.nn.Linear).
-  Linear linear(const std::string& w, const std::string& b, int64_t in, int64_t out) const {
-    Linear l;
-    l.storage = get(w, {out, in});
-    l.w = std::as_const(l.storage).data();
-    l.ld = in;
+  StoredLinear linear(const std::string& w, const std::string& b, int64_t in, int64_t out) const {
+    StoredLinear l;
+    l.w = get(w, {out, in});
     l.in = in;
     l.out = out;
-    if (!b.empty()) {
-      l.bias_storage = get(b, {out});
-      l.bias = std::as_const(l.bias_storage).data();
-    }
+    if (!b.empty()) l.b = get(b, {out});
     return l;
   }
 
-  Norm norm(const std::string& prefix, int64_t d) const {
-    Norm n;
+  StoredNorm norm(const std::string& prefix, int64_t d) const {
+    StoredNorm n;
     n.weight = get(prefix + ".weight", {d});
     if (a_.norm == NormKind::LayerNorm) n.bias = get(prefix + ".bias", {d});
     return n;
@@ -60,66 +55,53 @@ class Loader {
 };
 
 // A column block [col0, col0 + out) of a Conv1D weight stored [in, total_out] (GPT-2).
-Linear conv1d_block(const Tensor& w, const Tensor& b, int64_t col0, int64_t out) {
-  Linear l;
-  l.storage = w;
-  l.w = w.data() + col0;
-  l.ld = w.dim(1);
+StoredLinear conv1d_block(const TensorView& w, const TensorView& b, int64_t col0, int64_t out) {
+  StoredLinear l;
+  l.w = w;
+  l.b = b;
   l.in_major = true;
-  l.in = w.dim(0);
+  l.in = w.shape[0];
   l.out = out;
-  l.bias_storage = b;
-  l.bias = b.data() + col0;
+  l.first = col0;
   return l;
 }
 
-// Rows [h*3hd + part*hd, +hd) of every head h of GPT-NeoX's fused per-head QKV, gathered into one
-// [H*hd, d] weight (a copy: the blocks are not one strided view).
-Linear neox_part(const Tensor& w, const Tensor& b, int part, int64_t H, int64_t hd) {
-  const int64_t d = w.dim(1);
-  Tensor pw = Tensor::zeros({H * hd, d}), pb = Tensor::zeros({H * hd});
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t j = 0; j < hd; ++j) {
-      const int64_t src = h * 3 * hd + part * hd + j;
-      std::copy(w.row(src), w.row(src) + d, pw.row(h * hd + j));
-      pb.data()[h * hd + j] = b.data()[src];
-    }
-  Linear l;
-  l.storage = pw;
-  l.w = pw.data();
-  l.ld = d;
-  l.in = d;
+// Rows [h*3hd + part*hd, +hd) of every head h of GPT-NeoX's fused per-head QKV.
+StoredLinear neox_part(const TensorView& w, const TensorView& b, int part, int64_t H, int64_t hd) {
+  StoredLinear l;
+  l.w = w;
+  l.b = b;
+  l.in = w.shape[1];
   l.out = H * hd;
-  l.bias_storage = pb;
-  l.bias = pb.data();
+  l.first = part * hd;
+  l.block = hd;
+  l.block_stride = 3 * hd;
   return l;
 }
 
-Linear tied(const Tensor& embed) {
-  Linear l;
-  l.storage = embed;
-  l.w = embed.data();
-  l.ld = embed.dim(1);
-  l.in = embed.dim(1);
-  l.out = embed.dim(0);
+StoredLinear tied(const TensorView& embed) {
+  StoredLinear l;
+  l.w = embed;
+  l.in = embed.shape[1];
+  l.out = embed.shape[0];
   return l;
 }
 
-void load_gpt2(const Loader& L, const ArchSpec& a, ModelWeights& m) {
+void load_gpt2(const Loader& L, const ArchSpec& a, StoredWeights& m) {
   const int64_t d = a.d_model, f = a.d_ff;
   auto n = [&](const std::string& s) { return std::vector<std::string>{"transformer." + s, s}; };
   m.embed = L.get(n("wte.weight"), {a.vocab_size, d});
   m.positions = L.get(n("wpe.weight"), {a.max_positions, d});
   for (int64_t i = 0; i < a.n_layers; ++i) {
     const std::string p = "h." + std::to_string(i) + ".";
-    LayerWeights& l = m.layers[i];
+    StoredLayer& l = m.layers[i];
     auto norm = [&](const std::string& s) {
-      return Norm{L.get(n(p + s + ".weight"), {d}), L.get(n(p + s + ".bias"), {d})};
+      return StoredNorm{L.get(n(p + s + ".weight"), {d}), L.get(n(p + s + ".bias"), {d})};
     };
     l.norm1 = norm("ln_1");
     l.norm2 = norm("ln_2");
-    const Tensor qkv_w = L.get(n(p + "attn.c_attn.weight"), {d, 3 * d});
-    const Tensor qkv_b = L.get(n(p + "attn.c_attn.bias"), {3 * d});
+    const TensorView qkv_w = L.get(n(p + "attn.c_attn.weight"), {d, 3 * d});
+    const TensorView qkv_b = L.get(n(p + "attn.c_attn.bias"), {3 * d});
     l.q = conv1d_block(qkv_w, qkv_b, 0, d);
     l.k = conv1d_block(qkv_w, qkv_b, d, d);
     l.v = conv1d_block(qkv_w, qkv_b, 2 * d, d);
@@ -127,11 +109,11 @@ void load_gpt2(const Loader& L, const ArchSpec& a, ModelWeights& m) {
     l.up = conv1d_block(L.get(n(p + "mlp.c_fc.weight"), {d, f}), L.get(n(p + "mlp.c_fc.bias"), {f}), 0, f);
     l.down = conv1d_block(L.get(n(p + "mlp.c_proj.weight"), {f, d}), L.get(n(p + "mlp.c_proj.bias"), {d}), 0, d);
   }
-  m.final_norm = Norm{L.get(n("ln_f.weight"), {d}), L.get(n("ln_f.bias"), {d})};
+  m.final_norm = StoredNorm{L.get(n("ln_f.weight"), {d}), L.get(n("ln_f.bias"), {d})};
   m.head = tied(m.embed);
 }
 
-void load_opt(const Loader& L, const ArchSpec& a, ModelWeights& m) {
+void load_opt(const Loader& L, const ArchSpec& a, StoredWeights& m) {
   const int64_t d = a.d_model, f = a.d_ff, e = a.d_embed;
   const std::string P = L.has("model.decoder.embed_tokens.weight") ? "model.decoder." : "decoder.";
   m.embed = L.get(P + "embed_tokens.weight", {a.vocab_size, e});
@@ -142,7 +124,7 @@ void load_opt(const Loader& L, const ArchSpec& a, ModelWeights& m) {
   }
   for (int64_t i = 0; i < a.n_layers; ++i) {
     const std::string p = P + "layers." + std::to_string(i) + ".";
-    LayerWeights& l = m.layers[i];
+    StoredLayer& l = m.layers[i];
     l.norm1 = L.norm(p + "self_attn_layer_norm", d);
     l.norm2 = L.norm(p + "final_layer_norm", d);
     l.q = L.linear(p + "self_attn.q_proj.weight", p + "self_attn.q_proj.bias", d, d);
@@ -156,12 +138,12 @@ void load_opt(const Loader& L, const ArchSpec& a, ModelWeights& m) {
   m.head = L.has("lm_head.weight") && !a.tied_head ? L.linear("lm_head.weight", "", e, a.vocab_size) : tied(m.embed);
 }
 
-void load_gptj(const Loader& L, const ArchSpec& a, ModelWeights& m) {
+void load_gptj(const Loader& L, const ArchSpec& a, StoredWeights& m) {
   const int64_t d = a.d_model, f = a.d_ff;
   m.embed = L.get("transformer.wte.weight", {a.vocab_size, d});
   for (int64_t i = 0; i < a.n_layers; ++i) {
     const std::string p = "transformer.h." + std::to_string(i) + ".";
-    LayerWeights& l = m.layers[i];
+    StoredLayer& l = m.layers[i];
     l.norm1 = L.norm(p + "ln_1", d);
     l.q = L.linear(p + "attn.q_proj.weight", "", d, d);
     l.k = L.linear(p + "attn.k_proj.weight", "", d, d);
@@ -174,16 +156,16 @@ void load_gptj(const Loader& L, const ArchSpec& a, ModelWeights& m) {
   m.head = L.linear("lm_head.weight", "lm_head.bias", d, a.vocab_size);
 }
 
-void load_neox(const Loader& L, const ArchSpec& a, ModelWeights& m) {
+void load_neox(const Loader& L, const ArchSpec& a, StoredWeights& m) {
   const int64_t d = a.d_model, f = a.d_ff, H = a.n_heads, hd = a.head_dim;
   m.embed = L.get("gpt_neox.embed_in.weight", {a.vocab_size, d});
   for (int64_t i = 0; i < a.n_layers; ++i) {
     const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
-    LayerWeights& l = m.layers[i];
+    StoredLayer& l = m.layers[i];
     l.norm1 = L.norm(p + "input_layernorm", d);
     l.norm2 = L.norm(p + "post_attention_layernorm", d);
-    const Tensor w = L.get(p + "attention.query_key_value.weight", {3 * H * hd, d});
-    const Tensor b = L.get(p + "attention.query_key_value.bias", {3 * H * hd});
+    const TensorView w = L.get(p + "attention.query_key_value.weight", {3 * H * hd, d});
+    const TensorView b = L.get(p + "attention.query_key_value.bias", {3 * H * hd});
     l.q = neox_part(w, b, 0, H, hd);
     l.k = neox_part(w, b, 1, H, hd);
     l.v = neox_part(w, b, 2, H, hd);
@@ -195,12 +177,12 @@ void load_neox(const Loader& L, const ArchSpec& a, ModelWeights& m) {
   m.head = a.tied_head ? tied(m.embed) : L.linear("embed_out.weight", "", d, a.vocab_size);
 }
 
-void load_llama(const Loader& L, const ArchSpec& a, ModelWeights& m) {
+void load_llama(const Loader& L, const ArchSpec& a, StoredWeights& m) {
   const int64_t d = a.d_model, f = a.d_ff, hd = a.head_dim;
   m.embed = L.get("model.embed_tokens.weight", {a.vocab_size, d});
   for (int64_t i = 0; i < a.n_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    LayerWeights& l = m.layers[i];
+    StoredLayer& l = m.layers[i];
     l.norm1 = L.norm(p + "input_layernorm", d);
     l.norm2 = L.norm(p + "post_attention_layernorm", d);
     l.q = L.linear(p + "self_attn.q_proj.weight", "", d, a.n_heads * hd);
@@ -217,9 +199,10 @@ void load_llama(const Loader& L, const ArchSpec& a, ModelWeights& m) {
 
 }  // namespace
 
-ModelWeights load_weights(const ArchSpec& a, const WeightSource& src) {
+StoredWeights load_weights(const ArchSpec& a, const WeightSource& src) {
   const Loader L(a, src);
-  ModelWeights m;
+  StoredWeights m;
+  m.path = src.path();
   m.layers.resize(size_t(a.n_layers));
   if (a.model_type == "gpt2") load_gpt2(L, a, m);
   else if (a.model_type == "opt") load_opt(L, a, m);
@@ -227,6 +210,7 @@ ModelWeights load_weights(const ArchSpec& a, const WeightSource& src) {
   else if (a.model_type == "gpt_neox") load_neox(L, a, m);
   else if (a.model_type == "llama") load_llama(L, a, m);
   else fail(src.path(), ": no weight map for model_type '", a.model_type, "'");
+  m.head_tied = m.head.w.data == m.embed.data && !m.head.b.data;
   return m;
 }
 

@@ -1,5 +1,6 @@
 // Maps a checkpoint's Hugging Face tensor names onto the decoder's weights, per family, checking
-// every shape against the ArchSpec.
+// every shape against the ArchSpec. The result holds the tensors as stored (typed views of the map);
+// nothing is widened or converted here (see widen_weights and the GPU upload).
 #pragma once
 #include "arch/arch_spec.h"
 #include "io/weights.h"
@@ -7,6 +8,6 @@
 
 namespace cascade {
 
-ModelWeights load_weights(const ArchSpec& spec, const WeightSource& src);
+StoredWeights load_weights(const ArchSpec& spec, const WeightSource& src);
 
 }  // namespace cascade

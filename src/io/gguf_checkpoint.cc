@@ -4,6 +4,7 @@
 // that the decoder sees exactly what it would see from the original safetensors. The config and
 // the tokenizer are rebuilt from the metadata keys that llama.cpp itself reads for "llama".
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -73,20 +74,27 @@ class GgufWeights : public WeightSource {
 
   bool has(const std::string& name) const override { return slots_.count(name) != 0; }
 
-  Tensor load_f32(const std::string& name) const override {
+  TensorView load(const std::string& name) const override {
     const auto it = slots_.find(name);
     if (it == slots_.end()) fail(path(), ": GGUF checkpoint has no tensor that maps to '", name, "'");
     const GgufTensorInfo& t = *it->second.info;
     const uint8_t* src = file_->tensor_data(t);
+    const int rotary = it->second.rotary_heads;
+    // The float types are views of the map (q/k rows in Meta's rotary order excepted); every other
+    // type is dequantised.
+    const std::optional<DType> stored = t.type == GgmlType::F32    ? std::optional(DType::F32)
+                                        : t.type == GgmlType::F16  ? std::optional(DType::F16)
+                                        : t.type == GgmlType::BF16 ? std::optional(DType::BF16)
+                                                                   : std::nullopt;
+    if (stored && !rotary) return TensorView{*stored, src, shape(t), file_->owner(), true};
     Tensor w;
-    // F32 data at a 4-byte aligned address is used in place; everything else is decoded.
     if (t.type == GgmlType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
       w = Tensor::view(reinterpret_cast<const float*>(src), shape(t), file_->owner());
     } else {
       w = Tensor::zeros(shape(t));
       dequantize(t.type, src, w.data(), t.numel());
     }
-    return it->second.rotary_heads ? meta_to_hf_rotary_rows(w, it->second.rotary_heads) : w;
+    return owned_view(rotary ? meta_to_hf_rotary_rows(w, rotary) : w);
   }
 
  private:

@@ -106,14 +106,14 @@ class Llama2cWeights : public WeightSource {
 
   bool has(const std::string& name) const override { return slots_.count(name) != 0; }
 
-  Tensor load_f32(const std::string& name) const override {
+  TensorView load(const std::string& name) const override {
     const auto it = slots_.find(name);
     if (it == slots_.end()) fail(path(), ": llama2.c checkpoint has no tensor named '", name, "'");
     const Slot& s = it->second;
     // The header is 28 bytes and the map page-aligned, so every float is 4-byte aligned.
     const auto* data = reinterpret_cast<const float*>(file_->data() + kHeaderBytes) + s.offset;
-    Tensor t = Tensor::view(data, s.shape, file_);
-    return s.rotary_heads ? meta_to_hf_rotary_rows(t, s.rotary_heads) : t;
+    if (s.rotary_heads) return owned_view(meta_to_hf_rotary_rows(Tensor::view(data, s.shape, file_), s.rotary_heads));
+    return TensorView{DType::F32, data, s.shape, file_, true};
   }
 
  private:

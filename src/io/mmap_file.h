@@ -23,6 +23,12 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
 
+  // Drops the pages wholly inside [p, p + n), which must lie in a mapping made by open(), from this
+  // process (its resident set); the page cache keeps them and the next read maps them back, so the
+  // contents never change. A loader that has copied a range to the GPU calls it so that the host
+  // holds the mapped file's pages only while they are being read.
+  static void drop_pages(const void* p, size_t n);
+
  private:
   MappedFile(std::filesystem::path path, const uint8_t* data, size_t size)
       : path_(std::move(path)), data_(data), size_(size) {}

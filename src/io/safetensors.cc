@@ -136,26 +136,13 @@ const TensorMeta* SafetensorsFile::find(const std::string& name) const {
   return it == entries_.end() ? nullptr : &it->second.meta;
 }
 
-Tensor SafetensorsFile::load_f32(const std::string& name) const {
+TensorView SafetensorsFile::load(const std::string& name) const {
   const auto it = entries_.find(name);
   if (it == entries_.end()) fail(path().string(), ": no tensor named '", name, "'");
   const Entry& e = it->second;
   if (!e.dtype) fail(path().string(), ": tensor '", name, "' is ", e.meta.dtype, ", which cannot be loaded as float32");
   std::vector<int64_t> shape = e.meta.shape.empty() ? std::vector<int64_t>{1} : e.meta.shape;
-  const uint8_t* src = file_->data() + e.offset;
-  const size_t elem = dtype_size(*e.dtype);
-  const bool aligned = reinterpret_cast<uintptr_t>(src) % elem == 0;
-  if (*e.dtype == DType::F32 && aligned) return Tensor::view(reinterpret_cast<const float*>(src), std::move(shape), file_);
-  // The header length need not keep the data aligned; to_f32 reads whole elements, so an
-  // unaligned source is first copied to (suitably aligned) heap memory.
-  std::vector<uint8_t> realigned;
-  if (!aligned) {
-    realigned.assign(src, src + e.meta.nbytes);
-    src = realigned.data();
-  }
-  Tensor t = Tensor::zeros(std::move(shape));
-  to_f32(*e.dtype, src, t.data(), e.meta.nbytes / elem);
-  return t;
+  return TensorView{*e.dtype, file_->data() + e.offset, std::move(shape), file_, true};
 }
 
 }  // namespace cascade

@@ -49,10 +49,10 @@ std::vector<TensorMeta> SafetensorsDir::list() const {
   return out;
 }
 
-Tensor SafetensorsDir::load_f32(const std::string& name) const {
+TensorView SafetensorsDir::load(const std::string& name) const {
   const auto it = where_.find(name);
   if (it == where_.end()) fail(dir_.string(), ": checkpoint has no tensor named '", name, "'");
-  return it->second->load_f32(name);
+  return it->second->load(name);
 }
 
 nlohmann::json SafetensorsDir::describe() const {

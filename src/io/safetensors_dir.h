@@ -23,7 +23,7 @@ class SafetensorsDir : public WeightSource {
   std::string path() const override { return dir_.string(); }
   std::vector<TensorMeta> list() const override;  // sorted by name
   bool has(const std::string& name) const override { return where_.count(name) != 0; }
-  Tensor load_f32(const std::string& name) const override;
+  TensorView load(const std::string& name) const override;
   // The shard files and each one's __metadata__, for `cascade inspect`.
   nlohmann::json describe() const;
 

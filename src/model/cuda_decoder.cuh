@@ -1,7 +1,8 @@
-// The GPU decoder's types (model/model_cuda.cu): device weights, a sequence's state (its layers'
-// GpuLayerAttention objects), the CudaDecoder and GpuLayers, the steps of model/residual_wiring.h on
-// device buffers. CUDA code only; internal to model_cuda.cu (everything else reaches the decoder
-// through model/device_decoder.h, and the attention methods through attention/gpu_attention.cuh).
+// The GPU decoder's types (model/model_cuda.cu): a sequence's state (its layers' GpuLayerAttention
+// objects), the CudaDecoder and GpuLayers, the steps of model/residual_wiring.h on device buffers;
+// the device weights are in model/device_weights.cuh. CUDA code only; internal to model_cuda.cu
+// (everything else reaches the decoder through model/device_decoder.h, and the attention methods
+// through attention/gpu_attention.cuh).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -14,29 +15,12 @@
 #include "core/error.h"
 #include "cuda/context.h"
 #include "model/device_decoder.h"
+#include "model/device_weights.cuh"
 #include "ops/activation.h"
 #include "ops/cuda_ops.h"
 #include "ops/rotary.h"
 
 namespace cascade::cuda_decoder {
-
-using Bytes = cuda::Buffer<unsigned char>;
-
-struct DevLinear {
-  Bytes w, b;  // w: [out, in] in the compute dtype; b: [out] in the output dtype, or empty
-  int64_t in = 0, out = 0;
-  bool present() const { return w.size() != 0; }
-  GpuLinearView view() const { return {w.data(), b.size() ? b.data() : nullptr, in, out}; }
-};
-
-struct DevNorm {
-  cuda::Buffer<float> g, b;
-};
-
-struct DevLayer {
-  DevNorm n1, n2;
-  DevLinear qkv, o, up, gate, down;
-};
 
 // A captured forward: the values its kernels' arguments were taken from, and its executable graph.
 // A key is captured on its second forward in a row (seen: the last one launched without a graph),
@@ -73,7 +57,7 @@ class CudaSequence : public DeviceSequence {
 
 class CudaDecoder : public DeviceDecoder {
  public:
-  CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Rotary& r, DType t, bool graphs);
+  CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs);
 
   DType dtype() const override { return t_; }
   std::unique_ptr<DeviceSequence> new_sequence(const AttentionFactory& method, PhaseTimes* times) const override;

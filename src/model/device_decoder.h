@@ -16,7 +16,7 @@
 namespace cascade {
 
 struct ArchSpec;
-struct ModelWeights;
+struct StoredWeights;
 namespace ops {
 class Rotary;
 }
@@ -52,10 +52,10 @@ class DeviceDecoder {
                                           int64_t first_row) const = 0;
 };
 
-// Uploads the weights once, converted to dtype (F32, F16 or BF16). graphs: replay exact-attention
+// Uploads the weights once from their stored views, converted to dtype (F32, F16 or BF16) on the device. graphs: replay exact-attention
 // forwards as CUDA graphs (the attention kernels' device time is then not measured: NaN in
 // PhaseTimes). Throws cascade::Error without a GPU or in a CPU-only build.
-std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const ModelWeights& w, const ops::Rotary& rotary,
+std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const StoredWeights& w, const ops::Rotary& rotary,
                                                  DType dtype, bool graphs = true);
 
 }  // namespace cascade

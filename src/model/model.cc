@@ -43,21 +43,33 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   return std::make_unique<Model>(open_checkpoint(path), path.string());
 }
 
-Model::Model(Checkpoint ckpt, const std::string& source) : ckpt_(std::move(ckpt)) {
+Model::Model(Checkpoint ckpt, const std::string& source) : ckpt_(std::move(ckpt)), source_(source) {
   spec_ = arch_from_config(ckpt_.config, source);
-  check_memory_budget(*ckpt_.weights, source);  // before load_weights allocates anything
-  w_ = load_weights(spec_, *ckpt_.weights);
+  // Mapping the tensors allocates only what no view can express (dequantised GGUF types), which is
+  // the host's whole need on the GPU; the CPU's widening is checked when it happens (weights()).
+  check_memory_budget(*ckpt_.weights, source, Device::Cuda);
+  stored_ = load_weights(spec_, *ckpt_.weights);
   rotary_ = spec_.rotary_embedding();
+}
+
+const ModelWeights& Model::weights() const {
+  std::call_once(widened_, [&] {
+    check_memory_budget(*ckpt_.weights, source_, Device::Cpu);
+    // The one write to w_: not `mutable`, so that every other const use reads the views read-only.
+    const_cast<ModelWeights&>(w_) = widen_weights(stored_);
+  });
+  return w_;
 }
 
 void Model::to_device(Device d, DType dtype, bool cuda_graphs) {
   if (d == Device::Cpu) {
     if (dtype != DType::F32) fail("--dtype ", dtype_name(dtype), ": the CPU engine computes in f32 only");
+    (void)weights();
     gpu_.reset();
     device_ = Device::Cpu;
     return;
   }
-  gpu_ = make_cuda_decoder(spec_, w_, rotary_, dtype, cuda_graphs);
+  gpu_ = make_cuda_decoder(spec_, stored_, rotary_, dtype, cuda_graphs);
   device_ = Device::Cuda;
 }
 
@@ -69,9 +81,10 @@ Sequence Model::new_sequence(const AttentionFactory* attention) const {
     s.device_ = gpu_->new_sequence(method, s.times_.get());
     return s;
   }
+  const ModelWeights& w = weights();
   std::vector<AttentionContext> ctx(size_t(spec_.n_layers));
   for (int i = 0; i < int(spec_.n_layers); ++i)
-    ctx[size_t(i)] = AttentionContext{&spec_, &w_.layers[size_t(i)], &rotary_, i, s.times_.get()};
+    ctx[size_t(i)] = AttentionContext{&spec_, &w.layers[size_t(i)], &rotary_, i, s.times_.get()};
   s.layers_ = method.make(ctx);
   return s;
 }

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "arch/arch_spec.h"
@@ -42,17 +44,24 @@ class Sequence {
 
 class Model {
  public:
-  // Reads a checkpoint (directory, llama2.c .bin or .gguf; see io/checkpoint.h).
+  // Reads a checkpoint (directory, llama2.c .bin or .gguf; see io/checkpoint.h): the architecture
+  // and the tensors as stored (typed views of the memory map, shapes checked). Nothing is widened
+  // here: the CPU's float32 weights are made on first use on the CPU, a GPU uploads from the views.
   static std::unique_ptr<Model> load(const std::filesystem::path& path);
   Model(Checkpoint ckpt, const std::string& source);
 
   const ArchSpec& spec() const { return spec_; }
-  const ModelWeights& weights() const { return w_; }
+  // The CPU engine's float32 weights, widened on the first call (then kept for the model's life,
+  // since CPU sequences point into them); cascade::Error when they do not fit in memory.
+  const ModelWeights& weights() const;
+  // The tensors as the checkpoint stores them.
+  const StoredWeights& stored_weights() const { return stored_; }
   const Checkpoint& checkpoint() const { return ckpt_; }
 
-  // Moves the computation to a device: Cuda uploads the weights once in dtype (F32, F16 or BF16) and
-  // every later forward() runs there (any method with a GPU twin: AttentionFactory::make_gpu); Cpu (F32 only) drops the
-  // device copy. cuda_graphs: exact-attention forwards on the GPU are replayed as CUDA graphs (see
+  // Moves the computation to a device: Cuda uploads the weights once in dtype (F32, F16 or BF16) from
+  // the stored views, without widening them on the host, and every later forward() runs there (any
+  // method with a GPU twin: AttentionFactory::make_gpu); Cpu (F32 only) widens the weights if not yet
+  // done and drops the device copy. cuda_graphs: exact-attention forwards on the GPU are replayed as CUDA graphs (see
   // model/model_cuda.cu). cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
   void to_device(Device d, DType dtype = DType::F32, bool cuda_graphs = true);
   Device device() const { return device_; }
@@ -78,8 +87,13 @@ class Model {
   void mlp(const LayerWeights& l, const float* x, int64_t n, float* out) const;
 
   Checkpoint ckpt_;
+  std::string source_;
   ArchSpec spec_;
+  StoredWeights stored_;
+  // Filled once by weights() (the first CPU new_sequence or to_device(Cpu)), read-only after that;
+  // forward() on the CPU reads it through sequences made after the fill.
   ModelWeights w_;
+  mutable std::once_flag widened_;
   ops::Rotary rotary_;
   Device device_ = Device::Cpu;
   std::unique_ptr<DeviceDecoder> gpu_;

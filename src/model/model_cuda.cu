@@ -27,73 +27,7 @@ namespace cascade {
 
 namespace cuda_decoder {
 
-namespace {
-
-uint16_t f32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN
-  u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
-  return uint16_t(u >> 16);
-}
-
-// Converts a float32 matrix to dtype t, row-major [rows, cols]; element (r, c) read at
-// src[r * ld + c], or src[c * ld + r] when transposed (GPT-2's Conv1D [in, out] weights).
-void convert(DType t, const float* src, int64_t rows, int64_t cols, int64_t ld, bool transposed, unsigned char* dst) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = transposed ? src[c * ld + r] : src[r * ld + c];
-      const size_t i = size_t(r * cols + c);
-      if (t == DType::F32) std::memcpy(dst + 4 * i, &v, 4);
-      else {
-        const uint16_t b = t == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-        std::memcpy(dst + 2 * i, &b, 2);
-      }
-    }
-}
-
-Bytes upload(DType t, const float* src, int64_t rows, int64_t cols, int64_t ld, bool transposed) {
-  std::vector<unsigned char> host(size_t(rows * cols) * dtype_size(t));
-  convert(t, src, rows, cols, ld, transposed, host.data());
-  return Bytes::from_host(host, cuda::context().stream);
-}
-
-// Stacks the rows of the given linears (all with the same `in`) into one [sum out, in] weight.
-DevLinear stack(DType t, DType bias_t, std::initializer_list<const Linear*> parts) {
-  DevLinear d;
-  d.in = (*parts.begin())->in;
-  bool any_bias = false;
-  for (const Linear* l : parts) {
-    CASCADE_CHECK(l->in == d.in, "stacked linears of different input widths");
-    d.out += l->out;
-    any_bias |= l->bias != nullptr;
-  }
-  const size_t es = dtype_size(t), bs = dtype_size(bias_t);
-  std::vector<unsigned char> w(size_t(d.out * d.in) * es), b(any_bias ? size_t(d.out) * bs : 0);
-  std::vector<float> bias(any_bias ? size_t(d.out) : 0, 0.f);
-  int64_t row = 0;
-  for (const Linear* l : parts) {
-    convert(t, l->w, l->out, l->in, l->ld, l->in_major, w.data() + size_t(row * d.in) * es);
-    if (l->bias) std::copy(l->bias, l->bias + l->out, bias.begin() + row);
-    row += l->out;
-  }
-  if (any_bias) convert(bias_t, bias.data(), 1, d.out, d.out, false, b.data());
-  d.w = Bytes::from_host(w, cuda::context().stream);
-  if (any_bias) d.b = Bytes::from_host(b, cuda::context().stream);
-  return d;
-}
-
-DevNorm upload_norm(const Norm& n) {
-  DevNorm d;
-  if (!n.present()) return d;
-  d.g = cuda::Buffer<float>::from_host(std::span<const float>(n.weight.data(), size_t(n.weight.numel())));
-  if (!n.bias.empty()) d.b = cuda::Buffer<float>::from_host(std::span<const float>(n.bias.data(), size_t(n.bias.numel())));
-  return d;
-}
-
-}  // namespace
-
-CudaDecoder::CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Rotary& r, DType t, bool graphs)
+CudaDecoder::CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs)
     : a_(a), t_(t), graphs_(graphs) {
   CASCADE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16, "--dtype: ", dtype_name(t),
                 " is not a compute dtype");
@@ -108,24 +42,15 @@ CudaDecoder::CudaDecoder(const ArchSpec& a, const ModelWeights& w, const ops::Ro
     uint64_t keep = ~uint64_t(0);
     CASCADE_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
   }
-  embed_ = upload(t, w.embed.data(), w.embed.dim(0), w.embed.dim(1), w.embed.dim(1), false);
-  if (a.learned_positions) positions_ = upload(t, w.positions.data(), w.positions.dim(0), w.positions.dim(1), w.positions.dim(1), false);
-  if (w.project_in.present()) project_in_ = stack(t, t, {&w.project_in});
-  if (w.project_out.present()) project_out_ = stack(t, t, {&w.project_out});
-  for (const LayerWeights& l : w.layers) {
-    DevLayer d;
-    d.n1 = upload_norm(l.norm1);
-    d.n2 = upload_norm(l.norm2);
-    d.qkv = stack(t, t, {&l.q, &l.k, &l.v});
-    d.o = stack(t, t, {&l.o});
-    d.up = stack(t, t, {&l.up});
-    if (l.gate.present()) d.gate = stack(t, t, {&l.gate});
-    d.down = stack(t, t, {&l.down});
-    layers_.push_back(std::move(d));
-  }
-  final_norm_ = upload_norm(w.final_norm);
-  head_tied_ = w.head.w == w.embed.data() && w.head.ld == w.embed.dim(1) && !w.head.in_major && !w.head.bias;
-  if (!head_tied_) head_ = stack(t, DType::F32, {&w.head});
+  DeviceWeights dw = upload_weights(a, w, t);
+  embed_ = std::move(dw.embed);
+  positions_ = std::move(dw.positions);
+  project_in_ = std::move(dw.project_in);
+  project_out_ = std::move(dw.project_out);
+  layers_ = std::move(dw.layers);
+  final_norm_ = std::move(dw.final_norm);
+  head_tied_ = dw.head_tied;
+  head_ = std::move(dw.head);
   if (r.enabled()) inv_freq_ = cuda::Buffer<float>::from_host(r.inv_freq());
   rot_style_ = r.style();
   rot_dim_ = r.dim();
@@ -334,7 +259,7 @@ void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool las
 
 }  // namespace cuda_decoder
 
-std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const ModelWeights& w, const ops::Rotary& rotary,
+std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const StoredWeights& w, const ops::Rotary& rotary,
                                                  DType dtype, bool graphs) {
   cuda::require_gpu();
   return std::make_unique<cuda_decoder::CudaDecoder>(spec, w, rotary, dtype, graphs);

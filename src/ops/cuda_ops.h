@@ -41,6 +41,12 @@ void add(DType t, void* y, const void* x, const void* x2, int64_t n, Stream s);
 // Copies n values of dtype t converted to float32 (logits come back as float32).
 void to_f32(DType t, const void* x, float* y, int64_t n, Stream s);
 
+// ---- convert (ops::convert) -------------------------------------------------------------------
+// src: packed [rows, cols] in dtype `from`, on the device; element (r, c) is written in dtype `to`
+// at dst[r * ld + c], or at dst[c * ld + r] when transposed. F32, F16 and BF16 both ways.
+void convert(DType from, const void* src, int64_t rows, int64_t cols, DType to, void* dst, int64_t ld, bool transpose,
+             Stream s);
+
 // ---- activation (ops::activation) --------------------------------------------------------------
 // Non-GLU: x = act(x). GLU: x = act(x) * up (x holds the gate projection).
 void activation(DType t, Activation a, void* x, const void* up, int64_t n, Stream s);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -155,6 +156,52 @@ TEST_F(CheckpointTest, HalfAndBfloatWidenExactly) {
   check(f.load_f32("b"), bf16_want);
   EXPECT_EQ(f.find("h")->dtype, "F16");
   EXPECT_EQ(f.find("b")->nbytes, bf16.size() * 2);
+}
+
+// The typed views the GPU upload reads: the stored dtype, a pointer into the mapping (misaligned
+// data too), no copy; their widening is the per-element conversion, bit for bit.
+TEST_F(CheckpointTest, TypedViewsReportTheStoredDtypeAndAliasTheMap) {
+  std::vector<uint16_t> bits(64);
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = uint16_t(0x3c00 + 977 * i);  // varied finite values
+  std::vector<float> f32(bits.size());
+  for (size_t i = 0; i < f32.size(); ++i) f32[i] = float(i) * 0.37f - 5.0f;
+  for (size_t pad : {size_t(0), size_t(1)}) {
+    const fs::path p = dir_ / ("v" + std::to_string(pad) + ".safetensors");
+    write_st(p, {{"h", "F16", {8, 8}, raw(bits)}, {"b", "BF16", {8, 8}, raw(bits)}, {"f", "F32", {8, 8}, raw(f32)}}, pad);
+    SafetensorsFile f(p);
+    const uint8_t* begin = f.mapped().data();
+    const uint8_t* end = begin + f.mapped().size();
+    for (const auto& [name, dtype] : {std::pair{"h", DType::F16}, std::pair{"b", DType::BF16}, std::pair{"f", DType::F32}}) {
+      const TensorView v = f.load(name);
+      EXPECT_EQ(v.dtype, dtype) << name;
+      EXPECT_EQ(v.shape, (std::vector<int64_t>{8, 8})) << name;
+      EXPECT_TRUE(v.mapped) << name;
+      const auto* data = static_cast<const uint8_t*>(v.data);
+      EXPECT_GE(data, begin) << name;
+      EXPECT_LE(data + v.nbytes(), end) << name;
+      // Widening equals to_f32 of the stored bytes (what load_f32 always did), bit for bit.
+      std::vector<uint8_t> aligned(v.nbytes());
+      std::memcpy(aligned.data(), v.data, aligned.size());
+      std::vector<float> want(64);
+      to_f32(dtype, aligned.data(), want.data(), want.size());
+      const Tensor t = f.load_f32(name);
+      ASSERT_EQ(t.numel(), 64);
+      EXPECT_EQ(std::memcmp(t.data(), want.data(), 64 * sizeof(float)), 0) << name << " pad " << pad;
+      // Aligned F32 widens to the view itself.
+      if (dtype == DType::F32 && pad == 0) EXPECT_EQ(static_cast<const void*>(t.data()), v.data);
+    }
+  }
+}
+
+TEST_F(CheckpointTest, DroppedPagesOfTheMapReadBackUnchanged) {
+  std::vector<float> v(1 << 16);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  const fs::path p = dir_ / "a.safetensors";
+  write_st(p, {{"w", "F32", {int64_t(v.size())}, raw(v)}});
+  SafetensorsFile f(p);
+  const TensorView view = f.load("w");
+  MappedFile::drop_pages(view.data, view.nbytes());
+  EXPECT_EQ(std::memcmp(view.data, v.data(), view.nbytes()), 0);
 }
 
 TEST_F(CheckpointTest, ShardedDirectoryWithIndexAndMixedDtypes) {
