@@ -9,6 +9,7 @@
 #include "fuzz_support.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "tokenizer/embedded_tokenizer.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) { return cascade::fuzz::single_threaded(); }
 
@@ -25,8 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cascade::fuzz::printable(ck.format_metadata);
     cascade::fuzz::printable(ck.config);
     for (const auto& meta : ck.weights->list()) (void)ck.weights->load_f32(meta.name);
-    if (ck.embedded_tokenizer) {
-      const auto& tok = *ck.embedded_tokenizer;
+    if (ck.embedded_vocab) {
+      const auto built = cascade::make_embedded_tokenizer(*ck.embedded_vocab);
+      const auto& tok = *built;
       const auto ids = tok.encode("Hello world <s>", true);
       for (int32_t id : ids) cascade::fuzz::require(id >= 0 && id < tok.vocab_size());
       (void)tok.decode(ids);

@@ -90,16 +90,29 @@ class Model:
                                queries=queries, proportional=proportional)
         return self._engine.logits(_ids(ids), a)
 
-    def generate(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, seed=0, **attention):
+    def generate(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, seed=0, ignore_eos=False,
+                 **attention):
         """The continuation of prompt (not repeated), as `cascade generate` makes it: the tokenizer's
         BOS first, the prompt prefilled in one pass, then KV-cached decoding until max_new_tokens,
-        the end-of-sequence token or a full context. Greedy when temperature is 0; otherwise
-        softmax(logits / temperature) within top_k (0: all) and top_p, drawn with seed.
+        the end-of-sequence token (unless ignore_eos) or a full context. Greedy when temperature is
+        0; otherwise softmax(logits / temperature) within top_k (0: all) and top_p, drawn with seed.
         Keyword attention options as for logits().
         """
         a = _cascade.Attention(**attention)
-        text = self._engine.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, a)
+        text = self._engine.generate(prompt, max_new_tokens, temperature, top_k, top_p, seed, ignore_eos, a)
         return text.decode("utf-8", errors="replace")
+
+    def perplexity(self, text, ctx=0, stride=0, max_windows=0, **attention):
+        """Perplexity over a text file, as `cascade perplexity` computes it: the whole file tokenized
+        once (BOS first, if the tokenizer has one), windows of ctx tokens (0: the model's context)
+        every stride tokens (0: ctx), each scoring the tokens no earlier window scored; max_windows
+        stops early (0: all). Keyword attention options as for logits().
+
+        Returns the dict `cascade perplexity --json` writes: model, text, ctx, stride, ppl, nll
+        (summed), scored, tokens, complete and windows (begin, end, scored, nll of each).
+        """
+        a = _cascade.Attention(**attention)
+        return self._engine.perplexity(str(text), ctx, stride, max_windows, a)
 
     def tokenize(self, text, add_special=True):
         """Token ids of text (int32 NumPy array); add_special prepends the tokenizer's prefix
@@ -121,12 +134,17 @@ class Model:
         return self._engine.trace(_ids(ids), _cascade.Attention(**attention))
 
 
-def load(path, device="cpu", tokenizer=None):
+def load(path, device="cpu", tokenizer=None, dtype=None, cuda_graphs="on"):
     """Loads a checkpoint: a Hugging Face directory (config.json + safetensors), a llama2.c .bin (its
     tokenizer found beside it) or a .gguf file. tokenizer names a tokenizer file or directory that is
     not beside the model; otherwise it is looked up on first use, so a model without one still gives
-    logits. device: "cpu", the only backend of this build."""
-    return Model(_cascade.Model.load(str(path), device, "" if tokenizer is None else str(tokenizer)))
+    logits. Where it runs, as the CLI's --device, --dtype and --cuda-graphs: device "cpu" or "cuda"
+    (a CUDA build on a machine with a GPU; `pip install .` builds for the CPU only), dtype "f32",
+    "fp16" or "bf16" (None: f32 on the CPU, bf16 on cuda), cuda_graphs "on" or "off"."""
+    placement = {"device": device, "cuda_graphs": cuda_graphs}
+    if dtype is not None:
+        placement["dtype"] = dtype
+    return Model(_cascade.Model.load(str(path), "" if tokenizer is None else str(tokenizer), **placement))
 
 
 def select(x, tau=0.30, previous=None, rule="greedy", similarity="pearson", mode="cascade"):

@@ -1,25 +1,22 @@
-// The shared helpers of common.h. AttentionSpec parses exactly what the CLI's attention flags parse
-// (tools/cli/attention_flags.cc), so an option means the same from Python and from the command line.
+// The shared helpers of common.h.
 #include "common.h"
+
+#include <nanobind/stl/string.h>
 
 #include "core/error.h"
 
 namespace cascade::py {
 
-AttentionSpec::AttentionSpec(const std::string& attention, const std::string& select, double tau,
-                             const std::string& rule, const std::string& similarity, const std::string& queries,
-                             bool proportional) {
-  CASCADE_CHECK(attention == "full" || attention == "ada", "unknown attention '", attention,
-                "' (expected full or ada)");
-  CASCADE_CHECK(queries == "reps" || queries == "all", "unknown queries '", queries, "' (expected reps or all)");
-  ada = attention == "ada";
-  options.select.tau = tau;
-  options.select.rule = select::parse_rule(rule);
-  options.select.similarity = select::parse_similarity(similarity);
-  options.mode = select::parse_mode(select);
-  options.queries = queries == "all" ? AdaQueries::all : AdaQueries::reps;
-  options.proportional = proportional;
-  (void)AdaAttentionFactory(options);  // validates the options even for exact attention, as the CLI does
+void set_options(engine::AttentionOptions& o, const nb::kwargs& kw, bool placement) {
+  for (const auto& [key, value] : kw) {
+    const std::string name = nb::cast<std::string>(key);
+    const engine::OptionSpec* spec = engine::find_attention_option(name);
+    if (!spec || spec->placement != placement) throw nb::type_error(("unexpected keyword argument '" + name + "'").c_str());
+    std::string text;
+    if (nb::isinstance<nb::bool_>(value)) text = nb::cast<bool>(value) ? "true" : "false";
+    else text = nb::cast<std::string>(nb::str(value));
+    engine::set_attention_option(o, name, text, name);
+  }
 }
 
 nb::object to_numpy(Tensor t) {
@@ -56,8 +53,16 @@ nb::object to_python(const nlohmann::json& j) {
 }
 
 void check_signals() {
+  if (signal_pending()) throw Interrupted{};
+}
+
+bool signal_pending() {
   nb::gil_scoped_acquire gil;
-  if (PyErr_CheckSignals() != 0) throw Interrupted{};
+  return PyErr_CheckSignals() != 0;
+}
+
+void raise_pending() {
+  if (PyErr_Occurred()) throw nb::python_error();
 }
 
 }  // namespace cascade::py

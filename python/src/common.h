@@ -1,10 +1,10 @@
-// What the binding files share: the attention options object every model call takes, engine
+// What the binding files share: the engine's attention options from Python keywords, engine
 // buffers handed to NumPy without a copy, JSON to Python, and Ctrl-C while the GIL is released.
 //
 // Design: the engine runs with the GIL released (model calls take seconds); its long loops (tokens,
 // study windows) call check_signals() between steps, which takes the GIL just long enough to run
 // Python's signal handlers. A pending KeyboardInterrupt unwinds the engine as Interrupted and is
-// raised in Python by run_released().
+// raised in Python by run_released(); generate, which can stop cleanly, asks signal_pending().
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,8 +15,8 @@
 #include <nanobind/ndarray.h>
 #include <nlohmann/json.hpp>
 
-#include "attention/ada_attention.h"
 #include "core/tensor.h"
+#include "engine/attention_options.h"
 
 namespace cascade::py {
 
@@ -26,13 +26,11 @@ namespace nb = nanobind;
 using IdsIn = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 using FeaturesIn = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
-// The CLI's attention flags as one validated object (cascade::Error on a bad value).
-struct AttentionSpec {
-  AttentionSpec(const std::string& attention, const std::string& select, double tau, const std::string& rule,
-                const std::string& similarity, const std::string& queries, bool proportional);
-  bool ada = false;  // false: exact attention
-  AdaOptions options;
-};
+// The engine's options (engine/attention_options.h) from Python keywords: those of a call
+// (placement false) or those of load() (placement true: device, dtype, cuda_graphs). A bool is
+// "true"/"false", anything else its str(); a keyword outside that group is a TypeError, a bad value
+// a cascade::Error.
+void set_options(engine::AttentionOptions& o, const nb::kwargs& kw, bool placement);
 
 // A vector handed to NumPy: the array owns the vector's memory.
 template <typename T>
@@ -50,6 +48,9 @@ nb::object to_python(const nlohmann::json& j);
 struct Interrupted {};
 // Called without the GIL between steps of a long run.
 void check_signals();
+// Called without the GIL: whether a signal handler raised (the exception stays pending for
+// run_released to raise once the engine has stopped).
+bool signal_pending();
 
 // Runs f with the GIL released; an Interrupted from it becomes the pending Python exception.
 template <typename F>
@@ -61,5 +62,8 @@ auto run_released(F&& f) {
     throw nb::python_error();
   }
 }
+
+// Raises a pending Python exception (e.g. KeyboardInterrupt from signal_pending), with the GIL held.
+void raise_pending();
 
 }  // namespace cascade::py

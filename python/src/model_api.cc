@@ -1,21 +1,25 @@
-// cascade.Model's engine half: load, logits, generate, tokenize/detokenize, spec and the per-layer
-// ADA trace. Each call converts its arguments with the GIL held, runs the engine with it released,
-// and converts back with it held again. Argument checking and docstrings live in python/cascade.
+// cascade.Model's engine half: load, logits, generate, perplexity, tokenize/detokenize, spec and the
+// per-layer ADA trace, each a thin adapter over src/engine. Each call converts its arguments with the
+// GIL held, runs the engine with it released, and converts back with it held again. Argument
+// checking and docstrings live in python/cascade.
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/unique_ptr.h>
 
 #include "common.h"
 #include "core/error.h"
+#include "engine/generate.h"
+#include "engine/text_file.h"
+#include "engine/text_perplexity.h"
 #include "model/model_tokenizer.h"
-#include "model/sampler.h"
 #include "py_model.h"
 
 namespace cascade::py {
 
-PyModel::PyModel(const std::string& path, const std::string& device, const std::string& tokenizer)
-    : path_(path), tokenizer_path_(tokenizer) {
-  CASCADE_CHECK(device == "cpu", "device '", device, "' is not available: this build of cascade runs on the cpu");
+PyModel::PyModel(const std::string& path, const engine::AttentionOptions& placement, const std::string& tokenizer)
+    : path_(path), tokenizer_path_(tokenizer), placement_(placement) {
+  (void)engine::make_attention(placement_);  // a device this build or machine lacks fails before loading
   m_ = Model::load(path);
+  engine::place_model(*m_, placement_);
   if (!tokenizer.empty()) tok_ = model_tokenizer(*m_, path, tokenizer);  // a bad file fails at load
 }
 
@@ -24,61 +28,62 @@ const Tokenizer& PyModel::tokenizer() {
   return *tok_;
 }
 
+engine::AttentionOptions PyModel::placed(engine::AttentionOptions call) const {
+  call.device = placement_.device;
+  call.dtype = placement_.dtype;
+  call.cuda_graphs = placement_.cuda_graphs;
+  return call;
+}
+
 namespace {
 
 std::span<const int32_t> span_of(const IdsIn& ids) { return {ids.data(), ids.shape(0)}; }
 
 // logits [T, V] of one forward pass from an empty sequence.
-nb::object logits(PyModel& pm, IdsIn ids, const AttentionSpec& a) {
+nb::object logits(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a) {
+  const auto attention = engine::make_attention(pm.placed(a));
   Tensor out = run_released([&] {
-    const AdaAttentionFactory f(a.options);
-    Sequence s = pm.model().new_sequence(a.ada ? &f : nullptr);
+    Sequence s = pm.model().new_sequence(attention.get());
     return pm.model().forward(s, span_of(ids));
   });
   return to_numpy(std::move(out));
 }
 
-// The prompt's continuation (the prompt itself is not repeated), as `cascade generate` makes it:
-// the prompt prefilled in one pass, then one token at a time until max_new, EOS or a full context.
-// Bytes: the last token may end inside a UTF-8 character; Python decodes with replacement.
+// The prompt's continuation (engine/generate.h). Bytes: the last token may end inside a UTF-8
+// character; Python decodes with replacement. Ctrl-C stops the loop between tokens and raises.
 nb::bytes generate(PyModel& pm, const std::string& prompt, int64_t max_new, double temperature, int64_t top_k,
-                     double top_p, uint64_t seed, const AttentionSpec& a) {
-  CASCADE_CHECK(max_new >= 0, "max_new_tokens must be >= 0, got ", max_new);
-  Sampler sampler({temperature, top_k, top_p, seed});
+                   double top_p, uint64_t seed, bool ignore_eos, const engine::AttentionOptions& a) {
+  const engine::GenerateOptions o{max_new, {temperature, top_k, top_p, seed}, ignore_eos};
+  engine::check_generate_options(o);
+  const auto attention = engine::make_attention(pm.placed(a));
   const Tokenizer& tok = pm.tokenizer();
-  const std::string text = run_released([&] {
-    const Model& m = pm.model();
-    const std::vector<int32_t> ids = tok.encode(prompt, true);
-    CASCADE_CHECK(!ids.empty(), "the prompt is empty and the tokenizer adds no BOS token: nothing to condition on");
-    const int64_t ctx = m.spec().max_positions;
-    CASCADE_CHECK(int64_t(ids.size()) <= ctx, "the prompt is ", ids.size(),
-                  " tokens, longer than the model's context of ", ctx, " tokens");
-    const AdaAttentionFactory f(a.options);
-    Sequence s = m.new_sequence(a.ada ? &f : nullptr);
-    Tensor logits = m.forward(s, ids, true);
-    StreamDecoder out(tok);
-    std::string text;
-    for (int64_t i = 0; i < max_new; ++i) {
-      check_signals();
-      const int32_t next = sampler.next(logits.data(), logits.dim(1));
-      if (tok.eos_id() && next == *tok.eos_id()) break;
-      text += out.push(next);
-      if (s.length() == ctx) break;
-      logits = m.forward(s, std::vector<int32_t>{next}, true);
-    }
-    return text + out.flush();
+  const engine::Generation g = run_released(
+      [&] { return engine::generate(pm.model(), tok, attention.get(), prompt, o, {{}, signal_pending}); });
+  if (g.stop == engine::StopReason::cancelled) raise_pending();
+  return nb::bytes(g.text.data(), g.text.size());
+}
+
+// The report of `cascade perplexity --json` as a dict; Ctrl-C stops between windows.
+nb::object perplexity(PyModel& pm, const std::string& text_path, int64_t ctx, int64_t stride, int64_t max_windows,
+                      const engine::AttentionOptions& a) {
+  const auto attention = engine::make_attention(pm.placed(a));
+  const std::string text = engine::read_text_file(text_path);
+  const Tokenizer& tok = pm.tokenizer();
+  const nlohmann::json report = run_released([&] {
+    const auto tick = [](const engine::TextPerplexity&, int64_t, int64_t) { check_signals(); };
+    return engine::text_perplexity(pm.model(), tok, pm.path(), text_path, text, {ctx, stride, max_windows},
+                                   attention.get(), tick)
+        .report();
   });
-  return nb::bytes(text.data(), text.size());
+  return to_python(report);
 }
 
 // One dict per layer: the prefill's selection, its Gram counts, and the two study measurements.
-nb::list trace(PyModel& pm, IdsIn ids, const AttentionSpec& a) {
-  CASCADE_CHECK(a.ada, "trace needs attention='ada' (exact attention selects nothing)");
-  AdaOptions measured = a.options;
-  measured.measure_error = measured.compare_full = true;
+nb::list trace(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a) {
+  CASCADE_CHECK(a.attention == "ada", "trace needs attention='ada' (exact attention selects nothing)");
+  const auto attention = engine::make_attention(pm.placed(a), /*measured=*/true);
   std::vector<AdaLayerTrace> layers = run_released([&] {
-    const AdaAttentionFactory f(measured);
-    Sequence s = pm.model().new_sequence(&f);
+    Sequence s = pm.model().new_sequence(attention.get());
     (void)pm.model().forward(s, span_of(ids));
     std::vector<AdaLayerTrace> t;
     for (int l = 0; l < int(pm.model().spec().n_layers); ++l) t.push_back(*s.trace(l));
@@ -105,23 +110,27 @@ nb::list trace(PyModel& pm, IdsIn ids, const AttentionSpec& a) {
 }  // namespace
 
 void bind_model(nb::module_& m) {
-  nb::class_<AttentionSpec>(m, "Attention")
-      .def(nb::init<const std::string&, const std::string&, double, const std::string&, const std::string&,
-                    const std::string&, bool>(),
-           nb::kw_only(), nb::arg("attention") = "full", nb::arg("select") = "cascade", nb::arg("tau") = 0.30,
-           nb::arg("rule") = "greedy", nb::arg("similarity") = "pearson", nb::arg("queries") = "reps",
-           nb::arg("proportional") = false);
+  nb::class_<engine::AttentionOptions>(m, "Attention")
+      .def("__init__",
+           [](engine::AttentionOptions* self, nb::kwargs kw) {
+             new (self) engine::AttentionOptions();
+             set_options(*self, kw, /*placement=*/false);
+           });
 
   nb::class_<PyModel>(m, "Model")
       .def_static(
           "load",
-          [](const std::string& path, const std::string& device, const std::string& tokenizer) {
-            return run_released([&] { return std::make_unique<PyModel>(path, device, tokenizer); });
+          [](const std::string& path, const std::string& tokenizer, nb::kwargs placement) {
+            engine::AttentionOptions p;
+            set_options(p, placement, /*placement=*/true);
+            return run_released([&] { return std::make_unique<PyModel>(path, p, tokenizer); });
           },
-          nb::arg("path"), nb::arg("device"), nb::arg("tokenizer"))
+          nb::arg("path"), nb::arg("tokenizer"), nb::arg("placement"))
       .def("logits", &logits, nb::arg("ids"), nb::arg("attention"))
       .def("generate", &generate, nb::arg("prompt"), nb::arg("max_new_tokens"), nb::arg("temperature"),
-           nb::arg("top_k"), nb::arg("top_p"), nb::arg("seed"), nb::arg("attention"))
+           nb::arg("top_k"), nb::arg("top_p"), nb::arg("seed"), nb::arg("ignore_eos"), nb::arg("attention"))
+      .def("perplexity", &perplexity, nb::arg("text"), nb::arg("ctx"), nb::arg("stride"), nb::arg("max_windows"),
+           nb::arg("attention"))
       .def("trace", &trace, nb::arg("ids"), nb::arg("attention"))
       .def(
           "tokenize",

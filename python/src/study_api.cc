@@ -1,23 +1,14 @@
-// cascade.study's engine half: the study of src/eval/study.h on a loaded model, returned as Python
-// values (and written to `out` as `cascade study --out` writes it, when given).
+// cascade.study's engine half: the study of src/eval/study.h on a loaded model, set up and run by
+// engine/study_driver.h as `cascade study` runs it, returned as Python values (and written to `out`
+// as `cascade study --out` writes it, when given).
 // run_study's tick hook runs check_signals(), so Ctrl-C stops a study between configurations.
-#include <omp.h>
-
-#include <algorithm>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
 
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include "core/clock.h"
 #include "common.h"
-#include "core/error.h"
-#include "core/progress.h"
-#include "eval/study.h"
+#include "engine/study_driver.h"
 #include "eval/study_metrics.h"
 #include "eval/study_report.h"
 #include "eval/study_store.h"
@@ -29,35 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string absolute(const std::string& path) {
-  return path.empty() ? path : fs::absolute(path).lexically_normal().string();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  CASCADE_CHECK(in, path, ": cannot open text file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  CASCADE_CHECK(!ss.str().empty(), path, ": the text file is empty");
-  return ss.str();
-}
-
-
 struct Outcome {
-  StudyRun run;
+  engine::StudyOutcome study;
   StudySummary summary;
-  std::vector<std::string> files;  // written into out, if any
 };
-
-Outcome run(const Model& m, const Tokenizer& tok, StudyParams p, const std::string& out, bool overwrite, bool quiet) {
-  const std::vector<int32_t> ids = tok.encode(read_text(p.text), true);
-  p.n_tokens = int64_t(ids.size());
-  Outcome o{run_study(m, ids, p, out, overwrite, quiet, check_signals), {}, {}};
-  const StudyRun& run = o.run;
-  o.summary = summarize(run);
-  if (!out.empty()) o.files = write_study_outputs(run, m.spec(), {utc_now(), "", omp_get_max_threads()}, out);
-  return o;
-}
 
 nb::dict mean_std_dict(const MeanStd& m) {
   nb::dict d;
@@ -95,10 +61,11 @@ nb::dict per_layer_columns(const StudyRun& run) {
 
 nb::dict to_dict(const Outcome& o, const std::string& out) {
   const StudySummary& s = o.summary;
+  const StudyRun& run = o.study.run;
   nb::dict d;
-  d["params"] = to_python(params_json(o.run.params));
+  d["params"] = to_python(params_json(run.params));
   d["windows"] = s.windows;
-  d["windows_resumed"] = o.run.resumed;
+  d["windows_resumed"] = run.resumed;
   d["layers"] = s.layers;
   nb::dict exact;
   exact["ppl"] = mean_std_dict(s.ppl_exact);
@@ -130,10 +97,10 @@ nb::dict to_dict(const Outcome& o, const std::string& out) {
     paper.append(pd);
   }
   d["paper_vs_ours"] = paper;
-  d["per_layer"] = per_layer_columns(o.run);
+  d["per_layer"] = per_layer_columns(run);
   if (!out.empty()) {
     nb::list files;
-    for (const auto& f : o.files) files.append(nb::str((fs::path(out) / f).string().c_str()));
+    for (const auto& f : o.study.files) files.append(nb::str((fs::path(out) / f).string().c_str()));
     d["files"] = files;
   }
   return d;
@@ -142,20 +109,28 @@ nb::dict to_dict(const Outcome& o, const std::string& out) {
 nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t windows, uint64_t seed, double tau,
                const std::vector<double>& tau_sweep, const std::string& similarity, int64_t capped_k,
                const std::string& out, bool overwrite, bool quiet) {
-  StudyParams p;
-  p.model = absolute(pm.path());
-  p.tokenizer = absolute(pm.tokenizer_path());
-  p.text = absolute(text);
+  engine::StudyRequest r;
+  StudyParams& p = r.params;
+  p.model = pm.path();
+  p.tokenizer = pm.tokenizer_path();
+  p.text = text;
   p.ctx = ctx;
   p.windows = windows;
   p.seed = seed;
   p.tau = tau;
   p.tau_sweep = tau_sweep;
-  p.similarity = select::parse_similarity(similarity);
   p.capped_k = capped_k;
-  (void)study_configs(p);  // a bad tau or cap fails before any work
+  r.similarity = similarity;
+  r.out = out;
+  r.overwrite = overwrite;
+  r.quiet = quiet;
+  engine::PreparedStudy prepared = engine::prepare_study(std::move(r));
   const Tokenizer& tok = pm.tokenizer();
-  const Outcome o = run_released([&] { return run(pm.model(), tok, p, out, overwrite, quiet); });
+  const Outcome o = run_released([&] {
+    engine::StudyOutcome study = engine::run_prepared_study(pm.model(), tok, std::move(prepared), "", check_signals);
+    StudySummary summary = summarize(study.run);
+    return Outcome{std::move(study), std::move(summary)};
+  });
   return to_dict(o, out);
 }
 

@@ -2,6 +2,9 @@
 trace's invariants, every checkpoint format, and errors as CascadeError."""
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +112,51 @@ def test_errors_are_cascade_errors(stories):
         cascade.load(DATA / "models" / "llama_gqa").tokenize("no tokenizer beside this one")
     with pytest.raises(TypeError):
         stories.trace([1, 2, 3], no_such_option=1)
+
+
+def _cli():
+    """The `cascade` command line built beside this checkout (CASCADE_CLI names another), or None."""
+    for p in [os.environ.get("CASCADE_CLI"), ROOT / "build" / "cascade", ROOT / "build-cpu" / "cascade"]:
+        if p and Path(p).is_file() and os.access(p, os.X_OK):
+            return str(p)
+    return None
+
+
+def _run_cli(*args):
+    cli = _cli()
+    if cli is None:
+        pytest.skip("no cascade CLI built (build/cascade, build-cpu/cascade or CASCADE_CLI)")
+    r = subprocess.run([cli, *map(str, args)], capture_output=True, check=True)
+    return r.stdout
+
+
+def test_generate_equals_the_cli(stories):
+    options = dict(temperature=0.8, top_k=40, top_p=0.95, seed=7, attention="ada", tau=0.3, select="cascade")
+    ours = stories.generate("Once upon a time", max_new_tokens=20, **options)
+    out = _run_cli("generate", "--model", STORIES, "--prompt", "Once upon a time", "--max-new-tokens", 20,
+                   "--temperature", 0.8, "--top-k", 40, "--top-p", 0.95, "--seed", 7, "--attention", "ada",
+                   "--tau", 0.3, "--select", "cascade")
+    assert out.decode("utf-8", errors="replace") == ours + "\n"
+
+
+def test_perplexity_equals_the_cli(stories, tmp_path):
+    text = ROOT / "tests" / "data" / "text" / "sample.txt"
+    ours = stories.perplexity(text, ctx=64, max_windows=3, attention="ada", tau=0.2)
+    assert ours["complete"] and len(ours["windows"]) == 3 and ours["ppl"] > 1
+    _run_cli("perplexity", "--model", STORIES, "--text", text, "--ctx", 64, "--max-windows", 3, "--attention", "ada",
+             "--tau", 0.2, "--quiet", "--json", tmp_path / "p.json")
+    assert json.loads((tmp_path / "p.json").read_text()) == ours
+
+
+def test_generate_ignore_eos_and_options(stories):
+    # stories260K ends a story by starting the next one (BOS), never with its EOS: both run to the end.
+    assert len(stories.tokenize(stories.generate("Once upon a time", 16, ignore_eos=True), add_special=False)) > 0
+    assert stories.generate("Once", 16, ignore_eos=True) == stories.generate("Once", 16)
+    with pytest.raises(cascade.CascadeError, match="max_new_tokens"):
+        stories.generate("Once", -1)
+    with pytest.raises(cascade.CascadeError, match="similarity"):
+        stories.generate("Once", 4, attention="ada", similarity="dot")
+    with pytest.raises(TypeError):
+        stories.generate("Once", 4, device="cpu")  # where the model runs is load()'s
+    with pytest.raises(cascade.CascadeError, match="computes in f32 only"):
+        cascade.load(STORIES, dtype="bf16")

@@ -24,8 +24,7 @@ Checkpoint open_hf_directory(const fs::path& dir) {
   auto weights = std::make_unique<SafetensorsDir>(dir);
   ck.format_metadata = weights->describe();
   ck.weights = std::move(weights);
-  if (fs::exists(dir / "tokenizer.json") || (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")))
-    ck.tokenizer_path = dir;
+  ck.tokenizer_dir = dir;
   ck.format = "safetensors";
   return ck;
 }

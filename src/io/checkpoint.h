@@ -4,19 +4,20 @@
 #pragma once
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "io/embedded_vocab.h"
 #include "io/weights.h"
-#include "tokenizer/tokenizer.h"
 
 namespace cascade {
 
 struct Checkpoint {
   nlohmann::json config;                  // as a Hugging Face config.json would hold it
   std::unique_ptr<WeightSource> weights;  // tensors by Hugging Face name
-  std::filesystem::path tokenizer_path;   // where a tokenizer was found beside the model, or empty
-  std::shared_ptr<Tokenizer> embedded_tokenizer;  // a tokenizer carried inside the file (GGUF)
+  std::filesystem::path tokenizer_dir;    // the folder a tokenizer may sit in beside the model
+  std::optional<EmbeddedVocab> embedded_vocab;  // a vocabulary carried inside the file (GGUF)
   std::string format;                     // "safetensors", "llama2c", "gguf"
   nlohmann::json format_metadata;         // extra facts for `cascade inspect` (e.g. GGUF metadata)
 };

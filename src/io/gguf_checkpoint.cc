@@ -1,8 +1,9 @@
 // A llama-architecture GGUF file as a Checkpoint. llama.cpp's converter renames the Hugging Face
 // tensors (model.layers.N.self_attn.q_proj -> blk.N.attn_q), lists dimensions fastest-first, and
 // permutes the rows of Q and K into Meta's interleaved rotary layout; all three are undone here so
-// that the decoder sees exactly what it would see from the original safetensors. The config and
-// the tokenizer are rebuilt from the metadata keys that llama.cpp itself reads for "llama".
+// that the decoder sees exactly what it would see from the original safetensors. The config is
+// rebuilt from the metadata keys that llama.cpp itself reads for "llama"; the tokenizer keys come
+// back as data (EmbeddedVocab) for src/tokenizer to build the tokenizer from.
 #include <map>
 #include <optional>
 
@@ -13,12 +14,6 @@
 namespace cascade {
 
 namespace {
-
-// Token types of tokenizer.ggml.token_type (llama_token_type). Control tokens (BOS, <|im_end|>)
-// are special: matched literally and skipped on decode. User-defined tokens are added tokens that
-// are matched literally but decode as text.
-constexpr int64_t kControlToken = 3;
-constexpr int64_t kUserDefinedToken = 4;
 
 // blk.N.<gguf> -> model.layers.N.<hf>
 const std::map<std::string, std::string>& layer_names() {
@@ -118,73 +113,30 @@ std::optional<int32_t> token_id(const GgufFile& f, const std::string& key, size_
   return int32_t(*id);
 }
 
-// Whether tokenizer.ggml.pre asks for single digits split off before the GPT-2 regex. llama.cpp
-// names the pre-tokenizer of each known vocabulary; the ones read here are those whose Hugging Face
-// tokenizer.json is ByteLevel, alone or after Digits(individual_digits=true). Any other name means
-// another regex, which is refused rather than approximated by GPT-2's. "default" (and no key) is
-// read as GPT-2, as Hugging Face's GGUF reader does.
-bool gguf_individual_digits(const GgufFile& f) {
-  const std::string pre = f.get_string("tokenizer.ggml.pre").value_or("default");
-  if (pre == "default" || pre == "gpt-2") return false;
-  if (pre == "smollm" || pre == "starcoder") return true;
-  fail(f.path(), ": unsupported GGUF pre-tokenizer tokenizer.ggml.pre = '", pre,
-       "' (Cascade reads 'default' and 'gpt-2': the GPT-2 regex; 'smollm' and 'starcoder': single digits, then "
-       "the GPT-2 regex)");
-}
-
-std::unique_ptr<Tokenizer> gguf_tokenizer(const GgufFile& f) {
+// The tokenizer.ggml.* keys as they are; nullopt when the file carries no tokenizer. Only what
+// the config also reads is checked here (sizes of per-token arrays, special ids in range).
+std::optional<EmbeddedVocab> gguf_vocab(const GgufFile& f) {
   const auto model = f.get_string("tokenizer.ggml.model");
-  if (!model) return nullptr;
-  std::vector<std::string> tokens = f.require(f.get_string_array("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens");
-  const size_t n = tokens.size();
-  std::vector<int32_t> special, added;
-  if (const auto types = f.get_int_array("tokenizer.ggml.token_type")) {
-    if (types->size() != n)
-      fail(f.path(), ": tokenizer.ggml.token_type has ", types->size(), " entries for ", n, " tokens");
-    for (size_t i = 0; i < n; ++i) {
-      if ((*types)[i] == kControlToken) special.push_back(int32_t(i));
-      if ((*types)[i] == kUserDefinedToken) added.push_back(int32_t(i));
-    }
-  }
-  const auto bos = token_id(f, "tokenizer.ggml.bos_token_id", n);
-  const auto eos = token_id(f, "tokenizer.ggml.eos_token_id", n);
-  if (*model == "gpt2") {
-    ByteBpeVocab v;
-    v.tokens = std::move(tokens);
-    v.special_ids = std::move(special);
-    v.added_ids = std::move(added);
-    v.bos = bos;
-    v.eos = eos;
-    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(false);
-    v.individual_digits = gguf_individual_digits(f);
-    // v.unk stays unset even where tokenizer.ggml.unknown_token_id is given: llama.cpp and Hugging
-    // Face's GGUF reader both drop a byte the vocabulary has no token for.
-    const auto merges = f.require(f.get_string_array("tokenizer.ggml.merges"), "tokenizer.ggml.merges");
-    v.merges.reserve(merges.size());
-    for (size_t i = 0; i < merges.size(); ++i) {
-      const auto sp = merges[i].find(' ');
-      if (sp == std::string::npos)
-        fail(f.path(), ": tokenizer.ggml.merges[", i, "] '", merges[i], "' is not two tokens separated by a space");
-      v.merges.emplace_back(merges[i].substr(0, sp), merges[i].substr(sp + 1));
-    }
-    return make_byte_bpe(std::move(v));
-  }
-  if (*model == "llama") {
-    SentencePieceVocab v;
-    v.scores = f.require(f.get_float_array("tokenizer.ggml.scores"), "tokenizer.ggml.scores");
-    if (v.scores.size() != n)
-      fail(f.path(), ": tokenizer.ggml.scores has ", v.scores.size(), " entries for ", n, " tokens");
-    v.pieces = std::move(tokens);
-    v.special_ids = std::move(special);
-    v.added_ids = std::move(added);
-    v.bos = bos;
-    v.eos = eos;
-    v.unk = token_id(f, "tokenizer.ggml.unknown_token_id", n);
-    v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(true);
-    v.add_dummy_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(true);
-    return make_sentencepiece_bpe(std::move(v));
-  }
-  fail(f.path(), ": unsupported GGUF tokenizer model '", *model, "' (Cascade reads 'gpt2' and 'llama')");
+  if (!model) return std::nullopt;
+  EmbeddedVocab v;
+  v.source = f.path();
+  v.model = *model;
+  v.pre = f.get_string("tokenizer.ggml.pre").value_or("");
+  v.tokens = f.require(f.get_string_array("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens");
+  const size_t n = v.tokens.size();
+  v.types = f.get_int_array("tokenizer.ggml.token_type").value_or(std::vector<int64_t>{});
+  if (!v.types.empty() && v.types.size() != n)
+    fail(f.path(), ": tokenizer.ggml.token_type has ", v.types.size(), " entries for ", n, " tokens");
+  v.scores = f.get_float_array("tokenizer.ggml.scores");
+  if (v.scores && v.scores->size() != n)
+    fail(f.path(), ": tokenizer.ggml.scores has ", v.scores->size(), " entries for ", n, " tokens");
+  v.merges = f.get_string_array("tokenizer.ggml.merges");
+  v.bos = token_id(f, "tokenizer.ggml.bos_token_id", n);
+  v.eos = token_id(f, "tokenizer.ggml.eos_token_id", n);
+  v.unk = token_id(f, "tokenizer.ggml.unknown_token_id", n);
+  v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token");
+  v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
+  return v;
 }
 
 // A positive integer that fits an int, for sizes in the config.
@@ -195,7 +147,7 @@ int64_t size_key(const GgufFile& f, const std::string& key, std::optional<uint64
   return int64_t(x);
 }
 
-nlohmann::json llama_config(const GgufFile& f, const Tokenizer* tok) {
+nlohmann::json llama_config(const GgufFile& f, const EmbeddedVocab* vocab_data) {
   const std::string a = "llama.";
   const int64_t n_embd = size_key(f, a + "embedding_length");
   const int64_t n_head = size_key(f, a + "attention.head_count");
@@ -213,7 +165,7 @@ nlohmann::json llama_config(const GgufFile& f, const Tokenizer* tok) {
 
   const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
   if (!embd || embd->ne.size() != 2) fail(f.path(), ": token_embd.weight is missing or not a matrix");
-  const int64_t vocab = tok ? tok->vocab_size() : size_key(f, a + "vocab_size", uint64_t(embd->ne[1]));
+  const int64_t vocab = vocab_data ? int64_t(vocab_data->tokens.size()) : size_key(f, a + "vocab_size", uint64_t(embd->ne[1]));
   if (vocab != embd->ne[1])
     fail(f.path(), ": the vocabulary has ", vocab, " tokens but token_embd.weight has ", embd->ne[1], " rows");
 
@@ -234,8 +186,8 @@ nlohmann::json llama_config(const GgufFile& f, const Tokenizer* tok) {
                       {"attention_bias", f.find_tensor("blk.0.attn_q.bias") != nullptr},
                       {"mlp_bias", f.find_tensor("blk.0.ffn_up.bias") != nullptr},
                       {"hidden_act", "silu"}};
-  if (tok && tok->bos_id()) c["bos_token_id"] = *tok->bos_id();
-  if (tok && tok->eos_id()) c["eos_token_id"] = *tok->eos_id();
+  if (vocab_data && vocab_data->bos) c["bos_token_id"] = *vocab_data->bos;
+  if (vocab_data && vocab_data->eos) c["eos_token_id"] = *vocab_data->eos;
   return c;
 }
 
@@ -246,8 +198,9 @@ Checkpoint open_gguf_checkpoint(const std::filesystem::path& path) {
   const std::string arch = file->require(file->get_string("general.architecture"), "general.architecture");
   if (arch != "llama") fail(file->path(), ": unsupported GGUF architecture '", arch, "' (Cascade reads 'llama')");
   Checkpoint ck;
-  ck.embedded_tokenizer = gguf_tokenizer(*file);
-  ck.config = llama_config(*file, ck.embedded_tokenizer.get());
+  ck.embedded_vocab = gguf_vocab(*file);
+  ck.config = llama_config(*file, ck.embedded_vocab ? &*ck.embedded_vocab : nullptr);
+  ck.tokenizer_dir = path.parent_path();
   ck.weights =
       std::make_unique<GgufWeights>(file, int(ck.config["num_attention_heads"]), int(ck.config["num_key_value_heads"]));
   ck.format = "gguf";

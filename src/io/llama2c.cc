@@ -149,13 +149,6 @@ Llama2cHeader read_header(const MappedFile& f) {
   return h;
 }
 
-fs::path find_tokenizer(const fs::path& model, int32_t vocab) {
-  const fs::path dir = model.parent_path();
-  for (const fs::path& p : {dir / "tokenizer.bin", dir / ("tok" + std::to_string(vocab) + ".bin")})
-    if (fs::is_regular_file(p)) return p;
-  return {};
-}
-
 }  // namespace
 
 Checkpoint open_llama2c(const fs::path& path) {
@@ -177,7 +170,7 @@ Checkpoint open_llama2c(const fs::path& path) {
                {"hidden_act", "silu"},
                {"bos_token_id", 1},
                {"eos_token_id", 2}};
-  ck.tokenizer_path = find_tokenizer(path, h.vocab());
+  ck.tokenizer_dir = path.parent_path();
   ck.format = "llama2c";
   ck.format_metadata = {{"dim", h.dim},         {"hidden_dim", h.hidden_dim}, {"n_layers", h.n_layers},
                         {"n_heads", h.n_heads}, {"n_kv_heads", h.n_kv_heads}, {"vocab_size", h.vocab_size},

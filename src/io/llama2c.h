@@ -10,8 +10,8 @@
 
 namespace cascade {
 
-// Opens a llama2.c .bin. The file size must equal exactly what the header implies. The tokenizer
-// is looked for beside it as tokenizer.bin, then tok<vocab>.bin.
+// Opens a llama2.c .bin. The file size must equal exactly what the header implies. Its tokenizer
+// (tokenizer.bin or tok<vocab>.bin) is looked for in its folder, as for every format.
 // Throws cascade::Error naming the file on any inconsistency.
 Checkpoint open_llama2c(const std::filesystem::path& path);
 

@@ -1,5 +1,6 @@
 // The tokenizer of a model: the one named on the command line, else one carried inside the model
-// file (GGUF), else one found beside the checkpoint; otherwise a clear error.
+// file (GGUF), else the first find_tokenizer finds in the checkpoint's folder; otherwise an error
+// naming that search.
 #pragma once
 #include <filesystem>
 #include <memory>

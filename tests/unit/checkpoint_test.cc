@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "io/safetensors_dir.h"
 #include "support/test_paths.h"
+#include "tokenizer/find_tokenizer.h"
 
 namespace cascade {
 namespace {
@@ -218,7 +219,8 @@ TEST_F(CheckpointTest, ShardedDirectoryWithIndexAndMixedDtypes) {
   const Checkpoint ck = open_checkpoint(dir_);
   EXPECT_EQ(ck.format, "safetensors");
   EXPECT_EQ(ck.config["hidden_size"], 2);
-  EXPECT_EQ(ck.tokenizer_path, dir_);
+  EXPECT_EQ(ck.tokenizer_dir, dir_);
+  EXPECT_EQ(find_tokenizer(ck.tokenizer_dir)->file, dir_ / "tokenizer.json");
   EXPECT_EQ(ck.format_metadata["files"].size(), 2u);
 
   const auto metas = ck.weights->list();
@@ -250,7 +252,7 @@ TEST_F(CheckpointTest, SingleFileDirectoryWithoutTokenizer) {
   write_st(dir_ / "model.safetensors", {{"x", "F32", {1}, raw(std::vector<float>{7})}});
   write_file(dir_ / "config.json", R"({"model_type": "gpt2"})");
   const Checkpoint ck = open_checkpoint(dir_);
-  EXPECT_TRUE(ck.tokenizer_path.empty());
+  EXPECT_FALSE(find_tokenizer(ck.tokenizer_dir));
   EXPECT_EQ(ck.weights->list().size(), 1u);
   EXPECT_EQ(at(ck.weights->load_f32("x"), 0), 7.0f);
 }
@@ -387,7 +389,7 @@ TEST_F(CheckpointTest, Llama2cLayoutNamesAndRotaryOrder) {
   write_file(dir_ / "tok5.bin", "t");
   const Checkpoint ck = open_checkpoint(p);
   EXPECT_EQ(ck.format, "llama2c");
-  EXPECT_EQ(ck.tokenizer_path, dir_ / "tok5.bin");
+  EXPECT_EQ(find_tokenizer(ck.tokenizer_dir, 5)->file, dir_ / "tok5.bin");
   EXPECT_EQ(ck.config["vocab_size"], 5);
   EXPECT_EQ(ck.config["tie_word_embeddings"], false);
   EXPECT_EQ(ck.config["num_key_value_heads"], 1);
@@ -444,7 +446,7 @@ TEST_F(CheckpointTest, Stories260K) {
   EXPECT_EQ(c["vocab_size"], 512);
   EXPECT_EQ(c["max_position_embeddings"], 512);
   EXPECT_EQ(c["tie_word_embeddings"], true);
-  EXPECT_EQ(ck.tokenizer_path, path.parent_path() / "tok512.bin");
+  EXPECT_EQ(find_tokenizer(ck.tokenizer_dir, 512)->file, path.parent_path() / "tok512.bin");
 
   using Shape = std::vector<int64_t>;
   const std::vector<std::pair<std::string, Shape>> per_layer = {

@@ -18,6 +18,7 @@
 #include "io/gguf_dequant.h"
 #include "io/npy.h"
 #include "support/test_paths.h"
+#include "tokenizer/embedded_tokenizer.h"
 
 namespace cascade {
 namespace {
@@ -124,8 +125,7 @@ TEST(GgufTinyLlama, ConfigFromMetadata) {
 TEST(GgufTinyLlama, OpenCheckpointDispatchesOnExtension) {
   const Checkpoint ck = open_checkpoint(gguf_data("tiny_llama_spm.gguf"));
   EXPECT_EQ(ck.format, "gguf");
-  EXPECT_TRUE(ck.embedded_tokenizer);
-  EXPECT_TRUE(ck.tokenizer_path.empty());
+  EXPECT_TRUE(ck.embedded_vocab);
 }
 
 TEST(GgufTinyLlama, FormatMetadataForInspect) {
@@ -176,8 +176,9 @@ TEST(GgufTinyLlama, TensorsMatchGgufPyUnderHuggingFaceNames) {
 
 TEST(GgufTinyLlama, ByteBpeTokenizerFromMetadata) {
   const Checkpoint ck = open_gguf_checkpoint(gguf_data("tiny_llama_bpe.gguf"));
-  ASSERT_TRUE(ck.embedded_tokenizer);
-  const Tokenizer& tok = *ck.embedded_tokenizer;
+  ASSERT_TRUE(ck.embedded_vocab);
+  const auto built = make_embedded_tokenizer(*ck.embedded_vocab);
+  const Tokenizer& tok = *built;
   EXPECT_EQ(tok.kind(), "byte-bpe");
   EXPECT_EQ(tok.vocab_size(), 261);
   EXPECT_EQ(tok.bos_id(), 260);
@@ -196,8 +197,9 @@ TEST(GgufTinyLlama, SentencePieceTokenizerAndTiedEmbeddings) {
   EXPECT_EQ(ck.config["num_key_value_heads"], 2);  // absent head_count_kv: as many as query heads
   EXPECT_EQ(ck.config["head_dim"], 8);
   EXPECT_DOUBLE_EQ(ck.config["rope_theta"].get<double>(), 10000.0);
-  ASSERT_TRUE(ck.embedded_tokenizer);
-  const Tokenizer& tok = *ck.embedded_tokenizer;
+  ASSERT_TRUE(ck.embedded_vocab);
+  const auto built = make_embedded_tokenizer(*ck.embedded_vocab);
+  const Tokenizer& tok = *built;
   EXPECT_EQ(tok.kind(), "sentencepiece-bpe");
   EXPECT_EQ(tok.vocab_size(), 3 + 256 + 10);
   EXPECT_EQ(tok.bos_id(), 1);
@@ -427,7 +429,7 @@ using Ids = std::vector<int32_t>;
 
 TEST(GgufByteBpe, PreSmollmSplitsOffSingleDigits) {
   const auto tok = [](const std::string& pre) {
-    return open_gguf_checkpoint(write_temp("pre_" + pre, byte_bpe_gguf(pre))).embedded_tokenizer;
+    return make_embedded_tokenizer(*open_gguf_checkpoint(write_temp("pre_" + pre, byte_bpe_gguf(pre))).embedded_vocab);
   };
   EXPECT_EQ(tok("")->encode(" 12 x12", false), (Ids{256, '2', ' ', 'x', 257}));  // no key: GPT-2's regex
   EXPECT_EQ(tok("gpt-2")->encode(" 12 x12", false), (Ids{256, '2', ' ', 'x', 257}));
@@ -437,11 +439,11 @@ TEST(GgufByteBpe, PreSmollmSplitsOffSingleDigits) {
 
 TEST(GgufByteBpe, ByteWithoutATokenIsDroppedDespiteAnUnknownTokenId) {
   const auto ck = open_gguf_checkpoint(write_temp("missing_bytes", byte_bpe_gguf("smollm")));
-  EXPECT_EQ(ck.embedded_tokenizer->encode("a\x04" "b\u00e9", false), (Ids{'a', 'b', 0xA9}));  // é is C3 A9
+  EXPECT_EQ(make_embedded_tokenizer(*ck.embedded_vocab)->encode("a\x04" "b\u00e9", false), (Ids{'a', 'b', 0xA9}));  // é is C3 A9
 }
 
 TEST(GgufByteBpe, UnknownPreIsAnErrorListingTheSupportedOnes) {
-  expect_error([] { open_gguf_checkpoint(write_temp("pre_llama3", byte_bpe_gguf("llama-bpe"))); },
+  expect_error([] { make_embedded_tokenizer(*open_gguf_checkpoint(write_temp("pre_llama3", byte_bpe_gguf("llama-bpe"))).embedded_vocab); },
                {"tokenizer.ggml.pre", "'llama-bpe'", "'default'", "'gpt-2'", "'smollm'"});
 }
 

@@ -14,6 +14,7 @@
 #include "io/npy.h"
 #include "model/model.h"
 #include "support/test_paths.h"
+#include "tokenizer/embedded_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade {
@@ -43,7 +44,10 @@ const Model& model() {
   static const std::unique_ptr<Model> m = Model::load(gguf_path());
   return *m;
 }
-const Tokenizer& tokenizer() { return *model().checkpoint().embedded_tokenizer; }
+const Tokenizer& tokenizer() {
+  static const std::unique_ptr<Tokenizer> t = make_embedded_tokenizer(*model().checkpoint().embedded_vocab);
+  return *t;
+}
 
 TEST(SmolLM2, HardStringsMatchHuggingFace) {
   REQUIRE_SMOLLM2(path);

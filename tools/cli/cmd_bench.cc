@@ -35,7 +35,7 @@ Stat stat(const std::vector<double>& v) {
 void add_bench(CLI::App& app) {
   auto* c = app.add_subcommand("bench", "Prefill and decode tokens per second (mean ± std over repetitions)");
   struct Opts {
-    AttentionFlags att;
+    engine::AttentionOptions att;
     std::string model;
     int64_t prompt = 512, gen = 32, reps = 3;
     uint64_t seed = 0;
@@ -50,9 +50,9 @@ void add_bench(CLI::App& app) {
   c->add_option("--seed", o->seed, "Seed of the random token ids")->capture_default_str();
   c->add_flag("--json", o->json, "Print JSON instead of a table");
   c->callback([o] {
-    const auto attention = make_attention(o->att);
+    const auto attention = engine::make_attention(o->att);
     auto m = Model::load(o->model);
-    place_model(*m, o->att);
+    engine::place_model(*m, o->att);
     if (o->prompt + o->gen > m->spec().max_positions)
       fail("--prompt-tokens + --gen-tokens = ", o->prompt + o->gen, " exceeds the model's context of ", m->spec().max_positions);
     std::mt19937_64 rng(o->seed);

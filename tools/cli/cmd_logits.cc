@@ -13,7 +13,7 @@ namespace cascade::cli {
 void add_logits(CLI::App& app) {
   auto* c = app.add_subcommand("logits", "Logits of one forward pass over token ids (.npy in, .npy out)");
   struct Opts {
-    AttentionFlags att;
+    engine::AttentionOptions att;
     std::string model, ids, out;
   };
   auto o = std::make_shared<Opts>();
@@ -27,9 +27,9 @@ void add_logits(CLI::App& app) {
       fail(o->ids, ": ids must have shape [T] or [1, T]");
     const std::vector<int32_t> ids = a.to_int32(o->ids);
     if (ids.empty()) fail(o->ids, ": no token ids");
-    const auto attention = make_attention(o->att);
+    const auto attention = engine::make_attention(o->att);
     auto m = Model::load(o->model);
-    place_model(*m, o->att);
+    engine::place_model(*m, o->att);
     Sequence s = m->new_sequence(attention.get());
     const Tensor logits = m->forward(s, ids);
     write_npy_f32(o->out, {logits.dim(0), logits.dim(1)}, logits.data());

@@ -1,34 +1,22 @@
-// cascade perplexity: sliding-window perplexity of a model over a text file (convention in
-// src/eval/perplexity.h and the README), with progress on stderr and an optional JSON report. The
+// cascade perplexity: sliding-window perplexity of a model over a text file (engine/text_perplexity.h;
+// convention in src/eval/perplexity.h and the README), with progress on stderr and an optional JSON report. The
 // report is rewritten after every window ("complete": false until the last), so that a run stopped
 // part way keeps what it measured; each rewrite goes to a temporary file renamed over the report,
 // so a kill mid-write never leaves half a file.
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "attention_flags.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/progress.h"
-#include "eval/perplexity.h"
-#include "model/model.h"
+#include "engine/text_file.h"
+#include "engine/text_perplexity.h"
 #include "model/model_tokenizer.h"
 
 namespace cascade::cli {
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open text file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 namespace {
 
@@ -40,15 +28,10 @@ void check_writable(const std::string& path) {
   std::filesystem::remove(temporary(path));
 }
 
-void write_report(const std::string& path, const nlohmann::json& base, const PerplexityResult& r, bool complete) {
-  nlohmann::json j = base;
-  j.update({{"ppl", r.ppl}, {"nll", r.nll}, {"scored", r.scored}, {"tokens", r.tokens}, {"complete", complete}});
-  auto w = nlohmann::json::array();
-  for (const auto& x : r.windows) w.push_back({{"begin", x.begin}, {"end", x.end}, {"scored", x.scored}, {"nll", x.nll}});
-  j["windows"] = w;
+void write_report(const std::string& path, const engine::TextPerplexity& run) {
   {
     std::ofstream f(temporary(path));
-    f << j.dump(1) << "\n";
+    f << run.report().dump(1) << "\n";
     if (!f) fail(path, ": write failed");
   }
   std::error_code ec;
@@ -67,7 +50,7 @@ void add_perplexity(CLI::App& app) {
       "documented sliding-window convention. With --stride = --ctx (default) windows do not overlap and\n"
       "each window's first token is not scored.");
   struct Opts {
-    AttentionFlags att;
+    engine::AttentionOptions att;
     std::string model, tokenizer, text, json;
     PerplexityOptions p;
     bool quiet = false;
@@ -83,33 +66,24 @@ void add_perplexity(CLI::App& app) {
   c->add_option("--json", o->json, "Write the result (and per-window NLL) as JSON to this file, rewritten after every window");
   c->add_flag("--quiet", o->quiet, "No progress on stderr");
   c->callback([o] {
-    const auto attention = make_attention(o->att);
-    const std::string text = read_text_file(o->text);
-    if (text.empty()) fail(o->text, ": the text file is empty");
+    const auto attention = engine::make_attention(o->att);
+    const std::string text = engine::read_text_file(o->text);
     if (!o->json.empty()) check_writable(o->json);
     auto m = Model::load(o->model);
-    place_model(*m, o->att);
+    engine::place_model(*m, o->att);
     auto tok = model_tokenizer(*m, o->model, o->tokenizer);
-    const std::vector<int32_t> ids = tok->encode(text, true);
-    const int64_t ctx = o->p.ctx ? o->p.ctx : m->spec().max_positions;
-    const nlohmann::json base = {{"model", o->model}, {"text", o->text}, {"ctx", ctx}, {"stride", o->p.stride ? o->p.stride : ctx}};
-    PerplexityResult so_far;
-    so_far.tokens = int64_t(ids.size());
     std::optional<Progress> bar;
-    const auto r = perplexity(*m, ids, o->p, attention.get(), [&](const WindowResult& w, int64_t done, int64_t total) {
+    const auto on_window = [&](const engine::TextPerplexity& so_far, int64_t done, int64_t total) {
       if (!bar) bar.emplace("perplexity", total, !o->quiet);
       bar->update(done);
-      if (o->json.empty()) return;
-      so_far.windows.push_back(w);
-      so_far.nll += w.nll;
-      so_far.scored += w.scored;
-      so_far.ppl = std::exp(so_far.nll / double(so_far.scored));
-      write_report(o->json, base, so_far, false);
-    });
+      if (!o->json.empty()) write_report(o->json, so_far);
+    };
+    const auto run = engine::text_perplexity(*m, *tok, o->model, o->text, text, o->p, attention.get(), on_window);
     if (bar) bar->finish();
+    const PerplexityResult& r = run.result;
     std::printf("perplexity %.6f over %lld scored tokens of %lld (%zu windows)\n", r.ppl, (long long)r.scored,
                 (long long)r.tokens, r.windows.size());
-    if (!o->json.empty()) write_report(o->json, base, r, true);
+    if (!o->json.empty()) write_report(o->json, run);
   });
 }
 

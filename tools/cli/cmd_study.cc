@@ -1,34 +1,22 @@
 // cascade study: the ADA measurement tool of issue 3 (SPEC section 5). Runs exact attention and a
 // fixed set of ADA configurations (plus a tau sweep) over non-overlapping windows of a text and
 // writes report.md, metrics.json, per_layer.csv and SVG figures into --out. The library part is
-// src/eval/study*.h; this file only turns flags into StudyParams and says where things went.
+// src/eval/study*.h, set up by engine/study_driver.h; this file only turns flags into a StudyRequest
+// and says where things went.
 // A study resumes: the same command with the same --out continues where it stopped.
-#include <omp.h>
-
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 
-#include "core/clock.h"
 #include "commands.h"
-#include "core/error.h"
-#include "eval/study.h"
-#include "eval/study_report.h"
-#include "model/model.h"
+#include "engine/study_driver.h"
 #include "model/model_tokenizer.h"
 
 namespace cascade::cli {
 
-
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string absolute(const std::string& path) {
-  return path.empty() ? path : fs::absolute(path).lexically_normal().string();
-}
-
 
 // The engine's commit, from the repository holding this executable; "" when git cannot tell.
 std::string engine_commit() {
@@ -57,44 +45,31 @@ void add_study(CLI::App& app) {
       "cascade+proportional (at --tau) and cascade@tau=X for each --tau-sweep value. Writes report.md,\n"
       "metrics.json, per_layer.csv and SVG figures into --out; params.json and windows.jsonl there let an\n"
       "interrupted study resume with the same command.");
-  struct Opts {
-    StudyParams p;
-    std::string model, tokenizer, text, out, similarity = "pearson";
-    bool quiet = false, overwrite = false;
-  };
-  auto o = std::make_shared<Opts>();
-  c->add_option("--model", o->model, "Model checkpoint (directory, .bin or .gguf)")->required();
-  c->add_option("--text", o->text, "UTF-8 text file")->required();
-  c->add_option("--ctx", o->p.ctx, "Window length T in tokens (at most the model's context)")->required();
-  c->add_option("--windows", o->p.windows, "Windows drawn at random with --seed (0: all)")->capture_default_str();
-  c->add_option("--seed", o->p.seed, "Seed of the window draw and of the random:SEED control")->capture_default_str();
-  c->add_option("--tau", o->p.tau, "Gram threshold of every configuration but the sweep")->capture_default_str();
-  c->add_option("--tau-sweep", o->p.tau_sweep, "Comma-separated taus for cascade@tau=X, e.g. 0,0.1,0.2")->delimiter(',');
+  auto o = std::make_shared<engine::StudyRequest>();
+  StudyParams& p = o->params;
+  c->add_option("--model", p.model, "Model checkpoint (directory, .bin or .gguf)")->required();
+  c->add_option("--text", p.text, "UTF-8 text file")->required();
+  c->add_option("--ctx", p.ctx, "Window length T in tokens (at most the model's context)")->required();
+  c->add_option("--windows", p.windows, "Windows drawn at random with --seed (0: all)")->capture_default_str();
+  c->add_option("--seed", p.seed, "Seed of the window draw and of the random:SEED control")->capture_default_str();
+  c->add_option("--tau", p.tau, "Gram threshold of every configuration but the sweep")->capture_default_str();
+  c->add_option("--tau-sweep", p.tau_sweep, "Comma-separated taus for cascade@tau=X, e.g. 0,0.1,0.2")->delimiter(',');
   c->add_option("--similarity", o->similarity, "pearson (centred) or cosine")->capture_default_str();
-  c->add_option("--capped-k", o->p.capped_k, "Cap of the capped:K configuration")->capture_default_str();
-  c->add_option("--tokenizer", o->tokenizer, "Tokenizer file, if not beside the model");
+  c->add_option("--capped-k", p.capped_k, "Cap of the capped:K configuration")->capture_default_str();
+  c->add_option("--tokenizer", p.tokenizer, "Tokenizer file, if not beside the model");
   c->add_option("--out", o->out, "Output folder")->required();
   c->add_flag("--overwrite", o->overwrite, "Replace a study with other parameters in --out");
   c->add_flag("--quiet", o->quiet, "No progress on stderr");
   c->callback([o] {
-    StudyParams& p = o->p;
-    p.similarity = select::parse_similarity(o->similarity);
-    p.model = absolute(o->model);
-    p.tokenizer = absolute(o->tokenizer);
-    p.text = absolute(o->text);
-    (void)study_configs(p);  // bad tau or cap: fail before loading anything
-    const std::string text = read_text_file(o->text);
-    if (text.empty()) fail(o->text, ": the text file is empty");
-    auto m = Model::load(o->model);
-    auto tok = model_tokenizer(*m, o->model, o->tokenizer);
-    const std::vector<int32_t> ids = tok->encode(text, true);
-    p.n_tokens = int64_t(ids.size());
-    const StudyRun run = run_study(*m, ids, p, o->out, o->overwrite, o->quiet);
-    const auto files = write_study_outputs(run, m->spec(), {utc_now(), engine_commit(), omp_get_max_threads()}, o->out);
-    std::printf("study: %zu windows of %lld tokens (%lld resumed), %zu configurations; wrote", run.windows.size(),
-                (long long)p.ctx, (long long)run.resumed, run.configs.size());
-    for (const auto& f : files) std::printf(" %s", f.c_str());
-    std::printf(" to %s\n", o->out.c_str());
+    const std::string model = o->params.model, tokenizer = o->params.tokenizer, out = o->out;
+    engine::PreparedStudy study = engine::prepare_study(*o);
+    auto m = Model::load(model);
+    auto tok = model_tokenizer(*m, model, tokenizer);
+    const engine::StudyOutcome r = engine::run_prepared_study(*m, *tok, std::move(study), engine_commit());
+    std::printf("study: %zu windows of %lld tokens (%lld resumed), %zu configurations; wrote", r.run.windows.size(),
+                (long long)r.run.params.ctx, (long long)r.run.resumed, r.run.configs.size());
+    for (const auto& f : r.files) std::printf(" %s", f.c_str());
+    std::printf(" to %s\n", out.c_str());
   });
 }
 

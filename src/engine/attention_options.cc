@@ -1,0 +1,154 @@
+#include "engine/attention_options.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/error.h"
+#include "cuda/runtime.h"
+#include "model/device_decoder.h"
+
+namespace cascade::engine {
+
+namespace {
+
+double parse_number(const std::string& value, const std::string& label) {
+  errno = 0;
+  char* end = nullptr;
+  const double x = std::strtod(value.c_str(), &end);
+  if (value.empty() || end != value.c_str() + value.size() || errno == ERANGE)
+    fail(label, ": '", value, "' is not a number");
+  return x;
+}
+
+bool parse_flag(const std::string& value, const std::string& label) {
+  if (value == "true" || value == "1") return true;
+  if (value == "false" || value == "0") return false;
+  fail(label, ": '", value, "' is not true or false");
+}
+
+std::string joined(const std::vector<std::string>& choices) {
+  std::string s;
+  for (const auto& c : choices) s += (s.empty() ? "" : ",") + c;
+  return s;
+}
+
+// What a value must satisfy beyond its kind; the messages are those of the parsers that read it later.
+void check_value(const AttentionOptions& o, const std::string& name) {
+  if (name == "select") (void)select::parse_mode(o.select);
+  if (name == "tau") (void)select::Options{.tau = o.tau}.theta();
+  if (name == "rule") (void)select::parse_rule(o.rule);
+  if (name == "similarity") (void)select::parse_similarity(o.similarity);
+  if (name == "dtype" && !o.dtype.empty()) (void)parse_compute_dtype(o.dtype);
+}
+
+DType dtype_of(const AttentionOptions& o) {
+  if (o.dtype.empty()) return o.device == "cuda" ? DType::BF16 : DType::F32;
+  return parse_compute_dtype(o.dtype);
+}
+
+void check_placement(const AttentionOptions& o) {
+  const Device d = parse_device(o.device);
+  if (d == Device::Cpu && dtype_of(o) != DType::F32)
+    fail("--dtype ", o.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
+  if (d == Device::Cuda) {
+    if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
+    cuda::require_gpu();
+  }
+}
+
+}  // namespace
+
+const std::vector<OptionSpec>& attention_option_specs() {
+  using O = AttentionOptions;
+  static const std::vector<OptionSpec> specs = {
+      {"attention", "--attention", &O::attention, {"full", "ada"},
+       "full (exact) or ada (attention on representative tokens)"},
+      {"select", "--select", &O::select, {},
+       "With ada: how layer l+1's set is chosen from layer l's: full | cascade (exact, same set as full) |"
+       " inherit | capped:K | random[:SEED]"},
+      {"rule", "--rule", &O::rule, {}, "Selection rule: greedy | all-earlier"},
+      {"tau", "--tau", &O::tau, {}, "Gram threshold; a token is redundant at correlation >= 1 - tau^2"},
+      {"similarity", "--similarity", &O::similarity, {}, "pearson (centred) or cosine"},
+      {"queries", "--ada-queries", &O::queries, {"reps", "all"}, "reps (r x r attention, others copy their parent) or all"},
+      {"proportional", "--proportional", &O::proportional, {}, "Add log(n_s) to the logit of representative s"},
+      {"device", "--device", &O::device, {"cpu", "cuda"},
+       "cpu, or cuda (the GPU engine: exact attention, and ada with --select full|cascade, --rule greedy,"
+       " --ada-queries reps|all, --proportional; needs a CUDA build and a GPU)",
+       true},
+      {"dtype", "--dtype", &O::dtype, {},
+       "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
+       " default f32 on cpu (its only dtype), bf16 on cuda",
+       true},
+      {"cuda_graphs", "--cuda-graphs", &O::cuda_graphs, {"on", "off"},
+       "With --device cuda and exact attention: replay each forward as a CUDA graph (on), or launch every"
+       " kernel (off: the attention kernels' device time is then measured)",
+       true},
+  };
+  return specs;
+}
+
+const OptionSpec* find_attention_option(const std::string& name) {
+  for (const OptionSpec& s : attention_option_specs())
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+void set_attention_option(AttentionOptions& o, const std::string& name, const std::string& value,
+                          const std::string& label) {
+  const OptionSpec* spec = find_attention_option(name);
+  if (!spec) fail("unknown attention option '", name, "'");
+  if (const auto* text = std::get_if<std::string AttentionOptions::*>(&spec->field)) {
+    bool known = spec->choices.empty();
+    for (const auto& c : spec->choices) known = known || c == value;
+    if (!known) fail(label, ": ", value, " not in {", joined(spec->choices), "}");
+    o.*(*text) = value;
+  } else if (const auto* number = std::get_if<double AttentionOptions::*>(&spec->field)) {
+    o.*(*number) = parse_number(value, label);
+  } else {
+    o.*std::get<bool AttentionOptions::*>(spec->field) = parse_flag(value, label);
+  }
+  check_value(o, name);
+}
+
+std::string attention_option_text(const AttentionOptions& o, const std::string& name) {
+  const OptionSpec* spec = find_attention_option(name);
+  if (!spec) fail("unknown attention option '", name, "'");
+  if (const auto* text = std::get_if<std::string AttentionOptions::*>(&spec->field)) return o.*(*text);
+  if (const auto* flag = std::get_if<bool AttentionOptions::*>(&spec->field)) return o.*(*flag) ? "true" : "false";
+  // The shortest decimal that reads back as the same double (0.3, not 0.300000).
+  char b[32];
+  const double x = o.*std::get<double AttentionOptions::*>(spec->field);
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(b, sizeof b, "%.*g", digits, x);
+    if (std::strtod(b, nullptr) == x) break;
+  }
+  return b;
+}
+
+AdaOptions ada_options(const AttentionOptions& o) {
+  AdaOptions a;
+  a.select.tau = o.tau;
+  a.select.rule = select::parse_rule(o.rule);
+  a.select.similarity = select::parse_similarity(o.similarity);
+  a.mode = select::parse_mode(o.select);
+  a.queries = o.queries == "all" ? AdaQueries::all : AdaQueries::reps;
+  a.proportional = o.proportional;
+  return a;
+}
+
+std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool measured) {
+  AdaOptions a = ada_options(o);
+  a.measure_error = a.compare_full = measured;
+  check_placement(o);
+  if (o.attention == "full") return nullptr;
+  return std::make_unique<AdaAttentionFactory>(a);
+}
+
+void place_model(Model& m, const AttentionOptions& o) {
+  check_placement(o);
+  const Device d = parse_device(o.device);
+  if (d == Device::Cuda) m.to_device(d, dtype_of(o), o.cuda_graphs == "on");
+}
+
+}  // namespace cascade::engine

@@ -1,0 +1,195 @@
+// The engine layer shared by the CLI and Python (src/engine/): the attention option table (names,
+// defaults, validation and messages), the generate loop's stops (end-of-sequence token unless
+// ignore_eos, max_new_tokens, cancel) on the bundled stories260K, and that the CLI's generate prints
+// exactly what the engine's loop makes.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "core/error.h"
+#include "engine/attention_options.h"
+#include "engine/generate.h"
+#include "model/model_tokenizer.h"
+#include "support/cli_runner.h"
+#include "support/test_paths.h"
+
+namespace cascade {
+namespace {
+
+using engine::AttentionOptions;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(AttentionOptionTable, NamesAndFlagsAreUniqueAndDefaultsReadBack) {
+  std::set<std::string> names, flags;
+  const AttentionOptions defaults;
+  for (const auto& spec : engine::attention_option_specs()) {
+    EXPECT_TRUE(names.insert(spec.name).second) << spec.name;
+    EXPECT_TRUE(flags.insert(spec.flag).second) << spec.flag;
+    EXPECT_EQ(engine::find_attention_option(spec.name), &spec);
+    // Setting an option to its default's text changes nothing.
+    AttentionOptions o;
+    const std::string text = engine::attention_option_text(defaults, spec.name);
+    if (!text.empty()) engine::set_attention_option(o, spec.name, text, spec.flag);
+    EXPECT_EQ(engine::attention_option_text(o, spec.name), text) << spec.name;
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"attention", "select", "tau", "rule", "similarity", "queries", "proportional",
+                                          "device", "dtype", "cuda_graphs"}));
+  EXPECT_EQ(engine::attention_option_text(defaults, "tau"), "0.3");
+  EXPECT_EQ(engine::find_attention_option("queries")->flag, "--ada-queries");
+  EXPECT_TRUE(engine::find_attention_option("device")->placement);
+  EXPECT_FALSE(engine::find_attention_option("tau")->placement);
+}
+
+TEST(AttentionOptionTable, ValuesBecomeAdaOptions) {
+  AttentionOptions o;
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"attention", "ada"}, {"select", "inherit"}, {"tau", "0.5"}, {"rule", "all-earlier"},
+           {"similarity", "cosine"}, {"queries", "all"}, {"proportional", "true"}})
+    engine::set_attention_option(o, name, value, name);
+  const AdaOptions a = engine::ada_options(o);
+  EXPECT_EQ(a.select.tau, 0.5);
+  EXPECT_EQ(a.select.rule, select::Rule::all_earlier);
+  EXPECT_EQ(a.select.similarity, select::Similarity::cosine);
+  EXPECT_EQ(a.mode.mode, select::Mode::inherit);
+  EXPECT_EQ(a.queries, AdaQueries::all);
+  EXPECT_TRUE(a.proportional);
+  EXPECT_TRUE(engine::make_attention(o));
+  EXPECT_FALSE(engine::make_attention(AttentionOptions{}));  // exact attention
+}
+
+TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
+  const auto set = [](const std::string& name, const std::string& value, const std::string& label) {
+    return error_of([&] {
+      AttentionOptions o;
+      engine::set_attention_option(o, name, value, label);
+    });
+  };
+  EXPECT_EQ(set("attention", "sparse", "--attention"), "--attention: sparse not in {full,ada}");
+  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada}");
+  EXPECT_EQ(set("queries", "some", "--ada-queries"), "--ada-queries: some not in {reps,all}");
+  EXPECT_EQ(set("tau", "1.5", "--tau"), "selection tau must be in [0, 1), got 1.5");
+  EXPECT_EQ(set("tau", "nan", "tau"), "selection tau must be in [0, 1), got nan");
+  EXPECT_EQ(set("tau", "0.3x", "--tau"), "--tau: '0.3x' is not a number");
+  EXPECT_EQ(set("proportional", "maybe", "proportional"), "proportional: 'maybe' is not true or false");
+  EXPECT_NE(set("similarity", "dot", "similarity").find("unknown similarity 'dot'"), std::string::npos);
+  EXPECT_NE(set("select", "capped:x", "select").find("capped"), std::string::npos);
+  EXPECT_NE(set("dtype", "f8", "--dtype").find("not a compute dtype"), std::string::npos);
+  EXPECT_EQ(set("no_such", "1", "no_such"), "unknown attention option 'no_such'");
+}
+
+TEST(AttentionOptionTable, PlacementIsCheckedBeforeAnyModel) {
+  AttentionOptions o;
+  engine::set_attention_option(o, "dtype", "bf16", "--dtype");
+  EXPECT_NE(error_of([&] { engine::make_attention(o); }).find("computes in f32 only"), std::string::npos);
+}
+
+// ---- the generate loop on stories260K
+
+struct Stories : ::testing::Test {
+  static void SetUpTestSuite() {
+    path_ = (test::bundled_model_dir() / "stories260K.bin").string();
+    model_ = Model::load(path_);
+    tok_ = model_tokenizer(*model_, path_, "");
+  }
+  static void TearDownTestSuite() {
+    tok_.reset();
+    model_.reset();
+  }
+  static inline std::string path_;
+  static inline std::unique_ptr<Model> model_;
+  static inline std::shared_ptr<Tokenizer> tok_;
+};
+
+// stories260K's stories end by starting the next one (BOS), not with its EOS: this tokenizer is
+// the model's own with another token named end-of-sequence, so that the loop meets it.
+class EosIs : public Tokenizer {
+ public:
+  EosIs(const Tokenizer& t, int32_t eos) : t_(t), eos_(eos) {}
+  std::vector<int32_t> encode(std::string_view text, bool add_special) const override { return t_.encode(text, add_special); }
+  std::string decode(std::span<const int32_t> ids) const override { return t_.decode(ids); }
+  std::string token_bytes(int32_t id, bool first) const override { return t_.token_bytes(id, first); }
+  bool is_special(int32_t id) const override { return t_.is_special(id); }
+  int32_t vocab_size() const override { return t_.vocab_size(); }
+  std::optional<int32_t> bos_id() const override { return t_.bos_id(); }
+  std::optional<int32_t> eos_id() const override { return eos_; }
+  std::string kind() const override { return t_.kind(); }
+
+ private:
+  const Tokenizer& t_;
+  int32_t eos_;
+};
+
+TEST_F(Stories, GenerateStopsAtEosUnlessIgnoreEos) {
+  engine::GenerateOptions o;
+  o.max_new_tokens = 24;
+  const engine::Generation free = engine::generate(*model_, *tok_, nullptr, "Once upon a time", o);
+  ASSERT_EQ(free.ids.size(), 24u);
+  EXPECT_EQ(free.stop, engine::StopReason::max_new_tokens);
+  EXPECT_EQ(free.text, tok_->decode(free.ids));
+
+  // The 10th greedy token as end-of-sequence: the loop stops before its first occurrence...
+  const int32_t eos = free.ids[9];
+  const size_t first = size_t(std::find(free.ids.begin(), free.ids.end(), eos) - free.ids.begin());
+  const EosIs tok(*tok_, eos);
+  const engine::Generation stopped = engine::generate(*model_, tok, nullptr, "Once upon a time", o);
+  EXPECT_EQ(stopped.stop, engine::StopReason::eos);
+  EXPECT_EQ(stopped.ids, std::vector<int32_t>(free.ids.begin(), free.ids.begin() + long(first)));
+  // ...and with ignore_eos makes every token, the same ones.
+  o.ignore_eos = true;
+  const engine::Generation ignored = engine::generate(*model_, tok, nullptr, "Once upon a time", o);
+  EXPECT_EQ(ignored.stop, engine::StopReason::max_new_tokens);
+  EXPECT_EQ(ignored.ids, free.ids);
+}
+
+TEST_F(Stories, GenerateStreamsItsTextAndStopsWhenCancelled) {
+  engine::GenerateOptions o;
+  o.max_new_tokens = 16;
+  std::string streamed;
+  int asked = 0;
+  engine::GenerateHooks hooks{[&](const std::string& piece) { streamed += piece; }, [&] { return ++asked > 5; }};
+  const engine::Generation g = engine::generate(*model_, *tok_, nullptr, "Once upon a time", o, hooks);
+  EXPECT_EQ(g.stop, engine::StopReason::cancelled);
+  EXPECT_EQ(g.ids.size(), 5u);
+  EXPECT_EQ(streamed, g.text);
+  EXPECT_EQ(g.prompt_tokens, int64_t(tok_->encode("Once upon a time", true).size()));
+}
+
+TEST_F(Stories, GenerateRefusesBadOptionsAndPrompts) {
+  engine::GenerateOptions o;
+  o.max_new_tokens = -1;
+  EXPECT_NE(error_of([&] { engine::check_generate_options(o); }).find("max_new_tokens must be >= 0"), std::string::npos);
+  o.max_new_tokens = 4;
+  o.sampling.top_p = 0;
+  EXPECT_NE(error_of([&] { engine::check_generate_options(o); }).find("top"), std::string::npos);
+  o.sampling.top_p = 1;
+  const std::string long_prompt(4000, 'a');
+  EXPECT_NE(error_of([&] { engine::generate(*model_, *tok_, nullptr, long_prompt, o); }).find("longer than the model's context"),
+            std::string::npos);
+}
+
+TEST_F(Stories, CliPrintsWhatTheEngineGenerates) {
+  engine::GenerateOptions o;
+  o.max_new_tokens = 20;
+  o.sampling = {0.8, 40, 0.95, 7};
+  AttentionOptions a;
+  engine::set_attention_option(a, "attention", "ada", "attention");
+  engine::set_attention_option(a, "tau", "0.3", "tau");
+  const auto attention = engine::make_attention(a);
+  const engine::Generation g = engine::generate(*model_, *tok_, attention.get(), "Once upon a time", o);
+  const auto r = test::run_cli("generate --model " + path_ +
+                               " --prompt 'Once upon a time' --max-new-tokens 20 --temperature 0.8 --top-k 40 --top-p 0.95"
+                               " --seed 7 --attention ada --tau 0.3");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, r.output.find("[prompt ")), g.text + "\n");  // then the timing line
+}
+
+}  // namespace
+}  // namespace cascade
