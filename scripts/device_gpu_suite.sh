@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Every GPU test binary on the device machine, compute-sanitizer memcheck over the ADA executors
-# (oracle and CPU-comparison tests), and the whole-prefill and ADA benchmarks
-# (scripts/bench_gpu_prefill.py, scripts/bench_gpu_ada.py). Binaries built here and carried as in
+# (oracle and CPU-comparison tests) and the model, the whole-prefill and ADA benchmarks
+# (scripts/bench_gpu_prefill.py, scripts/bench_gpu_ada.py) and the host memory and time of loading a
+# GPT-J-6B-shaped bf16 checkpoint (scripts/measure_gpu_load.py; BEFORE=DIR also measures the cascade
+# binary carried in DIR/bin.tar.gz, an earlier build). Binaries built here and carried as in
 # scripts/device_gpu_engine.sh (CARRY/bin.tar.gz made by scripts/pack_device_bins.sh with cascade,
-# tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle}_test, bench/ada_cuda_bench).
-# Usage (device, repo root): [PART=tests|benches] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle,device_weights}_test, bench/ada_cuda_bench).
+# Usage (device, repo root): [PART=tests|benches|load] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
 source "$(dirname "$0")/device_env.sh"
-if [ "${PART:-all}" != benches ]; then
-  for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle; do
+part=${PART:-all}
+if [ "$part" = all ] || [ "$part" = tests ]; then
+  for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle device_weights; do
     run "$t" "$OUT/$t.log" timeout 240 $B/tests/${t}_test
   done
   grep -hE "FAILED|Failure" "$OUT"/*_test.log "$OUT"/cuda_*.log "$OUT"/ada_*.log 2>/dev/null | head -40
@@ -19,7 +22,16 @@ if [ "${PART:-all}" != benches ]; then
   run memcheck_model "$OUT/memcheck_model.log" timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/cuda_model_test --gtest_filter='*gptj_F16*:*llama_gqa_F32*:*CudaStories*BF16*:*Graphs*'
 fi
-if [ "${PART:-all}" != tests ]; then
+if [ "$part" = all ] || [ "$part" = load ]; then
+  python3 scripts/measure_gpu_load.py --cascade $B/cascade --reps 3 > "$OUT/load_after.json" 2> "$OUT/load.log"
+  cat "$OUT/load_after.json"
+  if [ -n "${BEFORE:-}" ]; then
+    mkdir -p build-before && tar xzf "$BEFORE/bin.tar.gz" -C build-before
+    python3 scripts/measure_gpu_load.py --cascade build-before/cascade --reps 3 > "$OUT/load_before.json" 2>> "$OUT/load.log"
+    cat "$OUT/load_before.json"
+  fi
+fi
+if [ "$part" = all ] || [ "$part" = benches ]; then
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_gpu_prefill.py --cascade $B/cascade --out "$OUT" --big-layers 4 --reps 10 2>&1 | tee "$OUT/bench_prefill.log" | grep -v Warning
   PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench_gpu_ada.py --bench $B/bench/ada_cuda_bench --out "$OUT" --big-layers 4 2>&1 | tee "$OUT/bench_ada.log" | grep -v Warning
 fi

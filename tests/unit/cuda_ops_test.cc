@@ -228,13 +228,10 @@ TEST_P(CudaOps, RotaryBothLayoutsPartialDim) {
   };
   for (const Case& c : {Case{RotaryStyle::Interleaved, 24, 80, "default"}, Case{RotaryStyle::Half, 16, 64, "default"},
                         Case{RotaryStyle::Half, 128, 128, "llama3"}, Case{RotaryStyle::Half, 96, 96, "linear"}}) {
-    ArchSpec a;
-    a.rotary = c.style;
-    a.rotary_dim = c.rotary_dim;
-    a.rope_theta = 10000;
-    a.rope_scaling.type = c.scaling;
-    a.rope_scaling.factor = 8;
-    const ops::Rotary r(a);
+    RopeScaling scaling;
+    scaling.type = c.scaling;
+    scaling.factor = 8;
+    const ops::Rotary r(c.style, c.rotary_dim, 10000, scaling);
     const int64_t n = 29, heads = 3, ld = heads * c.head_dim + 16;  // a row stride wider than the heads
     std::vector<int64_t> pos(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) pos[size_t(i)] = 5000 + 37 * i;  // long positions: angle rounding matters
