@@ -16,7 +16,6 @@
 #include "attention/ada_attention.h"
 #include "attention/gpu_attention.cuh"
 #include "core/error.h"
-#include "cuda/buffer.h"
 #include "cuda/pool_buffer.h"
 #include "select/gpu_incremental.h"
 #include "select/gpu_selection.h"
@@ -27,20 +26,18 @@ namespace {
 
 // Host vector -> device buffer (grown as needed), in stream order.
 template <typename T>
-const T* upload(cuda::Buffer<T>& b, const std::vector<T>& h, cudaStream_t st) {
-  b.reserve(std::max<size_t>(1, h.size()));
+const T* upload(cuda::PoolBytes& b, const std::vector<T>& h, cudaStream_t st) {
+  b.reserve(std::max<size_t>(1, h.size()) * sizeof(T), st);
   if (!h.empty()) CASCADE_CUDA_CHECK(cudaMemcpyAsync(b.data(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice, st));
-  return b.data();
+  return reinterpret_cast<const T*>(b.data());
 }
 
-// Scratch shared by the ADA layers of one sequence (they run one at a time).
+// Scratch shared by the ADA layers of one sequence (they run one at a time), from the stream-ordered
+// pool: a new sequence's scratch costs no cudaMalloc (which would synchronise the device).
 struct AdaGpuScratch {
-  cuda::Buffer<float> features;        // a layer's input in float32, the selection's input
-  cuda::Buffer<unsigned char> rows;    // gathered query rows [rows, d]
-  cuda::Buffer<int32_t> query_tokens, cache_rows, copy_from;
-  cuda::Buffer<int64_t> query_pos;
-  cuda::Buffer<uint8_t> own_key;
-  cuda::Buffer<float> bias;
+  cuda::PoolBytes features;  // a layer's input in float32, the selection's input
+  cuda::PoolBytes rows;      // gathered query rows [rows, d]
+  cuda::PoolBytes query_tokens, cache_rows, copy_from, query_pos, own_key, bias;
 };
 
 class AdaGpuLayer : public GpuLayerAttention {
@@ -69,9 +66,10 @@ class AdaGpuLayer : public GpuLayerAttention {
   // x [rows, d] in the compute dtype -> float32 (the selection's input).
   const float* features_f32(const void* x, int64_t rows, cudaStream_t st) {
     if (c_.dtype == DType::F32) return static_cast<const float*>(x);
-    sc_->features.reserve(size_t(rows * c_.spec->d_model));
-    ops::gpu::to_f32(c_.dtype, x, sc_->features.data(), rows * c_.spec->d_model, st);
-    return sc_->features.data();
+    sc_->features.reserve(size_t(rows * c_.spec->d_model) * sizeof(float), st);
+    float* f = reinterpret_cast<float*>(sc_->features.data());
+    ops::gpu::to_f32(c_.dtype, x, f, rows * c_.spec->d_model, st);
+    return f;
   }
 
   // Room for `need` representatives in the compressed cache (K, V, outputs, positions).
@@ -116,7 +114,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(rep_pos_.data(), pl.rep_pos().data(), size_t(r) * 8, cudaMemcpyHostToDevice, p.st));
     const void* xq = x;
     if (!all()) {
-      sc_->rows.reserve(size_t(rows * d) * es());
+      sc_->rows.reserve(size_t(rows * d) * es(), p.st);
       ops::gpu::embed(c_.dtype, x, upload(sc_->query_tokens, pl.query_tokens(), p.st), rows, d, sc_->rows.data(), p.st);
       xq = sc_->rows.data();
     }
@@ -182,9 +180,9 @@ class AdaGpuLayer : public GpuLayerAttention {
       g.ldbias = int64_t(s.bias.size());
     }
     if (s.own_key) {
-      sc_->own_key.reserve(1);
+      sc_->own_key.reserve(1, p.st);
       CASCADE_CUDA_CHECK(cudaMemsetAsync(sc_->own_key.data(), 1, 1, p.st));
-      own_keys(g, p, sc_->own_key.data());
+      own_keys(g, p, reinterpret_cast<const uint8_t*>(sc_->own_key.data()));
     }
     p.timer->run(g, p.st);
     if (!s.append || all()) {

@@ -28,6 +28,10 @@ class PoolBytes {
     }
     return *this;
   }
+  // Grows (contents lost) when smaller than n bytes, in stream order on s; keeps the allocation otherwise.
+  void reserve(size_t n, cudaStream_t s) {
+    if (n > n_) *this = PoolBytes(n, s);
+  }
   unsigned char* data() { return static_cast<unsigned char*>(p_); }
   const unsigned char* data() const { return static_cast<const unsigned char*>(p_); }
   size_t bytes() const { return n_; }
