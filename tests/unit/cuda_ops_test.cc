@@ -7,7 +7,8 @@
 // error of a plain same-dtype computation (the reference's output rounded to the dtype; for
 // attention, the stage-wise rounded computation: logits, probabilities and output each rounded to
 // the dtype) plus a floor of 1e-5 (f32) / 1e-3 (fp16, bf16) times the reference's largest value.
-// Skips (not fails) when there is no GPU; compiles to one skipped test in a CPU-only build.
+// Every failure names the seed of the inputs (CASCADE_TEST_SEED=<seed> replays them). Skips (not
+// fails) when there is no GPU; compiles to one skipped test in a CPU-only build.
 #include <gtest/gtest.h>
 
 #include "cuda/runtime.h"
@@ -29,6 +30,7 @@
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/rotary.h"
+#include "support/test_seed.h"
 
 namespace cascade {
 namespace {
@@ -130,7 +132,8 @@ class CudaOps : public ::testing::TestWithParam<DType> {
     if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
   }
   gpu::Stream st() { return cuda::context().stream; }
-  std::mt19937 rng{std::random_device{}()};
+  const test::Seed seed_{std::random_device{}()};  // fresh inputs every run unless the seed is given
+  std::mt19937 rng{seed_.value()};
 };
 
 Norm make_norm(std::mt19937& rng, int64_t d, bool bias) {

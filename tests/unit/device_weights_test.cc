@@ -18,6 +18,7 @@
 #include "ops/convert.h"
 #include "ops/cuda_ops.h"
 #include "support/test_paths.h"
+#include "support/test_seed.h"
 
 namespace cascade {
 namespace {
@@ -61,7 +62,8 @@ std::vector<unsigned char> concat(std::initializer_list<std::vector<unsigned cha
 }
 
 TEST_F(DeviceWeights, ConvertMatchesTheCpuTwin) {
-  std::mt19937 rng(7);
+  const test::Seed seed(7);
+  std::mt19937 rng(seed.value());
   std::normal_distribution<float> dist(0.f, 3.f);
   const int64_t rows = 37, cols = 53;
   std::vector<float> f32(size_t(rows * cols));
