@@ -13,7 +13,11 @@ tests/data/models/<name>/, reloads it from disk in float32 and stores under test
 It also writes tokenizer references under tests/data/tokenizer/ and a perplexity reference for the
 GPT-2 fixture (which carries the real GPT-2 tokenizer) under tests/data/ref/gpt2/perplexity.json.
 
-Usage: python3 scripts/make_fixtures.py --shared DIR [--out tests/data] [--only NAME,...]
+Usage: python3 scripts/make_fixtures.py [--shared DIR] [--out tests/data] [--only NAME,...]
+  --shared DIR       ../shared, whose GPT-2 and Llama 2 tokenizers and WikiText-2 the tokenizer
+                     references need (made unless --only leaves out "tokenizer")
+  --only NAME,...    just these fixtures (and "tokenizer" for the tokenizer references), e.g.
+                     --only llama_rope_linear,llama_rope_llama3
   --bench-gpt2 DIR   instead: write a GPT-2-124M-shaped random checkpoint to DIR (for benchmarks)
 """
 import argparse
@@ -34,6 +38,14 @@ T = 24          # reference sequence length
 TINY_VOCAB = 384  # the trained tiny tokenizers of the neox and llama fixtures have this many tokens
 PROMPT = 6      # greedy prompt length
 NEW = 12        # greedy new tokens
+
+
+def rope(theta, **scaling):
+    """Rope settings as LlamaConfig keywords: transformers 5.x takes them in rope_parameters, 4.x as
+    rope_theta and rope_scaling. The saved config.json is in the running version's form either way."""
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return {"rope_parameters": {"rope_type": scaling.pop("rope_type", "default"), "rope_theta": theta, **scaling}}
+    return {"rope_theta": theta, "rope_scaling": scaling or None}
 
 
 def configs():
@@ -67,6 +79,19 @@ def configs():
                                   num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2,
                                   max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=500000.0,
                                   tie_word_embeddings=False, initializer_range=0.1), torch.bfloat16)
+    # Rope scaling on the llama fixture's shape (16-wide heads, T = 24 positions). llama3's original
+    # context of 64 puts the heads' 8 wavelengths (2 pi 10^(i/2): 6.3, 20, 63, 199, ...) in all three
+    # of its bands (< 16 kept, 16..64 interpolated, > 64 divided by the factor), so the positions of
+    # the reference sequence turn at bent frequencies.
+    llama_shape = dict(vocab_size=320, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                       rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1)
+    c["llama_rope_linear"] = (LlamaConfig(**llama_shape, **rope(10000.0, rope_type="linear", factor=4.0)),
+                              torch.float32)
+    c["llama_rope_llama3"] = (LlamaConfig(**llama_shape, **rope(10000.0, rope_type="llama3", factor=8.0,
+                                                                 low_freq_factor=1.0, high_freq_factor=4.0,
+                                                                 original_max_position_embeddings=64)),
+                              torch.float32)
     return c
 
 
@@ -279,7 +304,7 @@ def perplexity_ref(model, tok, text, ctx, stride):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", required=True)
+    ap.add_argument("--shared", default="")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data"))
     ap.add_argument("--only", default="")
     ap.add_argument("--bench-gpt2", default="")
@@ -292,6 +317,9 @@ def main():
         return
     gen = torch.Generator().manual_seed(SEED)
     only = set(filter(None, a.only.split(",")))
+    unknown = only - set(configs()) - {"tokenizer"}
+    if unknown:
+        sys.exit(f"--only: no fixture named {', '.join(sorted(unknown))} (known: {', '.join(configs())}, tokenizer)")
     failures = []
     for name, (cfg, dtype) in configs().items():
         if only and name not in only:
@@ -322,6 +350,8 @@ def main():
             failures.append(name)
     if not only or "tokenizer" in only:
         try:
+            if not a.shared:
+                raise ValueError("the tokenizer references need --shared (or leave them out with --only)")
             tokenizer_refs(a.shared, a.out)
         except Exception:
             import traceback

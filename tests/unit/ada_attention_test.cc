@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "support/test_paths.h"
+#include "support/test_seed.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade {
@@ -48,7 +49,7 @@ float max_diff(const Tensor& a, const Tensor& b, int64_t rows) {
   return mx;
 }
 
-std::vector<int32_t> distinct_ids(int64_t vocab, int n, unsigned seed) {
+std::vector<int32_t> distinct_ids(int64_t vocab, int n, uint64_t seed) {
   std::vector<int32_t> all(static_cast<size_t>(vocab));
   std::iota(all.begin(), all.end(), 0);
   std::mt19937 g(seed);
@@ -61,8 +62,9 @@ class AdaOnFixture : public ::testing::TestWithParam<const char*> {};
 // Invariant 2: with tau = 0 (theta = 1) every token without an exact duplicate is a
 // representative, so ADA is exact attention (distinct ids: no duplicates at any layer).
 TEST_P(AdaOnFixture, TauZeroEqualsExactAttention) {
+  const test::Seed seed(7);
   auto m = Model::load(data_dir() / "models" / GetParam());
-  const auto ids = distinct_ids(m->spec().vocab_size, 24, 7);
+  const auto ids = distinct_ids(m->spec().vocab_size, 24, seed.value());
   const Tensor exact = run(*m, ids, nullptr);
   for (AdaQueries q : {AdaQueries::reps, AdaQueries::all}) {
     const AdaAttentionFactory f(ada(0.0, "cascade", q));
@@ -77,8 +79,9 @@ TEST_P(AdaOnFixture, TauZeroEqualsExactAttention) {
 // Invariant 3: token-by-token decoding with the compressed cache gives the prefill's logits, and
 // the same representatives (the trace covers every token seen).
 TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
+  const test::Seed seed(3);
   auto m = Model::load(data_dir() / "models" / GetParam());
-  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 20, 3);
+  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 20, seed.value());
   for (int i = 0; i < 8; ++i) ids.push_back(ids[size_t(i * 2)]);  // repeats make non-representatives
   struct Case {
     const char* mode;
@@ -119,8 +122,9 @@ TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
 
 // Invariant 5: appending tokens never changes the decisions or logits of earlier positions.
 TEST_P(AdaOnFixture, AppendingTokensChangesNoEarlierPosition) {
+  const test::Seed seed(11);
   auto m = Model::load(data_dir() / "models" / GetParam());
-  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 16, 11);
+  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 16, seed.value());
   for (int i = 0; i < 8; ++i) ids.push_back(ids[size_t(i)]);
   const AdaAttentionFactory f(ada(0.5));
   Sequence whole = m->new_sequence(&f);

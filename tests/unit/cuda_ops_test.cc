@@ -7,7 +7,8 @@
 // error of a plain same-dtype computation (the reference's output rounded to the dtype; for
 // attention, the stage-wise rounded computation: logits, probabilities and output each rounded to
 // the dtype) plus a floor of 1e-5 (f32) / 1e-3 (fp16, bf16) times the reference's largest value.
-// Skips (not fails) when there is no GPU; compiles to one skipped test in a CPU-only build.
+// Every failure names the seed of the inputs (CASCADE_TEST_SEED=<seed> replays them). Skips (not
+// fails) when there is no GPU; compiles to one skipped test in a CPU-only build.
 #include <gtest/gtest.h>
 
 #include "cuda/runtime.h"
@@ -29,6 +30,8 @@
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/rotary.h"
+#include "ops/token_nll.h"
+#include "support/test_seed.h"
 
 namespace cascade {
 namespace {
@@ -130,7 +133,8 @@ class CudaOps : public ::testing::TestWithParam<DType> {
     if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
   }
   gpu::Stream st() { return cuda::context().stream; }
-  std::mt19937 rng{std::random_device{}()};
+  const test::Seed seed_{std::random_device{}()};  // fresh inputs every run unless the seed is given
+  std::mt19937 rng{seed_.value()};
 };
 
 Norm make_norm(std::mt19937& rng, int64_t d, bool bias) {
@@ -269,6 +273,84 @@ TEST_P(CudaOps, EmbeddingAndPositions) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < e; ++j) ref[size_t(i * e + j)] += positions[size_t((pos[size_t(i)] + off) * e + j)];
   expect_within(out.get(), ref, t, "positions");
+}
+
+// A device pointer `cols` elements of dtype t into an array (a column block of wider rows).
+void* at_column(Dev& d, int64_t cols) { return static_cast<unsigned char*>(d.p()) + cols * int64_t(dtype_size(d.t)); }
+
+// gather_rows with row strides wider than the copied width on both sides, reading a column block from
+// the middle of each row (ADA's representatives' K columns out of the fused Q/K/V rows): ids in any
+// order, repeated. Each destination row gets its source row's block; the rest of the row is not the
+// op's to write and must stay poisoned.
+TEST_P(CudaOps, GatherRowsStrided) {
+  const DType t = GetParam();
+  const int64_t rows = 53, width = 40, col = 48, lds = 3 * width + 8, ldd = width + 13, n = 29;
+  const auto src = rounded(t, randn(rng, rows * lds));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[size_t(i)] = int32_t((i * 17 + 5) % rows);
+  ids[3] = ids[20];
+  Dev ds(t, src), dd(t, n * ldd);
+  auto did = dev_of(ids);
+  gpu::gather_rows(t, at_column(ds, col), lds, did.data(), n, width, dd.p(), ldd, st());
+  const std::vector<float> got = dd.get();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < ldd; ++j) {
+      const float g = got[size_t(i * ldd + j)];
+      if (j < width) ASSERT_EQ(g, src[size_t(ids[size_t(i)] * lds + col + j)]) << "row " << i << " column " << j;
+      else ASSERT_TRUE(std::isnan(g)) << "row " << i << " column " << j << " is past the width but was written: " << g;
+    }
+}
+
+// scatter_rows into cache rows: source rows with a wide stride (a column block of each row), cache
+// rows in any order, a column block of each cache row. The rows written are poisoned first; every
+// other value of the cache, padding included, must be left as it was.
+TEST_P(CudaOps, ScatterRowsIntoCacheRows) {
+  const DType t = GetParam();
+  const int64_t n = 11, width = 36, col = 36, lds = 3 * width, cache_rows = 40, ldd = 2 * width + 8, dcol = width;
+  const std::vector<int64_t> rows = {17, 3, 39, 0, 22, 8, 31, 1, 38, 12, 25};
+  const auto src = rounded(t, randn(rng, n * lds));
+  std::vector<float> cache = rounded(t, randn(rng, cache_rows * ldd)), want = cache;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < width; ++j) {
+      const size_t k = size_t(rows[size_t(i)] * ldd + dcol + j);
+      cache[k] = NAN;
+      want[k] = src[size_t(i * lds + col + j)];
+    }
+  Dev ds(t, src), dc(t, cache);
+  auto drows = dev_of(rows);
+  gpu::scatter_rows(t, at_column(ds, col), lds, n, width, drows.data(), at_column(dc, dcol), ldd, st());
+  EXPECT_EQ(dc.get(), want);
+}
+
+// Perplexity's per-row NLL on the device against the CPU's ops::token_nll, row by row, on logits
+// holding values of the dtype (what a model in that dtype returns): a vocabulary off every block size
+// (GPT-2's), a small one, one of a single token; rows far from zero (the maximum must be taken out
+// first), rows of ties, and targets at the row's maximum. Both sum in float64; only the order differs.
+TEST_P(CudaOps, TokenNll) {
+  const DType t = GetParam();
+  for (int64_t vocab : {50257, 131, 1}) {
+    const int64_t rows = 37;
+    std::vector<float> logits = rounded(t, randn(rng, rows * vocab, 4.f));
+    std::vector<int32_t> targets(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = logits.data() + r * vocab;
+      if (r % 5 == 1) std::fill(row, row + vocab, round_to(t, 2.5f));  // every logit equal
+      if (r % 5 == 2)
+        for (int64_t v = 0; v < vocab; ++v) row[v] = round_to(t, row[v] + 900.f);  // exp overflows without the max
+      targets[size_t(r)] = int32_t((r * 7919) % vocab);
+      if (r % 5 == 3) targets[size_t(r)] = int32_t(std::max_element(row, row + vocab) - row);
+    }
+    auto dl = dev_of(logits);
+    auto dt = dev_of(targets);
+    cuda::Buffer<double> out(static_cast<size_t>(rows));
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(out.data(), 0xff, out.bytes(), st()));  // NaN
+    gpu::token_nll(dl.data(), rows, vocab, dt.data(), out.data(), st());
+    const std::vector<double> got = out.download(st());
+    for (int64_t r = 0; r < rows; ++r) {
+      const double want = ops::token_nll(logits.data() + r * vocab, vocab, targets[size_t(r)]);
+      EXPECT_NEAR(got[size_t(r)], want, 1e-9 * std::max(1.0, want)) << "vocab " << vocab << " row " << r;
+    }
+  }
 }
 
 TEST_P(CudaOps, LinearThroughCublasLt) {

@@ -2,7 +2,8 @@
 // they replace, which widened every tensor to float32 on the host and converted it there: for every
 // conformance fixture (F16, BF16 and F32 files) and compute dtype, each device matrix, bias and norm
 // is that conversion of the CPU's float32 weights, bit for bit. And ops::gpu::convert equals its CPU
-// twin for every pair of dtypes, transposed or not. Skips when there is no GPU.
+// twin for every pair of dtypes, transposed or not, into packed rows or rows with a wider stride (a
+// piece of a larger matrix; the bytes between rows are left as they were). Skips when there is no GPU.
 #include <gtest/gtest.h>
 
 #include "cuda/runtime.h"
@@ -18,6 +19,7 @@
 #include "ops/convert.h"
 #include "ops/cuda_ops.h"
 #include "support/test_paths.h"
+#include "support/test_seed.h"
 
 namespace cascade {
 namespace {
@@ -61,26 +63,29 @@ std::vector<unsigned char> concat(std::initializer_list<std::vector<unsigned cha
 }
 
 TEST_F(DeviceWeights, ConvertMatchesTheCpuTwin) {
-  std::mt19937 rng(7);
+  const test::Seed seed(7);
+  std::mt19937 rng(seed.value());
   std::normal_distribution<float> dist(0.f, 3.f);
   const int64_t rows = 37, cols = 53;
   std::vector<float> f32(size_t(rows * cols));
   for (float& x : f32) x = dist(rng);
   for (DType from : {DType::F32, DType::F16, DType::BF16})
     for (DType to : {DType::F32, DType::F16, DType::BF16})
-      for (bool transpose : {false, true}) {
-        std::vector<unsigned char> src(f32.size() * dtype_size(from));
-        ops::convert(DType::F32, f32.data(), rows, cols, from, src.data(), cols, false);
-        const int64_t ld = transpose ? rows : cols;
-        std::vector<unsigned char> want(f32.size() * dtype_size(to));
-        ops::convert(from, src.data(), rows, cols, to, want.data(), ld, transpose);
-        Bytes d_src(src.size()), d_dst(want.size());
-        ASSERT_EQ(cudaMemcpy(d_src.data(), src.data(), src.size(), cudaMemcpyHostToDevice), cudaSuccess);
-        ops::gpu::convert(from, d_src.data(), rows, cols, to, d_dst.data(), ld, transpose, cuda::context().stream);
-        ASSERT_EQ(cudaStreamSynchronize(cuda::context().stream), cudaSuccess);
-        EXPECT_EQ(download(d_dst.data(), want.size()), want)
-            << dtype_name(from) << " -> " << dtype_name(to) << (transpose ? " transposed" : "");
-      }
+      for (bool transpose : {false, true})
+        for (int64_t pad : {0, 11}) {
+          std::vector<unsigned char> src(f32.size() * dtype_size(from));
+          ops::convert(DType::F32, f32.data(), rows, cols, from, src.data(), cols, false);
+          const int64_t ld = (transpose ? rows : cols) + pad, dst_rows = transpose ? cols : rows;
+          std::vector<unsigned char> want(size_t(dst_rows * ld) * dtype_size(to), 0xff);
+          ops::convert(from, src.data(), rows, cols, to, want.data(), ld, transpose);
+          Bytes d_src(src.size()), d_dst(want.size());
+          ASSERT_EQ(cudaMemcpy(d_src.data(), src.data(), src.size(), cudaMemcpyHostToDevice), cudaSuccess);
+          ASSERT_EQ(cudaMemset(d_dst.data(), 0xff, want.size()), cudaSuccess);
+          ops::gpu::convert(from, d_src.data(), rows, cols, to, d_dst.data(), ld, transpose, cuda::context().stream);
+          ASSERT_EQ(cudaStreamSynchronize(cuda::context().stream), cudaSuccess);
+          EXPECT_EQ(download(d_dst.data(), want.size()), want)
+              << dtype_name(from) << " -> " << dtype_name(to) << (transpose ? " transposed" : "") << " ld " << ld;
+        }
 }
 
 TEST_F(DeviceWeights, UploadEqualsTheHostConversionOfTheFloat32Weights) {

@@ -11,6 +11,7 @@
 #include "io/checkpoint.h"
 #include "model/memory_budget.h"
 #include "model/model.h"
+#include "support/sanitizers.h"
 #include "support/test_paths.h"
 
 namespace cascade {
@@ -71,13 +72,7 @@ TEST(MemoryBudget, ThisMachineHasMemoryAndTheFixturesFit) {
 // size left, the CPU's widening, on the model's first use there, is refused. Run in a child, since the limit cannot be raised again; a sanitizer's shadow
 // memory reserves terabytes of address space, so sanitized builds skip it.
 TEST(MemoryBudget, AddressSpaceLimitLowersTheBudget) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "sanitizers do not run under ulimit -v";
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-  GTEST_SKIP() << "sanitizers do not run under ulimit -v";
-#endif
-#endif
+  if (test::kSanitized) GTEST_SKIP() << "sanitizers do not run under ulimit -v";
   const Checkpoint ck = open_checkpoint(data_dir() / "models/gptj");
   const uint64_t need = host_weight_bytes(*ck.weights, Device::Cpu);
   const pid_t pid = fork();

@@ -1,13 +1,16 @@
 // The engine against Hugging Face transformers: for each tiny random checkpoint of
 // tests/data/models (made by scripts/make_fixtures.py), logits of one prefill and of token-by-token
 // KV-cached decoding, and HF's greedy continuation; the 4.x form of each config gives the same
-// logits; and stories260K against ../shared's independent reference.
+// logits; rope scaling (linear, llama3) on the Llama fixture's shape; and stories260K against
+// ../shared's independent reference.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +25,20 @@ namespace {
 namespace fs = std::filesystem;
 using test::data_dir;
 
-const char* kFixtures[] = {"gpt2", "opt", "opt_postln", "gptj", "neox", "neox_seq", "llama", "llama_gqa"};
+const char* kFixtures[] = {"gpt2",  "opt",   "opt_postln", "gptj",          "neox",
+                           "neox_seq", "llama", "llama_gqa", "llama_rope_linear", "llama_rope_llama3"};
+// Fixtures that scripts/make_fixtures.py makes (where transformers is) but that a checkout may not
+// have yet: their tests skip, saying how to make them. Every other fixture must be present.
+const std::set<std::string> kMayBeAbsent = {"llama_rope_linear", "llama_rope_llama3"};
+
+// Why a test of this fixture skips, or "" when it runs.
+std::string not_made(const std::string& name) {
+  if (!kMayBeAbsent.count(name) ||
+      (fs::exists(data_dir() / "models" / name / "config.json") && fs::exists(data_dir() / "ref" / name / "logits.npy")))
+    return "";
+  return "fixture " + name + " not made yet: python3 scripts/make_fixtures.py --only " + name +
+         " (needs transformers), then commit tests/data/models/" + name + " and tests/data/ref/" + name;
+}
 
 struct Ref {
   std::vector<int32_t> ids, prompt, greedy;
@@ -67,7 +83,12 @@ std::vector<int32_t> greedy(const Model& m, std::vector<int32_t> prompt, size_t 
   return out;
 }
 
-class Conformance : public ::testing::TestWithParam<const char*> {};
+class Conformance : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (const std::string why = not_made(GetParam()); !why.empty()) GTEST_SKIP() << why;
+  }
+};
 
 TEST_P(Conformance, PrefillLogitsMatchHF) {
   const Ref r = read_ref(GetParam());
@@ -155,6 +176,22 @@ TEST(Conformance, ArchitectureTableReadsEachFamily) {
   auto gqa = Model::load(data_dir() / "models" / "llama_gqa");
   EXPECT_EQ(gqa->spec().n_kv_heads, 2);
   EXPECT_EQ(gqa->spec().n_heads, 8);
+}
+
+// The rope fixtures' configs, as HF saved them, carry the scaling they are made for; without it their
+// logits would test nothing that the llama fixture does not.
+TEST(Conformance, RopeScalingFixturesDeclareTheirScaling) {
+  for (const char* name : {"llama_rope_linear", "llama_rope_llama3"})
+    if (const std::string why = not_made(name); !why.empty()) GTEST_SKIP() << why;
+  const RopeScaling linear = Model::load(data_dir() / "models" / "llama_rope_linear")->spec().rope_scaling;
+  EXPECT_EQ(linear.type, "linear");
+  EXPECT_EQ(linear.factor, 4.0);
+  const RopeScaling llama3 = Model::load(data_dir() / "models" / "llama_rope_llama3")->spec().rope_scaling;
+  EXPECT_EQ(llama3.type, "llama3");
+  EXPECT_EQ(llama3.factor, 8.0);
+  EXPECT_EQ(llama3.low_freq_factor, 1.0);
+  EXPECT_EQ(llama3.high_freq_factor, 4.0);
+  EXPECT_EQ(llama3.original_max_position, 64.0);
 }
 
 // stories260K: the one real trained model here, against an independent fp32 implementation.

@@ -35,6 +35,7 @@
 #endif
 #include "select/selection.h"
 #include "support/test_paths.h"
+#include "support/test_seed.h"
 #include "tokenizer/tokenizer.h"
 
 namespace cascade::select {
@@ -213,7 +214,8 @@ TEST(SelectCuda, CpuOnlyBuildRefusesClearly) {
 
 TEST(SelectCuda, NormalisationMatchesCpu) {
   REQUIRE_GPU();
-  const Acts a = planted(301, 77, 0.3, 0.2, 0, 0, 7);
+  const test::Seed seed(7);
+  const Acts a = planted(301, 77, 0.3, 0.2, 0, 0, seed.value());
   for (Similarity sim : {Similarity::pearson, Similarity::cosine}) {
     const Features f = normalize(a.x.data(), a.T, a.d, sim);
     for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32}) {
@@ -254,7 +256,8 @@ TEST(SelectCuda, FullMatchesCpuOnPlantedData) {
       {1, 16, 0.3, 0.2, 0, 0},       {2, 16, 0.3, 0.0, 0, 0},       {37, 64, 0.0, 0.0, 0, 0},
       {300, 128, 0.3, 0.2, 12, 0},   {300, 128, 0.3, 0.2, 12, 128}, {1000, 96, 0.2, 0.1, 20, 0},
       {1537, 200, 0.5, 0.4, 9, 256}, {1537, 200, 0.0, 0.0, 0, 384}, {2500, 64, 0.3, 0.25, 30, 0}};
-  uint64_t seed = 100;
+  const test::Seed base(100);
+  uint64_t seed = base.value();
   for (const Case& c : cases) {
     const double theta = opts_of(c.tau).theta();
     // The chain's step: cos(phi) halfway between theta and 1, cos(2 phi) then well below theta.
@@ -307,7 +310,8 @@ TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
   const std::vector<Case> cases = {{2, 16, 0.3, 0.0, 0, 0},       {300, 128, 0.3, 0.2, 12, 0},
                                    {1000, 96, 0.2, 0.1, 20, 128}, {1537, 200, 0.5, 0.4, 9, 0},
                                    {1537, 200, 0.0, 0.0, 0, 256}, {2500, 64, 0.3, 0.25, 30, 0}};
-  uint64_t seed = 500;
+  const test::Seed base(500);
+  uint64_t seed = base.value();
   for (const Case& c : cases) {
     const double theta = opts_of(c.tau).theta();
     const double phi = c.tau > 0 ? std::acos(1 - c.tau * c.tau / 2) : 0;
@@ -370,7 +374,8 @@ TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
 // and so the full selection's of the whole sequence: prefill of the first third, then token by token.
 TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
   REQUIRE_GPU();
-  uint64_t seed = 700;
+  const test::Seed base(700);
+  uint64_t seed = base.value();
   for (const auto& [T, d, tau, sigma] : std::vector<std::tuple<int64_t, int64_t, double, double>>{
            {400, 96, 0.3, 0.2}, {300, 64, 0.0, 0.0}, {257, 128, 0.5, 0.4}}) {
     const Acts a = planted(T, d, 0.35, sigma, 0, 0, ++seed);
@@ -408,8 +413,9 @@ TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
 TEST(SelectCuda, SmallForSanitizers) {
   REQUIRE_GPU();
   const double tau = 0.3, phi = std::acos(1 - tau * tau / 2);
-  const Acts below = planted(300, 64, 0.3, 0.2, 8, phi, 11);
-  const Acts above = perturb(below, 0.02, 0.05, 12);
+  const test::Seed seed(11);
+  const Acts below = planted(300, 64, 0.3, 0.2, 8, phi, seed.value());
+  const Acts above = perturb(below, 0.02, 0.05, seed.derived(12));
   const Options o = opts_of(tau);
   const Features f = normalize(above.x.data(), above.T, above.d, o.similarity);
   const Selection prev = run_full(normalize(below.x.data(), below.T, below.d, o.similarity), o);
@@ -420,7 +426,7 @@ TEST(SelectCuda, SmallForSanitizers) {
   EXPECT_TRUE(compare(f, run_cascade(f, prev, o), casc.sel, o.theta()).explained);
   EXPECT_GE(full.stats.rounds, 8);
   // 12000 tokens in 3 tight groups: ~T^2/6 = 24M edges, far past the first capacity (4 T).
-  const Acts dense = planted(12000, 16, 0.0002, 0.05, 0, 0, 13);
+  const Acts dense = planted(12000, 16, 0.0002, 0.05, 0, 0, seed.derived(13));
   const gpu::DeviceFeatures gd = gpu::normalize_host(dense.x.data(), dense.T, dense.d, o.similarity);
   const gpu::GpuSelection many = gpu::run_full(gd, opts_of(0.5));
   const Features fd = normalize(dense.x.data(), dense.T, dense.d, o.similarity);

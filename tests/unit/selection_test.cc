@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "select/incremental.h"
 #include "select/selection.h"
+#include "support/test_seed.h"
 
 namespace cascade::select {
 namespace {
@@ -206,16 +207,17 @@ std::string label(const Shape& sh, double tau, Similarity sim, int layer = -1) {
 // ---- 1. exact cascade == full selection along a chain of layers ---------------------------------
 
 TEST(Selection, CascadeEqualsFullAlongChain) {
+  const test::Seed seed(1000);
   int64_t additions = 0, removals = 0, kept_layers = 0;
   for (const Shape& sh : kShapes)
     for (double tau : kTaus)
       for (Similarity sim : kSims) {
         const Options opts{tau, sim, Rule::greedy};
-        Acts a = clusters(sh.T, sh.d, sh.K, 1000 + uint64_t(sh.T) + uint64_t(sh.d));
+        Acts a = clusters(sh.T, sh.d, sh.K, seed.value() + uint64_t(sh.T) + uint64_t(sh.d));
         Selection prev = run_full(feats(a, sim), opts);
         expect_equal(prev, ref_select(ref_features(a, sim), tau, Rule::greedy), label(sh, tau, sim, 0));
         for (int layer = 1; layer < 6; ++layer) {
-          a = next_layer(a, uint64_t(layer) * 7919 + uint64_t(sh.T));
+          a = next_layer(a, seed.derived(uint64_t(layer) * 7919 + uint64_t(sh.T)));
           const Features z = feats(a, sim);
           const Selection full = run_full(z, opts, &prev);
           const Selection casc = run_cascade(z, prev, opts);
@@ -241,8 +243,9 @@ TEST(Selection, CascadeEqualsFullAlongChain) {
 
 // The data produce realistic redundancy: neither everything nor nothing is a representative.
 TEST(Selection, GeneratorGivesMixedRedundancy) {
+  const test::Seed seed(5);
   for (double tau : kTaus) {
-    const Acts a = clusters(600, 130, 12, 5);
+    const Acts a = clusters(600, 130, 12, seed.value());
     const double frac = double(run_full(feats(a, Similarity::pearson), {tau}).reps.size()) / 600.0;
     EXPECT_GT(frac, 0.05) << tau;
     EXPECT_LT(frac, 0.95) << tau;
@@ -252,12 +255,13 @@ TEST(Selection, GeneratorGivesMixedRedundancy) {
 // ---- 2. tau = 0: only exact duplicates are absorbed --------------------------------------------
 
 TEST(Selection, TauZeroKeepsAllButExactDuplicates) {
+  const test::Seed seed(42);
   // Each token's direction under the similarity is tracked as a class: the first token of a class is
   // a representative and every later one is its exact duplicate (rho = 1 up to rounding).
   for (Similarity sim : kSims) {
     const bool pearson = sim == Similarity::pearson;
     const int64_t T = 160, d = 64;
-    std::mt19937_64 rng(42);
+    std::mt19937_64 rng(seed.value());
     std::normal_distribution<float> gauss;
     std::vector<float> x(size_t(T * d));
     std::vector<int64_t> cls(static_cast<size_t>(T));  // direction class; the sign is folded in as cls = 2 id + neg
@@ -322,9 +326,10 @@ TEST(Selection, TauZeroKeepsAllButExactDuplicates) {
 // ---- 3. greedy-rule properties; all-earlier vs greedy ------------------------------------------
 
 TEST(Selection, GreedyProperties) {
+  const test::Seed seed(11);
   for (double tau : kTaus)
     for (Similarity sim : kSims) {
-      const Acts a = clusters(300, 64, 7, 11);
+      const Acts a = clusters(300, 64, 7, seed.value());
       const Ref r = ref_features(a, sim);
       const Selection sel = run_full(feats(a, sim), {tau, sim});
       const std::set<int32_t> reps(sel.reps.begin(), sel.reps.end());
@@ -364,9 +369,10 @@ std::vector<float> arc(const std::vector<double>& degrees) {
 }
 
 TEST(Selection, AllEarlierAgreesWithGreedyOnUncorrelatedDuplicateClusters) {
+  const test::Seed seed(3);
   // Cluster k is (+1 at 2k, -1 at 2k+1): zero mean, orthogonal across k; tokens are exact copies.
   const int64_t K = 5, d = 2 * K, T = 80;
-  std::mt19937_64 rng(3);
+  std::mt19937_64 rng(seed.value());
   std::vector<float> x(size_t(T * d), 0.0f);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t k = int64_t(rng() % K);
@@ -403,9 +409,10 @@ TEST(Selection, AllEarlierDiffersFromGreedyOnAChain) {
 }
 
 TEST(Selection, AllEarlierMatchesReference) {
+  const test::Seed seed(21);
   for (double tau : kTaus)
     for (Similarity sim : kSims) {
-      const Acts a = clusters(250, 16, 5, 21);
+      const Acts a = clusters(250, 16, 5, seed.value());
       expect_equal(run_full(feats(a, sim), {tau, sim, Rule::all_earlier}),
                    ref_select(ref_features(a, sim), tau, Rule::all_earlier), "all-earlier");
     }
@@ -414,10 +421,11 @@ TEST(Selection, AllEarlierMatchesReference) {
 // ---- 4. Gram counts ---------------------------------------------------------------------------
 
 TEST(Selection, GramCounts) {
+  const test::Seed seed(77);
   for (const Shape& sh : kShapes) {
     const Options opts{0.3};
-    const Acts a0 = clusters(sh.T, sh.d, sh.K, 77);
-    const Acts a1 = next_layer(a0, 78);
+    const Acts a0 = clusters(sh.T, sh.d, sh.K, seed.value());
+    const Acts a1 = next_layer(a0, seed.derived(78));
     const Selection prev = run_full(feats(a0, opts.similarity), opts);
     const Features z = feats(a1, opts.similarity);
     const int64_t T = sh.T;
@@ -446,9 +454,10 @@ TEST(Selection, GramCounts) {
 // ---- 5. causality and incremental decoding -----------------------------------------------------
 
 TEST(Selection, PrefixDecisionsAreCausal) {
+  const test::Seed seed(31);
   for (Rule rule : {Rule::greedy, Rule::all_earlier})
     for (Similarity sim : kSims) {
-      const Acts a = clusters(400, 64, 9, 31);
+      const Acts a = clusters(400, 64, 9, seed.value());
       const Options opts{0.3, sim, rule};
       const Selection whole = run_full(feats(a, sim), opts);
       for (int64_t P : {1, 2, 57, 200, 399}) {
@@ -463,10 +472,11 @@ TEST(Selection, PrefixDecisionsAreCausal) {
 }
 
 TEST(Selection, IncrementalReproducesFullSelection) {
+  const test::Seed seed(41);
   for (Rule rule : {Rule::greedy, Rule::all_earlier})
     for (double tau : kTaus)
       for (Similarity sim : kSims) {
-        const Acts a = clusters(300, 64, 7, 41);
+        const Acts a = clusters(300, 64, 7, seed.value());
         const Options opts{tau, sim, rule};
         const Selection whole = run_full(feats(a, sim), opts);
         const ChildCounts n(whole.parent);
@@ -493,8 +503,9 @@ TEST(Selection, IncrementalReproducesFullSelection) {
 }
 
 TEST(Selection, IncrementalImposedReproducesInherit) {
-  const Acts a0 = clusters(300, 64, 7, 51);
-  const Acts a1 = next_layer(a0, 52);
+  const test::Seed seed(51);
+  const Acts a0 = clusters(300, 64, 7, seed.value());
+  const Acts a1 = next_layer(a0, seed.derived(52));
   const Options opts{0.3};
   const Selection prev = run_full(feats(a0, opts.similarity), opts);
   const Selection inh = run_inherit(feats(a1, opts.similarity), prev, opts);
@@ -515,7 +526,8 @@ TEST(Selection, IncrementalImposedReproducesInherit) {
 }
 
 TEST(Selection, ChildCountsMatchBruteForce) {
-  const Acts a = clusters(200, 16, 4, 61);
+  const test::Seed seed(61);
+  const Acts a = clusters(200, 16, 4, seed.value());
   const Selection sel = run_full(feats(a, Similarity::pearson), {0.3});
   const ChildCounts n(sel.parent);
   for (int32_t s : sel.reps)
@@ -529,10 +541,11 @@ TEST(Selection, ChildCountsMatchBruteForce) {
 // ---- 6. variants ------------------------------------------------------------------------------
 
 TEST(Selection, Variants) {
+  const test::Seed seed(71);
   for (Similarity sim : kSims) {
     const Options opts{0.3, sim};
-    const Acts a0 = clusters(400, 64, 9, 71);
-    const Acts a1 = next_layer(a0, 72);
+    const Acts a0 = clusters(400, 64, 9, seed.value());
+    const Acts a1 = next_layer(a0, seed.derived(72));
     const Selection prev = run_full(feats(a0, sim), opts);
     const Features z = feats(a1, sim);
     const Ref r = ref_features(a1, sim);
@@ -619,16 +632,17 @@ TEST(Selection, Variants) {
 }
 
 TEST(Selection, RandomSetsAreUniform) {
+  const test::Seed seed(81);
   // Every position 1..T-1 should be drawn about equally often over many seeds.
-  const Acts a = clusters(20, 16, 3, 81);
+  const Acts a = clusters(20, 16, 3, seed.value());
   const Features z = feats(a, Similarity::pearson);
   Selection prev;
   prev.reps = {0, 3, 9, 14, 17};
   prev.parent.resize(20);
   std::vector<int> hits(20, 0);
   const int n = 4000;
-  for (int seed = 0; seed < n; ++seed)
-    for (int32_t s : run_random(z, prev, {0.3}, uint64_t(seed), 0).reps) ++hits[size_t(s)];
+  for (int draw = 0; draw < n; ++draw)
+    for (int32_t s : run_random(z, prev, {0.3}, uint64_t(draw), 0).reps) ++hits[size_t(s)];
   EXPECT_EQ(hits[0], n);
   for (int t = 1; t < 20; ++t) EXPECT_NEAR(hits[size_t(t)], n * 4.0 / 19.0, 100.0) << t;
 }
@@ -636,7 +650,8 @@ TEST(Selection, RandomSetsAreUniform) {
 // ---- 7. bad input ----------------------------------------------------------------------------
 
 TEST(Selection, BadInputThrows) {
-  const Acts a = clusters(30, 16, 3, 91);
+  const test::Seed seed(91);
+  const Acts a = clusters(30, 16, 3, seed.value());
   const Features z = feats(a, Similarity::pearson);
   const Selection prev = run_full(z, {0.3});
   for (double tau : {-0.1, 1.0, 1.5, std::nan("")}) {

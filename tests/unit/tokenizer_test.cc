@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "io/npy.h"
+#include "support/sanitizers.h"
 #include "support/test_paths.h"
 #include "tokenizer/gpt2_pretokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -330,7 +331,8 @@ TEST(SentencePiece, Llama2TokenizerJsonByRankMatchesHuggingFace) {
   std::cout << "Llama tokenizer.json (by rank): " << lines.size() << " lines in " << seconds_since(t0) << " s\n";
 }
 
-// One word of 10k characters: the merge loop must not be quadratic.
+// One word of 10k characters: the merge loop must not be quadratic. The time bound holds in a plain
+// build only: a sanitized one runs several times slower, and no bound would then be both safe and tight.
 TEST(SentencePiece, LongLineIsFast) {
   CASCADE_REQUIRE_SHARED(bin, kLlamaBin);
   const auto tok = load_tokenizer(bin);
@@ -338,7 +340,9 @@ TEST(SentencePiece, LongLineIsFast) {
   while (text.size() < 10000) text += "thequickbrownfoxjumpsoverthelazydog";
   const auto t0 = std::chrono::steady_clock::now();
   const Ids ids = tok->encode(text, false);
-  EXPECT_LT(seconds_since(t0), 1.0);
+  const double secs = seconds_since(t0);
+  std::cout << "Llama tokenizer.bin: one word of " << text.size() << " characters in " << secs << " s\n";
+  if (!test::kSanitized) EXPECT_LT(secs, 1.0);
   EXPECT_EQ(tok->decode(ids), text);
 }
 
