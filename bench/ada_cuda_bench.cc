@@ -1,4 +1,5 @@
-// ADA prefill and decode against exact attention on the same GPU engine (issue 5, figures c and d).
+// ADA prefill and decode against exact attention on the same GPU engine (BENCHMARKS.md "GPU: ADA
+// prefill and decode").
 // Loads a checkpoint once, moves it to the GPU, and for each prompt length T and representative
 // fraction f prints one JSON line: exact and ADA prefill (median wall ms of a synchronising forward
 // with last_only, over --reps after one warm-up), the ADA prefill's device time in selection

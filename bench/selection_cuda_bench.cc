@@ -1,6 +1,7 @@
-// Benchmark (b) of issue 5: the selection of one layer on the GPU at d = 4096, T = 2048, 8192, 32768,
-// full selection against exact cascade, in each Gram precision (f64, f32, tf32), against the time of
-// the layer itself. Prints a markdown table (and the GEMM rates it measured first).
+// The selection of one layer on the GPU (BENCHMARKS.md "GPU: selection per layer") at d = 4096,
+// T = 2048, 8192, 32768, full selection against exact cascade, in each Gram precision (f64, f32,
+// tf32), against the time of the layer itself. Prints a markdown table (and the GEMM rates it
+// measured first).
 //
 // Features: planted clusters, since random features have no near-duplicates (r ~ T). Layer l+1 has
 // groups of near-duplicates (centre + 0.2 relative gaussian noise: rho ~ 0.96 inside a group, ~0 across

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GPU ADA benchmark (issue 5, figures c and d): ADA prefill against exact prefill on the same engine
+"""GPU ADA benchmark (prefill and decode): ADA prefill against exact prefill on the same engine
 (bench/ada_cuda_bench.cc, one process per checkpoint), at the representative fractions measured on
 SmolLM2-135M (RESULTS.md, --select cascade: r/T 0.44 at T=512, 0.34 at T=1024, 0.22 at T=2048), for a
 GPT-J-6B-shaped checkpoint (d 4096, 16 heads of 256, --big-layers layers) and a GPT-2-124M-shaped one,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GPU exact-prefill benchmark (issue 5, figure a): the Cascade engine against Hugging Face
+"""GPU exact-prefill benchmark (BENCHMARKS.md "GPU: exact prefill"): the Cascade engine against Hugging Face
 transformers on the same GPU in the same run, and the GEMM floor (the same GEMMs alone through
 torch's F.linear, i.e. cuBLAS), for GPT-2-124M (T=1024), GPT-J-6B and OPT-6.7B shapes (T=2048).
 

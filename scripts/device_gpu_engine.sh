@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU engine on the device machine (issue 5): its tests, compute-sanitizer memcheck/racecheck
+# The GPU engine on the device machine: its tests, compute-sanitizer memcheck/racecheck
 # over them, and the exact-prefill benchmark against HF transformers (scripts/bench_gpu_prefill.py).
 # The device image has CUDA, PyTorch and transformers but not the engine's Debian dependencies, so
 # the binaries are built elsewhere (CUDA 13.0, sm_90) and carried with their non-CUDA shared

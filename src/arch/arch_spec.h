@@ -14,8 +14,8 @@
 
 namespace cascade {
 
-// sequential: h += attn(n1(h)); h += mlp(n2(h)).  parallel_shared (GPT-J): h += attn(n1(h)) + mlp(n1(h)).
-// parallel_two_norms (GPT-NeoX): h += attn(n1(h)) + mlp(n2(h)).
+// Sequential: h += attn(n1(h)); h += mlp(n2(h)).  ParallelShared (GPT-J): h += attn(n1(h)) + mlp(n1(h)).
+// ParallelTwoNorms (GPT-NeoX): h += attn(n1(h)) + mlp(n2(h)).
 enum class Residual { Sequential, ParallelShared, ParallelTwoNorms };
 struct ArchSpec {
   std::string model_type;       // config.json model_type: gpt2, opt, gptj, gpt_neox, llama

@@ -47,13 +47,6 @@ float* Tensor::data() {
   return const_cast<float*>(ptr_);
 }
 
-Tensor Tensor::reshaped(std::vector<int64_t> shape) const {
-  if (product(shape) != numel()) throw std::logic_error("reshape to a different element count");
-  Tensor t = *this;
-  t.shape_ = std::move(shape);
-  return t;
-}
-
 Tensor Tensor::clone() const {
   Tensor t = zeros(shape_);
   if (numel()) std::memcpy(t.data(), ptr_, size_t(numel()) * sizeof(float));

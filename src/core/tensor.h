@@ -29,8 +29,6 @@ class Tensor {
   float* row(int64_t i) { return data() + i * dim(-1); }
   const float* row(int64_t i) const { return ptr_ + i * dim(-1); }
 
-  // Same memory, new shape with the same number of elements.
-  Tensor reshaped(std::vector<int64_t> shape) const;
   Tensor clone() const;
 
  private:

@@ -1,4 +1,4 @@
-// The ADA study (issue 3, SPEC section 5): how many tokens each layer keeps, how stable the sets are
+// The ADA study (SPEC section 5): how many tokens each layer keeps, how stable the sets are
 // across layers, what the cascade saves in Gram operations, and what the compressed attention costs
 // in quality, measured on non-overlapping windows of a text against exact attention.
 //

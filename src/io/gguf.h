@@ -83,7 +83,6 @@ class GgufFile {
  private:
   explicit GgufFile(std::shared_ptr<const MappedFile> map) : map_(std::move(map)) {}
   const GgufValue* find(const std::string& key) const;
-  const GgufArray& array_of(const std::string& key, const GgufValue& v) const;
   [[noreturn]] void missing(const std::string& key) const;
   [[noreturn]] void wrong_type(const std::string& key, const GgufValue& v, const char* expected) const;
 

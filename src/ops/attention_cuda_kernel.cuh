@@ -8,6 +8,10 @@
 // representatives) as well as for a KV cache; with keys_sorted a block stops before the first tile
 // whose first key lies past its last query. Query tiles are issued last-first so the long causal rows
 // start early.
+// The kernel is a short body over __forceinline__ steps, each its own function: flash_prologue (block
+// setup, Q's tile), the tile pipeline (flash_load_keys, flash_wait_keys_load_values,
+// flash_wait_values_load_next_keys), flash_scores (S = Q K^T), flash_add_bias, flash_mask,
+// flash_online_softmax, flash_pv (O += P V) and flash_epilogue (own key, normalise, store).
 //
 // split_kernel<T, NC>: a block of 4 warps per (query, head, range of keys), one warp reduction per
 // key, ranges merged by combine_kernel: float32, decoding (a few queries over many keys) and head
@@ -278,29 +282,66 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t ld, int6
   }
 }
 
+// ---- flash_kernel's steps ------------------------------------------------------------------------
+// The kernel (below) is prologue, then per key tile: the tile pipeline's two waits around S = Q K^T,
+// bias and mask, the online softmax and O += P V; then the epilogue. Every step is inlined, so the
+// kernel compiles to what one body would (same registers, same shared memory).
+
+// What flash_prologue sets up for the rest of the block: shared-memory tiles, the thread's place in
+// the block, the block's queries and the number of key tiles it visits.
 template <typename T, int D, int MT>
-__global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kernel(Params p) {
+struct FlashBlock {
+  T* Qs;                // [BQ, LDQ] the block's queries
+  T* Ks;                // [BK, LDQ] key tile t
+  T* Vs;                // [BK, LDQ] value tile t
+  int64_t* KPs;         // two buffers of BK key positions (tile t in buffer t % 2)
+  const int64_t* QPs;   // [BQ] the block's query positions (LLONG_MAX past nq)
+  const T* K;           // this head's keys and values (row stride p.ldkv)
+  const T* V;
+  int tid, lane, g, qd;  // g = lane / 4, qd = lane % 4: the fragment coordinates
+  int wrow;              // the warp's first row in the block
+  int64_t q0, h, kh;     // the block's first query; query head, key/value head
+  int64_t qmin;          // the smallest query position in the block
+  int n_tiles;           // key tiles the block visits
+};
+
+// A lane's online-softmax state: for its R = 2 MT rows (g and g + 8 of each of its warp's MT m-tiles;
+// row index ri = 2 mt + half), m, the running maximum of the unscaled logits, and l, this lane's
+// partial row sum (the 4 lanes of a row are added in the epilogue); o, its output fragments.
+template <int MT, int DT>
+struct FlashRows {
+  float m[2 * MT], l[2 * MT];
+  float o[MT][DT][4];
+};
+
+// Prologue: shared-memory carve-up, Q's tile in flight (committed as one cp.async group), the block's
+// query positions in shared memory, their min and max, and the number of key tiles to visit.
+template <typename T, int D, int MT>
+__device__ __forceinline__ FlashBlock<T, D, MT> flash_prologue(const Params& p, unsigned char* smem) {
   using L = FlashLayout<T, D, MT>;
-  // R: the rows a lane holds (g and g + 8 of each of its warp's MT m-tiles; row index ri = 2 mt + half).
-  constexpr int BK = L::BK, LDQ = L::LDQ, NT = BK / 8, DT = D / 8, R = 2 * MT;
-  extern __shared__ __align__(128) unsigned char smem[];
-  T* Qs = reinterpret_cast<T*>(smem + L::q_off);
-  T* Ks = reinterpret_cast<T*>(smem + L::k_off);
-  T* Vs = reinterpret_cast<T*>(smem + L::v_off);
-  int64_t* KPs = reinterpret_cast<int64_t*>(smem + L::kp_off);  // two buffers of BK key positions
+  constexpr int BK = L::BK, LDQ = L::LDQ, R = 2 * MT;
   __shared__ int64_t QPs[L::BQ], warp_qmax[4], warp_qmin[4];
   __shared__ int n_tiles_s;
+  FlashBlock<T, D, MT> b;
+  b.Qs = reinterpret_cast<T*>(smem + L::q_off);
+  b.Ks = reinterpret_cast<T*>(smem + L::k_off);
+  b.Vs = reinterpret_cast<T*>(smem + L::v_off);
+  b.KPs = reinterpret_cast<int64_t*>(smem + L::kp_off);
+  b.QPs = QPs;
 
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, qd = lane & 3;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
+  b.tid = tid, b.lane = lane, b.g = g, b.qd = lane & 3;
   const int64_t q0 = int64_t(gridDim.x - 1 - blockIdx.x) * L::BQ;
-  const int64_t h = blockIdx.y, kh = h / (p.heads / p.kv_heads);
-  const T* Q = static_cast<const T*>(p.q) + h * D;
-  const T* K = static_cast<const T*>(p.k) + kh * D;
-  const T* V = static_cast<const T*>(p.v) + kh * D;
-  const int wrow = warp * 16 * MT;  // the warp's first row in the block
+  b.q0 = q0;
+  b.h = blockIdx.y, b.kh = b.h / (p.heads / p.kv_heads);
+  const T* Q = static_cast<const T*>(p.q) + b.h * D;
+  b.K = static_cast<const T*>(p.k) + b.kh * D;
+  b.V = static_cast<const T*>(p.v) + b.kh * D;
+  const int wrow = warp * 16 * MT;
+  b.wrow = wrow;
 
   // Q's tile, in flight while the positions are read.
-  load_tile<T, D, LDQ, L::BQ>(Qs, Q + q0 * p.ldq, p.ldq, p.nq - q0, tid);
+  load_tile<T, D, LDQ, L::BQ>(b.Qs, Q + q0 * p.ldq, p.ldq, p.nq - q0, tid);
   cp_async_commit();
   // The block's query positions, in shared memory (registers are scarce at MT = 2); padding rows
   // (past nq) see every key and are never written.
@@ -331,235 +372,298 @@ __global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kern
     qmax = warp_qmax[w] > qmax ? warp_qmax[w] : qmax;
     qmin = warp_qmin[w] < qmin ? warp_qmin[w] : qmin;
   }
+  b.qmin = qmin;
   // With sorted keys the block stops before the first tile whose first key lies past its last query.
   if (p.keys_sorted)
     for (int64_t t = tid; t * BK < p.nk; t += 128)
       if (p.k_pos[t * BK] > qmax) atomicMin(&n_tiles_s, int(t));
   __syncthreads();
-  const int n_tiles = n_tiles_s;
-  // Key tile t's K rows and positions (into position buffer t % 2), zero-filled past nk.
-  auto load_keys = [&](int t) {
-    const int64_t k0 = int64_t(t) * BK;
-    load_tile<T, D, LDQ, BK>(Ks, K + k0 * p.ldkv, p.ldkv, p.nk - k0, tid);
-    if (tid < BK) {
-      const bool in = k0 + tid < p.nk;
-      cp_async8(KPs + (t & 1) * BK + tid, p.k_pos + (in ? k0 + tid : 0), in ? 8 : 0);
-    }
-  };
-  if (n_tiles > 0) load_keys(0);
-  cp_async_commit();
+  b.n_tiles = n_tiles_s;
+  return b;
+}
 
-  // Logits stay unscaled; the scale (in log2 units) is folded into the exponent's FMA. m: the running
-  // maximum of the unscaled logits, l: this lane's partial row sum (the 4 lanes of a row are added at
-  // the end).
-  const float sl2 = p.scale * 1.4426950408889634f;
-  float m[R], l[R];
-#pragma unroll
-  for (int ri = 0; ri < R; ++ri) {
-    m[ri] = -INFINITY;
-    l[ri] = 0.f;
+// ---- the tile pipeline: FlashAttention-2's schedule with one K and one V buffer. V(t) loads while
+// S(t) = Q K(t)^T is computed, K(t + 1) while the softmax and P V(t) are; each load is one cp.async
+// group, and each wait drains the only group in flight.
+
+// Key tile t's K rows and positions (into position buffer t % 2), zero-filled past nk.
+template <typename T, int D, int MT>
+__device__ __forceinline__ void flash_load_keys(const Params& p, const FlashBlock<T, D, MT>& b, int t) {
+  using L = FlashLayout<T, D, MT>;
+  constexpr int BK = L::BK;
+  const int64_t k0 = int64_t(t) * BK;
+  load_tile<T, D, L::LDQ, BK>(b.Ks, b.K + k0 * p.ldkv, p.ldkv, p.nk - k0, b.tid);
+  if (b.tid < BK) {
+    const bool in = k0 + b.tid < p.nk;
+    cp_async8(b.KPs + (t & 1) * BK + b.tid, p.k_pos + (in ? k0 + b.tid : 0), in ? 8 : 0);
   }
-  float o[MT][DT][4];
+}
+
+// Before S(t): waits for K(t) (and Q), then starts V(t).
+template <typename T, int D, int MT>
+__device__ __forceinline__ void flash_wait_keys_load_values(const Params& p, const FlashBlock<T, D, MT>& b, int t) {
+  using L = FlashLayout<T, D, MT>;
+  const int64_t k0 = int64_t(t) * L::BK;
+  cp_async_wait_all();
+  __syncthreads();  // K(t) (and Q) have landed; every warp is done with V(t - 1)
+  load_tile<T, D, L::LDQ, L::BK>(b.Vs, b.V + k0 * p.ldkv, p.ldkv, p.nk - k0, b.tid);
+  cp_async_commit();
+}
+
+// After S(t): waits for V(t), then starts K(t + 1) (an empty group after the last tile).
+template <typename T, int D, int MT>
+__device__ __forceinline__ void flash_wait_values_load_next_keys(const Params& p, const FlashBlock<T, D, MT>& b, int t) {
+  cp_async_wait_all();
+  __syncthreads();  // V(t) has landed; every warp is done with K(t)
+  if (t + 1 < b.n_tiles) flash_load_keys(p, b, t + 1);
+  cp_async_commit();
+}
+
+// S = Q K^T: MT m-tiles of 16 rows x BK keys per warp, in NT accumulator n-tiles of 8 keys.
+template <typename T, int D, int MT, int NT>
+__device__ __forceinline__ void flash_scores(const FlashBlock<T, D, MT>& b, float (&s)[MT][NT][4]) {
+  constexpr int LDQ = FlashLayout<T, D, MT>::LDQ;
+  const int lane = b.lane;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int dt = 0; dt < DT; ++dt) o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
-
-  // FlashAttention-2's schedule with one K and one V buffer: V(t) loads while S(t) = Q K(t)^T is
-  // computed, K(t + 1) while the softmax and P V(t) are.
-  for (int t = 0; t < n_tiles; ++t) {
-    const int64_t k0 = int64_t(t) * BK;
-    const int64_t* kpos = KPs + (t & 1) * BK;
-    cp_async_wait_all();
-    __syncthreads();  // K(t) (and Q) have landed; every warp is done with V(t - 1)
-    load_tile<T, D, LDQ, BK>(Vs, V + k0 * p.ldkv, p.ldkv, p.nk - k0, tid);
-    cp_async_commit();
-
-    // S = Q K^T: MT m-tiles of 16 rows x 64 keys per warp, in NT accumulator n-tiles of 8 keys.
-    float s[MT][NT][4];
+    for (int nt = 0; nt < NT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+  for (int kk = 0; kk < D / 16; ++kk) {
+    // A (Q rows) as four 8x8 matrices: lanes 0-7 rows 0-7, 8-15 rows 8-15, 16-31 the same at +8 cols.
+    uint32_t a[MT][4];
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+    for (int mt = 0; mt < MT; ++mt) ldsm_x4(a[mt], b.Qs + (b.wrow + mt * 16 + (lane & 15)) * LDQ + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      // A (Q rows) as four 8x8 matrices: lanes 0-7 rows 0-7, 8-15 rows 8-15, 16-31 the same at +8 cols.
-      uint32_t a[MT][4];
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) ldsm_x4(a[mt], Qs + (wrow + mt * 16 + (lane & 15)) * LDQ + kk * 16 + (lane >> 4) * 8);
-#pragma unroll
-      for (int nt = 0; nt < NT; nt += 2) {
-        // B (K^T) for n-tiles nt and nt+1: lanes 0-7 keys 0-7 at d, 8-15 the same keys at d+8,
-        // 16-31 keys 8-15 likewise.
-        uint32_t b[4];
-        ldsm_x4(b, Ks + (nt * 8 + (lane & 7) + ((lane >> 4) << 3)) * LDQ + kk * 16 + ((lane >> 3) & 1) * 8);
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          mma16816<T>(s[mt][nt], a[mt], b);
-          mma16816<T>(s[mt][nt + 1], a[mt], b + 2);
-        }
-      }
-    }
-
-    cp_async_wait_all();
-    __syncthreads();  // V(t) has landed; every warp is done with K(t)
-    if (t + 1 < n_tiles) load_keys(t + 1);
-    cp_async_commit();
-
-    // ADA's proportional option: the bias, in units of the unscaled logits (it is added after the
-    // scale); rows past nq and keys past nk take none.
-    if (p.bias) {
-      const float inv_scale = 1.f / p.scale;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int64_t row = q0 + wrow + mt * 16 + g + half * 8;
-          if (row >= p.nq) continue;
-          const float* brow = p.bias + row * p.ldbias + k0;
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int j = 0; j < 2; ++j) {
-              const int col = nt * 8 + 2 * qd + j;
-              if (k0 + col < p.nk) s[mt][nt][2 * half + j] += brow[col] * inv_scale;
-            }
-        }
-    }
-
-    // Mask by position, online softmax per row (the 4 lanes of a row hold NT * 2 of its keys each).
-    // A whole tile of sorted keys at or before every query of the block needs no mask (the same
-    // decision in every thread).
-    if (!(p.keys_sorted && k0 + BK <= p.nk && kpos[BK - 1] <= qmin)) {
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int col = nt * 8 + 2 * qd + (e & 1);
-            if (k0 + col >= p.nk || kpos[col] > QPs[wrow + mt * 16 + g + (e >> 1) * 8]) s[mt][nt][e] = -INFINITY;
-          }
-    }
-    float tmax[R];
-#pragma unroll
-    for (int ri = 0; ri < R; ++ri) tmax[ri] = -INFINITY;
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) tmax[2 * mt + (e >> 1)] = fmaxf(tmax[2 * mt + (e >> 1)], s[mt][nt][e]);
-    float ms[R], corr[R];
-#pragma unroll
-    for (int ri = 0; ri < R; ++ri) {
-      tmax[ri] = fmaxf(tmax[ri], __shfl_xor_sync(0xffffffffu, tmax[ri], 1));
-      tmax[ri] = fmaxf(tmax[ri], __shfl_xor_sync(0xffffffffu, tmax[ri], 2));
-      const float mnew = fmaxf(m[ri], tmax[ri]);
-      ms[ri] = mnew == -INFINITY ? 0.f : mnew * sl2;  // nothing visible yet: every exponent is -inf
-      corr[ri] = fast_exp2(fmaf(m[ri], sl2, -ms[ri]));  // 0 while m was -inf (l and O are 0 then)
-      m[ri] = mnew;
-      l[ri] *= corr[ri];
-    }
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int ri = 2 * mt + (e >> 1);
-          s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], sl2, -ms[ri]));
-          l[ri] += s[mt][nt][e];
-        }
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-      for (int dt = 0; dt < DT; ++dt) {
-        o[mt][dt][0] *= corr[2 * mt];
-        o[mt][dt][1] *= corr[2 * mt];
-        o[mt][dt][2] *= corr[2 * mt + 1];
-        o[mt][dt][3] *= corr[2 * mt + 1];
-      }
-
-    // O += P V: P's A fragments are the S registers, V's B fragments come through ldmatrix.trans.
-#pragma unroll
-    for (int j = 0; j < BK / 16; ++j) {
-      uint32_t a[MT][4];
+    for (int nt = 0; nt < NT; nt += 2) {
+      // B (K^T) for n-tiles nt and nt+1: lanes 0-7 keys 0-7 at d, 8-15 the same keys at d+8,
+      // 16-31 keys 8-15 likewise.
+      uint32_t bk[4];
+      ldsm_x4(bk, b.Ks + (nt * 8 + (lane & 7) + ((lane >> 4) << 3)) * LDQ + kk * 16 + ((lane >> 3) & 1) * 8);
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
-        a[mt][0] = pack2<T>(s[mt][2 * j][0], s[mt][2 * j][1]);
-        a[mt][1] = pack2<T>(s[mt][2 * j][2], s[mt][2 * j][3]);
-        a[mt][2] = pack2<T>(s[mt][2 * j + 1][0], s[mt][2 * j + 1][1]);
-        a[mt][3] = pack2<T>(s[mt][2 * j + 1][2], s[mt][2 * j + 1][3]);
-      }
-      // B (V) for d-tiles dt and dt+1, transposed: lanes 0-15 keys 0-15 at d, 16-31 the same at d+8.
-      const T* vrow = Vs + (j * 16 + (lane & 15)) * LDQ + (lane >> 4) * 8;
-#pragma unroll
-      for (int dt = 0; dt < DT; dt += 2) {
-        uint32_t b[4];
-        ldsm_x4_trans(b, vrow + dt * 8);
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          mma16816<T>(o[mt][dt], a[mt], b);
-          mma16816<T>(o[mt][dt + 1], a[mt], b + 2);
-        }
+        mma16816<T>(s[mt][nt], a[mt], bk);
+        mma16816<T>(s[mt][nt + 1], a[mt], bk + 2);
       }
     }
   }
+}
 
-  cp_async_wait_all();  // nothing left in flight (a block with no visible tile loaded Q only)
+// ADA's proportional option: the bias, in units of the unscaled logits (it is added after the
+// scale); rows past nq and keys past nk take none.
+template <typename T, int D, int MT, int NT>
+__device__ __forceinline__ void flash_add_bias(const Params& p, const FlashBlock<T, D, MT>& b, int64_t k0,
+                                               float (&s)[MT][NT][4]) {
+  const float inv_scale = 1.f / p.scale;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t row = b.q0 + b.wrow + mt * 16 + b.g + half * 8;
+      if (row >= p.nq) continue;
+      const float* brow = p.bias + row * p.ldbias + k0;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int col = nt * 8 + 2 * b.qd + j;
+          if (k0 + col < p.nk) s[mt][nt][2 * half + j] += brow[col] * inv_scale;
+        }
+    }
+}
 
-  // ADA's all-queries mode: a query flagged in own_mask also sees its own key (its row of own_k /
-  // own_v), merged into the online softmax as one more key. The 4 lanes of a row split the dot
-  // product over the column pairs they hold in O (2q, 2q + 1 of every 8).
+// Masks by position: a key past nk, or after the row's query, gets -inf.
+template <typename T, int D, int MT, int NT>
+__device__ __forceinline__ void flash_mask(const Params& p, const FlashBlock<T, D, MT>& b, int64_t k0, const int64_t* kpos,
+                                           float (&s)[MT][NT][4]) {
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * b.qd + (e & 1);
+        if (k0 + col >= p.nk || kpos[col] > b.QPs[b.wrow + mt * 16 + b.g + (e >> 1) * 8]) s[mt][nt][e] = -INFINITY;
+      }
+}
+
+// The online softmax of one tile, per row (the 4 lanes of a row hold NT * 2 of its keys each): the
+// tile's row max, the new running max, l and O rescaled by exp(old max - new max), and S replaced by
+// its exponentials, added to l. sl2: the scale in log2 units, folded into the exponent's FMA.
+template <int MT, int NT, int DT>
+__device__ __forceinline__ void flash_online_softmax(float sl2, float (&s)[MT][NT][4], FlashRows<MT, DT>& r) {
+  constexpr int R = 2 * MT;
+  float tmax[R];
+#pragma unroll
+  for (int ri = 0; ri < R; ++ri) tmax[ri] = -INFINITY;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) tmax[2 * mt + (e >> 1)] = fmaxf(tmax[2 * mt + (e >> 1)], s[mt][nt][e]);
+  float ms[R], corr[R];
+#pragma unroll
+  for (int ri = 0; ri < R; ++ri) {
+    tmax[ri] = fmaxf(tmax[ri], __shfl_xor_sync(0xffffffffu, tmax[ri], 1));
+    tmax[ri] = fmaxf(tmax[ri], __shfl_xor_sync(0xffffffffu, tmax[ri], 2));
+    const float mnew = fmaxf(r.m[ri], tmax[ri]);
+    ms[ri] = mnew == -INFINITY ? 0.f : mnew * sl2;      // nothing visible yet: every exponent is -inf
+    corr[ri] = fast_exp2(fmaf(r.m[ri], sl2, -ms[ri]));  // 0 while m was -inf (l and O are 0 then)
+    r.m[ri] = mnew;
+    r.l[ri] *= corr[ri];
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int ri = 2 * mt + (e >> 1);
+        s[mt][nt][e] = fast_exp2(fmaf(s[mt][nt][e], sl2, -ms[ri]));
+        r.l[ri] += s[mt][nt][e];
+      }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) {
+      r.o[mt][dt][0] *= corr[2 * mt];
+      r.o[mt][dt][1] *= corr[2 * mt];
+      r.o[mt][dt][2] *= corr[2 * mt + 1];
+      r.o[mt][dt][3] *= corr[2 * mt + 1];
+    }
+}
+
+// O += P V: P's A fragments are the S registers, V's B fragments come through ldmatrix.trans.
+template <typename T, int D, int MT, int NT, int DT>
+__device__ __forceinline__ void flash_pv(const FlashBlock<T, D, MT>& b, const float (&s)[MT][NT][4], float (&o)[MT][DT][4]) {
+  using L = FlashLayout<T, D, MT>;
+  constexpr int LDQ = L::LDQ;
+  const int lane = b.lane;
+#pragma unroll
+  for (int j = 0; j < L::BK / 16; ++j) {
+    uint32_t a[MT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      a[mt][0] = pack2<T>(s[mt][2 * j][0], s[mt][2 * j][1]);
+      a[mt][1] = pack2<T>(s[mt][2 * j][2], s[mt][2 * j][3]);
+      a[mt][2] = pack2<T>(s[mt][2 * j + 1][0], s[mt][2 * j + 1][1]);
+      a[mt][3] = pack2<T>(s[mt][2 * j + 1][2], s[mt][2 * j + 1][3]);
+    }
+    // B (V) for d-tiles dt and dt+1, transposed: lanes 0-15 keys 0-15 at d, 16-31 the same at d+8.
+    const T* vrow = b.Vs + (j * 16 + (lane & 15)) * LDQ + (lane >> 4) * 8;
+#pragma unroll
+    for (int dt = 0; dt < DT; dt += 2) {
+      uint32_t bv[4];
+      ldsm_x4_trans(bv, vrow + dt * 8);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        mma16816<T>(o[mt][dt], a[mt], bv);
+        mma16816<T>(o[mt][dt + 1], a[mt], bv + 2);
+      }
+    }
+  }
+}
+
+// Epilogue, after the last tile: ADA's all-queries mode first (a query flagged in own_mask also sees
+// its own key, its row of own_k / own_v, merged into the online softmax as one more key; the 4 lanes
+// of a row split the dot product over the column pairs they hold in O: 2q, 2q + 1 of every 8), then
+// each row's sum over its 4 lanes, O / l, and the store of the rows before nq.
+template <typename T, int D, int MT>
+__device__ __forceinline__ void flash_epilogue(const Params& p, const FlashBlock<T, D, MT>& b, float sl2,
+                                               FlashRows<MT, D / 8>& r) {
+  constexpr int LDQ = FlashLayout<T, D, MT>::LDQ, DT = D / 8, R = 2 * MT;
+  const int g = b.g, qd = b.qd;
   if (p.own_mask) {
-    const T* OK = static_cast<const T*>(p.own_k) + kh * D;
-    const T* OV = static_cast<const T*>(p.own_v) + kh * D;
+    const T* OK = static_cast<const T*>(p.own_k) + b.kh * D;
+    const T* OV = static_cast<const T*>(p.own_v) + b.kh * D;
 #pragma unroll
     for (int ri = 0; ri < R; ++ri) {
-      const int lr = wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
-      const int64_t row = q0 + lr;
+      const int lr = b.wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
+      const int64_t row = b.q0 + lr;
       const bool own = row < p.nq && p.own_mask[row];
       float dot = 0.f;
       if (own)
         for (int c = 2 * qd; c < D; c += 8)
-          dot += to_float(Qs[lr * LDQ + c]) * to_float(OK[row * p.ldown + c]) +
-                 to_float(Qs[lr * LDQ + c + 1]) * to_float(OK[row * p.ldown + c + 1]);
+          dot += to_float(b.Qs[lr * LDQ + c]) * to_float(OK[row * p.ldown + c]) +
+                 to_float(b.Qs[lr * LDQ + c + 1]) * to_float(OK[row * p.ldown + c + 1]);
       dot += __shfl_xor_sync(0xffffffffu, dot, 1);
       dot += __shfl_xor_sync(0xffffffffu, dot, 2);
       if (!own) continue;
-      const float mnew = fmaxf(m[ri], dot), ms = mnew * sl2;
-      const float corr = fast_exp2(fmaf(m[ri], sl2, -ms)), pw = fast_exp2(fmaf(dot, sl2, -ms));
-      m[ri] = mnew;
-      l[ri] = l[ri] * corr + (qd == 0 ? pw : 0.f);  // the row's sum is over its 4 lanes' partial sums
+      const float mnew = fmaxf(r.m[ri], dot), ms = mnew * sl2;
+      const float corr = fast_exp2(fmaf(r.m[ri], sl2, -ms)), pw = fast_exp2(fmaf(dot, sl2, -ms));
+      r.m[ri] = mnew;
+      r.l[ri] = r.l[ri] * corr + (qd == 0 ? pw : 0.f);  // the row's sum is over its 4 lanes' partial sums
       const int mt = ri >> 1, e0 = 2 * (ri & 1);
 #pragma unroll
       for (int dt = 0; dt < DT; ++dt) {
         const T* v = OV + row * p.ldown + dt * 8 + 2 * qd;
-        o[mt][dt][e0] = o[mt][dt][e0] * corr + pw * to_float(v[0]);
-        o[mt][dt][e0 + 1] = o[mt][dt][e0 + 1] * corr + pw * to_float(v[1]);
+        r.o[mt][dt][e0] = r.o[mt][dt][e0] * corr + pw * to_float(v[0]);
+        r.o[mt][dt][e0 + 1] = r.o[mt][dt][e0 + 1] * corr + pw * to_float(v[1]);
       }
     }
   }
 
 #pragma unroll
   for (int ri = 0; ri < R; ++ri) {
-    l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 1);
-    l[ri] += __shfl_xor_sync(0xffffffffu, l[ri], 2);
+    r.l[ri] += __shfl_xor_sync(0xffffffffu, r.l[ri], 1);
+    r.l[ri] += __shfl_xor_sync(0xffffffffu, r.l[ri], 2);
   }
 #pragma unroll
   for (int ri = 0; ri < R; ++ri) {
-    const int64_t row = q0 + wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
+    const int64_t row = b.q0 + b.wrow + (ri >> 1) * 16 + g + (ri & 1) * 8;
     if (row >= p.nq) continue;
-    const float inv = 1.f / l[ri];
+    const float inv = 1.f / r.l[ri];
     const int mt = ri >> 1, e0 = 2 * (ri & 1);
-    T* out = static_cast<T*>(p.out) + row * p.ldo + h * D + 2 * qd;
+    T* out = static_cast<T*>(p.out) + row * p.ldo + b.h * D + 2 * qd;
 #pragma unroll
     for (int dt = 0; dt < DT; ++dt) {
-      out[dt * 8] = from_float<T>(o[mt][dt][e0] * inv);
-      out[dt * 8 + 1] = from_float<T>(o[mt][dt][e0 + 1] * inv);
+      out[dt * 8] = from_float<T>(r.o[mt][dt][e0] * inv);
+      out[dt * 8 + 1] = from_float<T>(r.o[mt][dt][e0 + 1] * inv);
     }
   }
+}
+
+// ---- the kernel ---------------------------------------------------------------------------------
+template <typename T, int D, int MT>
+__global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kernel(Params p) {
+  using L = FlashLayout<T, D, MT>;
+  constexpr int BK = L::BK, NT = BK / 8, DT = D / 8, R = 2 * MT;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const FlashBlock<T, D, MT> b = flash_prologue<T, D, MT>(p, smem);
+  if (b.n_tiles > 0) flash_load_keys(p, b, 0);
+  cp_async_commit();
+
+  // Logits stay unscaled; the scale (in log2 units) is folded into the exponent's FMA.
+  const float sl2 = p.scale * 1.4426950408889634f;
+  FlashRows<MT, DT> r;
+#pragma unroll
+  for (int ri = 0; ri < R; ++ri) {
+    r.m[ri] = -INFINITY;
+    r.l[ri] = 0.f;
+  }
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int dt = 0; dt < DT; ++dt) r.o[mt][dt][0] = r.o[mt][dt][1] = r.o[mt][dt][2] = r.o[mt][dt][3] = 0.f;
+
+  for (int t = 0; t < b.n_tiles; ++t) {
+    const int64_t k0 = int64_t(t) * BK;
+    const int64_t* kpos = b.KPs + (t & 1) * BK;
+    flash_wait_keys_load_values(p, b, t);
+    float s[MT][NT][4];
+    flash_scores(b, s);
+    flash_wait_values_load_next_keys(p, b, t);
+    if (p.bias) flash_add_bias(p, b, k0, s);
+    // A whole tile of sorted keys at or before every query of the block needs no mask (the same
+    // decision in every thread).
+    if (!(p.keys_sorted && k0 + BK <= p.nk && kpos[BK - 1] <= b.qmin)) flash_mask(p, b, k0, kpos, s);
+    flash_online_softmax(sl2, s, r);
+    flash_pv(b, s, r.o);
+  }
+
+  cp_async_wait_all();  // nothing left in flight (a block with no visible tile loaded Q only)
+  flash_epilogue(p, b, sl2, r);
 }
 
 template <typename T, int D, int MT>

@@ -3,8 +3,8 @@
 // a new token's features are normalised there, correlated with those rows by one DGEMV, and the best
 // representative (ties: the earliest) comes back to the host in one 16-byte copy, the step's only
 // synchronisation. The host keeps the representatives' positions, so a step returns the same Step as
-// the CPU's selector (up to the order of the float64 sums, ~1e-16 in rho). CUDA build only: the GPU
-// decoder (model/model_cuda.cu) is its one user.
+// the CPU's selector (up to the order of the float64 sums, ~1e-16 in rho). CUDA build only: ADA's GPU
+// layers (attention/ada_attention_cuda.cu) are its one user.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -5,7 +5,7 @@
 // Design. Features are normalised on the device (one block per row, float64 sums, as normalize()),
 // and every inner product is a cuBLAS GEMM in the chosen precision:
 //  - f64 (the default): DGEMM on Hopper's FP64 tensor cores; the CPU reference's rho up to the order
-//    of the sums (~1e-16), hence its decisions. Measured on an H100 (BENCHMARKS.md, selection (b)):
+//    of the sums (~1e-16), hence its decisions. Measured on an H100 (BENCHMARKS.md, "GPU: selection"):
 //    DGEMM 63 TFLOP/s at the Gram's shapes, a full selection of T = 32768, d = 4096 in 92 ms.
 //  - f32: SGEMM with CUBLAS_COMPUTE_32F_PEDANTIC (no TF32): rho to ~1e-6; no faster than f64 on
 //    Hopper (51 TFLOP/s), kept for GPUs with slow FP64.

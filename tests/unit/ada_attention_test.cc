@@ -1,4 +1,4 @@
-// ADA attention inside the model (issue 3 invariants at model level): tau = 0 reproduces exact
+// ADA attention inside the model (SPEC 2-4's invariants, checked through Model): tau = 0 reproduces exact
 // attention; token-by-token decoding reproduces the prefill; appending tokens never changes earlier
 // positions; the exact cascade returns the full selection's set at every layer of a real model.
 #include <gtest/gtest.h>

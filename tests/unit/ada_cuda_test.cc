@@ -1,7 +1,7 @@
-// ADA on the GPU (model/model_cuda.cu, GpuLayers::ada_*) against the CPU reference
-// (attention/ada_attention.cc), for every conformance fixture (tests/data/models) and the bundled
-// stories260K, at the default tau (0.30) and at tau = 0.80 (theta = 0.36: most tokens are redundant on
-// these small random-weight models, so the compressed path is what is exercised):
+// ADA on the GPU (attention/ada_attention_cuda.cu, made by AdaAttentionFactory::make_gpu) against the
+// CPU reference (attention/ada_attention.cc), for every conformance fixture (tests/data/models) and
+// the bundled stories260K, at the default tau (0.30) and at tau = 0.80 (theta = 0.36: most tokens
+// are redundant on these small random-weight models, so the compressed path is what is exercised):
 // - f32: every layer's selection (set and parents) equals the CPU's, except for tokens decided within
 //   kNearTheta of theta (the features differ by float32 rounding; counted and printed, at most 2% of
 //   tokens); where every layer's selection is equal, the logits are within the CPU/GPU exact-attention

@@ -175,7 +175,7 @@ struct BadCase {
   std::string name, args, message;
 };
 
-// The rest of the matrix (missing, empty, truncated, wrong magic, wrong dtype, wrong shape,
+// The rest of the bad-input matrix (missing, empty, truncated, wrong magic, wrong dtype, wrong shape,
 // huge dimension, text that is not UTF-8 where UTF-8 is required, empty text, context overflow, tau
 // outside [0, 1), unknown options) over the commands the rows above do not reach. Text and prompts
 // that are not UTF-8 are valid input (NonUtf8TextIsReadByteWise); JSON files must be UTF-8.

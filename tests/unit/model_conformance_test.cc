@@ -58,7 +58,7 @@ Ref read_ref(const std::string& name) {
   return r;
 }
 
-// The bound: max |logit - HF| <= 1e-4 * max |HF logit| + 1e-5, at every position.
+// The conformance bound (README "Tests"): max |logit - HF| <= 1e-4 * max |HF logit| + 1e-5, at every position.
 void expect_close_rows(const float* got, const float* want, int64_t rows, int64_t vocab, const std::string& what) {
   float scale = 0;
   for (int64_t i = 0; i < rows * vocab; ++i) scale = std::max(scale, std::fabs(want[i]));

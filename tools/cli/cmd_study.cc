@@ -1,4 +1,4 @@
-// cascade study: the ADA measurement tool of issue 3 (SPEC section 5). Runs exact attention and a
+// cascade study: the ADA measurement tool (SPEC section 5). Runs exact attention and a
 // fixed set of ADA configurations (plus a tau sweep) over non-overlapping windows of a text and
 // writes report.md, metrics.json, per_layer.csv and SVG figures into --out. The library part is
 // src/eval/study*.h, set up by engine/study_driver.h; this file only turns flags into a StudyRequest
