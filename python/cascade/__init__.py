@@ -73,11 +73,14 @@ class Model:
         return self._engine.spec
 
     def logits(self, ids, attention="full", select="cascade", tau=0.30, rule="greedy", similarity="pearson",
-               queries="reps", proportional=False):
+               queries="reps", proportional=False, **compression):
         """Logits of one forward pass over ids ([T] or [1, T]): a float32 NumPy array [T, vocab] that
         owns the engine's buffer (no copy). Attention options, as the CLI's flags:
 
-        attention: "full" (exact) or "ada" (attention on representative tokens).
+        attention: "full" (exact), "ada" (attention on representative tokens), or a KV compression
+            method applied after the exact prefill of ids: "streaming", "snapkv", "tova", "h2o",
+            "knorm" or "random" (the logits of this one pass are then exact; generate() decodes on
+            the compressed cache).
         select: with ada, how layer l+1's set comes from layer l's: "full", "cascade" (exact: the
             same set as full), "inherit", "capped:K" or "random[:SEED]" (prefill only).
         tau: Gram threshold in [0, 1); a token is redundant at correlation >= 1 - tau^2.
@@ -85,9 +88,11 @@ class Model:
         similarity: "pearson" (centred) or "cosine".
         queries: "reps" (r x r attention; the others copy their parent's output) or "all".
         proportional: add log n_s to the logit of representative s.
+        kv_budget: with a KV compression method (required there): the kept fraction of each layer's
+            context entries, per KV head, in (0, 1]; kv_seed: the seed of "random".
         """
         a = _cascade.Attention(attention=attention, select=select, tau=tau, rule=rule, similarity=similarity,
-                               queries=queries, proportional=proportional)
+                               queries=queries, proportional=proportional, **compression)
         return self._engine.logits(_ids(ids), a)
 
     def generate(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, seed=0, ignore_eos=False,

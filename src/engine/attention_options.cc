@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "attention/kv_press.h"
 #include "core/error.h"
 #include "cuda/runtime.h"
 #include "model/device_decoder.h"
@@ -33,8 +34,20 @@ std::string joined(const std::vector<std::string>& choices) {
   return s;
 }
 
+uint64_t parse_seed(const std::string& value, const std::string& label) {
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long x = std::strtoull(value.c_str(), &end, 10);
+  if (value.empty() || value[0] < '0' || value[0] > '9' || end != value.c_str() + value.size() || errno == ERANGE)
+    fail(label, ": '", value, "' is not an unsigned integer");
+  return x;
+}
+
 // What a value must satisfy beyond its kind; the messages are those of the parsers that read it later.
-void check_value(const AttentionOptions& o, const std::string& name) {
+void check_value(const AttentionOptions& o, const std::string& name, const std::string& label) {
+  if (name == "kv_budget" && !(o.kv_budget > 0 && o.kv_budget <= 1))
+    fail(label, " must be in (0, 1], got ", o.kv_budget);
+  if (name == "kv_seed") (void)parse_seed(o.kv_seed, label);
   if (name == "select") (void)select::parse_mode(o.select);
   if (name == "tau") (void)select::Options{.tau = o.tau}.theta();
   if (name == "rule") (void)select::parse_rule(o.rule);
@@ -53,8 +66,16 @@ void check_placement(const AttentionOptions& o) {
     fail("--dtype ", o.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
   if (d == Device::Cuda) {
     if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
+    KvPressOptions p;
+    if (press::parse_method(o.attention, &p.method)) KvPressFactory(p).check_gpu();
     cuda::require_gpu();
   }
+}
+
+std::vector<std::string> attention_methods() {
+  std::vector<std::string> m = {"full", "ada"};
+  m.insert(m.end(), press::method_names().begin(), press::method_names().end());
+  return m;
 }
 
 }  // namespace
@@ -62,8 +83,13 @@ void check_placement(const AttentionOptions& o) {
 const std::vector<OptionSpec>& attention_option_specs() {
   using O = AttentionOptions;
   static const std::vector<OptionSpec> specs = {
-      {"attention", "--attention", &O::attention, {"full", "ada"},
-       "full (exact) or ada (attention on representative tokens)"},
+      {"attention", "--attention", &O::attention, attention_methods(),
+       "full (exact), ada (attention on representative tokens), or a KV compression method after an exact"
+       " prefill of the context (kvpress's definitions): streaming | snapkv | tova | h2o | knorm | random"},
+      {"kv_budget", "--kv-budget", &O::kv_budget, {},
+       "With a KV compression method (required there, refused elsewhere): the kept fraction F of each"
+       " layer's context entries, per KV head: round(F C) of C (halves up), F in (0, 1]"},
+      {"kv_seed", "--kv-seed", &O::kv_seed, {}, "With --attention random: the seed of its draws, alike in every layer"},
       {"select", "--select", &O::select, {},
        "With ada: how layer l+1's set is chosen from layer l's: full | cascade (exact, same set as full) |"
        " inherit | capped:K | random[:SEED]"},
@@ -108,7 +134,7 @@ void set_attention_option(AttentionOptions& o, const std::string& name, const st
   } else {
     o.*std::get<bool AttentionOptions::*>(spec->field) = parse_flag(value, label);
   }
-  check_value(o, name);
+  check_value(o, name, label);
 }
 
 std::string attention_option_text(const AttentionOptions& o, const std::string& name) {
@@ -119,6 +145,7 @@ std::string attention_option_text(const AttentionOptions& o, const std::string& 
   // The shortest decimal that reads back as the same double (0.3, not 0.300000).
   char b[32];
   const double x = o.*std::get<double AttentionOptions::*>(spec->field);
+  if (std::isnan(x)) return "";
   for (int digits = 1; digits <= 17; ++digits) {
     std::snprintf(b, sizeof b, "%.*g", digits, x);
     if (std::strtod(b, nullptr) == x) break;
@@ -141,6 +168,17 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool
   AdaOptions a = ada_options(o);
   a.measure_error = a.compare_full = measured;
   check_placement(o);
+  KvPressOptions p;
+  if (press::parse_method(o.attention, &p.method)) {
+    if (std::isnan(o.kv_budget))
+      fail("--attention ", o.attention, " needs --kv-budget F, the kept fraction of each layer's context entries, in (0, 1]");
+    p.budget = o.kv_budget;
+    p.params.seed = parse_seed(o.kv_seed, "--kv-seed");
+    return std::make_unique<KvPressFactory>(p);
+  }
+  if (!std::isnan(o.kv_budget))
+    fail("--kv-budget is for the KV compression methods (--attention streaming|snapkv|tova|h2o|knorm|random), not --attention ",
+         o.attention);
   if (o.attention == "full") return nullptr;
   return std::make_unique<AdaAttentionFactory>(a);
 }

@@ -3,6 +3,7 @@
 // names each option once (keyword, flag, help, values) and one setter reads a value given as text,
 // so both front ends accept, refuse and explain the same things.
 #pragma once
+#include <cmath>
 #include <memory>
 #include <string>
 #include <variant>
@@ -14,7 +15,9 @@
 namespace cascade::engine {
 
 struct AttentionOptions {
-  std::string attention = "full";  // full (exact) | ada
+  std::string attention = "full";  // full (exact) | ada | a KV compression method (press::method_names)
+  double kv_budget = NAN;          // the compression methods' kept fraction, in (0, 1]; NaN: not given
+  std::string kv_seed = "0";       // random's seed, an unsigned integer
   std::string select = "cascade";  // select::parse_mode's syntax
   double tau = 0.30;
   std::string rule = "greedy";
@@ -46,13 +49,14 @@ const OptionSpec* find_attention_option(const std::string& name);
 // "--attention: sparse not in {full,ada}" or "selection tau must be in [0, 1), got 1.5".
 void set_attention_option(AttentionOptions& o, const std::string& name, const std::string& value,
                           const std::string& label);
-// An option's value as text (help shows the defaults with it).
+// An option's value as text (help shows the defaults with it); empty for a number not given.
 std::string attention_option_text(const AttentionOptions& o, const std::string& name);
 
 AdaOptions ada_options(const AttentionOptions& o);
 
 // The attention factory of a sequence: nullptr for exact attention, else ADA (with the study's
-// per-layer measurements when `measured`, for a trace). Also checks the placement before any
+// per-layer measurements when `measured`, for a trace) or a KV compression method, which needs
+// --kv-budget (which nothing else takes). Also checks the placement before any
 // model is read: a CPU-only build, no GPU, a 16-bit dtype on the CPU or ADA options the GPU lacks
 // (AttentionFactory::check_gpu) is a cascade::Error. The one place the engine's front ends build attention.
 std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool measured = false);

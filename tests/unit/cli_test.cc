@@ -304,7 +304,26 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
   c.push_back({"unknown option (study)", "study --model " + llama + " --text " + text + " --ctx 32 --out " + (d / "s").string() + " --frobnicate", "frobnicate"});
   c.push_back({"unknown option (bench)", "bench --model " + llama + " --frobnicate", "frobnicate"});
   c.push_back({"unknown command", "frobnicate --model " + llama, "unknown command 'frobnicate'"});
-  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada}"});
+  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}"});
+  // The KV compression methods' budget: absent, outside (0, 1], not a number, on another method;
+  // a context shorter than snapkv's window; the GPU, which lacks them.
+  c.push_back({"compression without --kv-budget", "generate --model " + llama + " --prompt hi --attention snapkv",
+               "--attention snapkv needs --kv-budget F"});
+  c.push_back({"--kv-budget 0", "perplexity --model " + llama + " --text " + text + " --attention streaming --kv-budget 0",
+               "--kv-budget must be in (0, 1], got 0"});
+  c.push_back({"--kv-budget 1.5", "logits --model " + llama + " --ids " + ids + " --out " + out + " --attention h2o --kv-budget 1.5",
+               "--kv-budget must be in (0, 1], got 1.5"});
+  c.push_back({"--kv-budget nan", "generate --model " + llama + " --prompt hi --attention tova --kv-budget nan",
+               "--kv-budget must be in (0, 1], got nan"});
+  c.push_back({"--kv-budget of text", "bench --model " + llama + " --attention knorm --kv-budget half", "--kv-budget: 'half' is not a number"});
+  c.push_back({"--kv-budget with exact attention", "generate --model " + llama + " --prompt hi --kv-budget 0.5",
+               "--kv-budget is for the KV compression methods"});
+  c.push_back({"--kv-seed negative", "generate --model " + llama + " --prompt hi --attention random --kv-budget 0.5 --kv-seed -3",
+               "--kv-seed: '-3' is not an unsigned integer"});
+  c.push_back({"snapkv context within its window", "generate --model " + llama + " --prompt hi --attention snapkv --kv-budget 0.5",
+               "needs a context longer than its observation window of 64 tokens"});
+  c.push_back({"compression on cuda", "generate --model " + llama + " --prompt hi --device cuda --attention knorm --kv-budget 0.5",
+               "--attention knorm is not yet on the GPU: use --device cpu"});
   c.push_back({"unknown similarity", "study --model " + llama + " --text " + text + " --ctx 32 --similarity dot --out " + (d / "s").string(), "unknown similarity 'dot'"});
   c.push_back({"non-numeric ctx", "perplexity --model " + llama + " --text " + text + " --ctx many", "Could not convert: --ctx = many"});
 }

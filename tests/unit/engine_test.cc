@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "attention/kv_press.h"
 #include "core/error.h"
 #include "engine/attention_options.h"
 #include "engine/generate.h"
@@ -40,8 +41,8 @@ TEST(AttentionOptionTable, NamesAndFlagsAreUniqueAndDefaultsReadBack) {
     if (!text.empty()) engine::set_attention_option(o, spec.name, text, spec.flag);
     EXPECT_EQ(engine::attention_option_text(o, spec.name), text) << spec.name;
   }
-  EXPECT_EQ(names, (std::set<std::string>{"attention", "select", "tau", "rule", "similarity", "queries", "proportional",
-                                          "device", "dtype", "cuda_graphs"}));
+  EXPECT_EQ(names, (std::set<std::string>{"attention", "kv_budget", "kv_seed", "select", "tau", "rule", "similarity",
+                                          "queries", "proportional", "device", "dtype", "cuda_graphs"}));
   EXPECT_EQ(engine::attention_option_text(defaults, "tau"), "0.3");
   EXPECT_EQ(engine::find_attention_option("queries")->flag, "--ada-queries");
   EXPECT_TRUE(engine::find_attention_option("device")->placement);
@@ -72,8 +73,13 @@ TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
       engine::set_attention_option(o, name, value, label);
     });
   };
-  EXPECT_EQ(set("attention", "sparse", "--attention"), "--attention: sparse not in {full,ada}");
-  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada}");
+  EXPECT_EQ(set("attention", "sparse", "--attention"),
+            "--attention: sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}");
+  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}");
+  EXPECT_EQ(set("kv_budget", "0", "--kv-budget"), "--kv-budget must be in (0, 1], got 0");
+  EXPECT_EQ(set("kv_budget", "1.5", "kv_budget"), "kv_budget must be in (0, 1], got 1.5");
+  EXPECT_EQ(set("kv_budget", "nan", "--kv-budget"), "--kv-budget must be in (0, 1], got nan");
+  EXPECT_EQ(set("kv_seed", "-1", "--kv-seed"), "--kv-seed: '-1' is not an unsigned integer");
   EXPECT_EQ(set("queries", "some", "--ada-queries"), "--ada-queries: some not in {reps,all}");
   EXPECT_EQ(set("tau", "1.5", "--tau"), "selection tau must be in [0, 1), got 1.5");
   EXPECT_EQ(set("tau", "nan", "tau"), "selection tau must be in [0, 1), got nan");
@@ -83,6 +89,26 @@ TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
   EXPECT_NE(set("select", "capped:x", "select").find("capped"), std::string::npos);
   EXPECT_NE(set("dtype", "f8", "--dtype").find("not a compute dtype"), std::string::npos);
   EXPECT_EQ(set("no_such", "1", "no_such"), "unknown attention option 'no_such'");
+}
+
+// The compression methods need --kv-budget, which nothing else takes; their GPU twin is still missing.
+TEST(AttentionOptionTable, KvBudgetGoesWithTheCompressionMethods) {
+  AttentionOptions o;
+  EXPECT_EQ(engine::attention_option_text(o, "kv_budget"), "");  // not given: no default
+  engine::set_attention_option(o, "attention", "snapkv", "--attention");
+  EXPECT_EQ(error_of([&] { engine::make_attention(o); }),
+            "--attention snapkv needs --kv-budget F, the kept fraction of each layer's context entries, in (0, 1]");
+  engine::set_attention_option(o, "kv_budget", "0.25", "--kv-budget");
+  const auto f = engine::make_attention(o);
+  ASSERT_TRUE(dynamic_cast<const KvPressFactory*>(f.get()));
+  EXPECT_EQ(dynamic_cast<const KvPressFactory&>(*f).options().budget, 0.25);
+  EXPECT_EQ(error_of([&] { f->check_gpu(); }), "--attention snapkv is not yet on the GPU: use --device cpu");
+  engine::set_attention_option(o, "attention", "random", "--attention");
+  engine::set_attention_option(o, "kv_seed", "7", "--kv-seed");
+  EXPECT_EQ(dynamic_cast<const KvPressFactory&>(*engine::make_attention(o)).options().params.seed, 7u);
+  engine::set_attention_option(o, "attention", "full", "--attention");
+  EXPECT_NE(error_of([&] { engine::make_attention(o); }).find("--kv-budget is for the KV compression methods"),
+            std::string::npos);
 }
 
 TEST(AttentionOptionTable, PlacementIsCheckedBeforeAnyModel) {

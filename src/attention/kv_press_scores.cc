@@ -1,0 +1,182 @@
+#include "attention/kv_press_scores.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+
+namespace cascade::press {
+
+namespace {
+
+// Query head h's causal softmax weights at query i over keys 0..i (kvpress's eager attention and
+// SnapKVPress.compute_window_attention: the softmax runs over every visible key, the window's too).
+void attention_row(const Context& c, int64_t h, int64_t i, std::vector<double>& w) {
+  const int64_t hd = c.head_dim, kh = h / (c.heads / c.kv_heads);
+  const float* q = c.q + i * c.heads * hd + h * hd;
+  w.assign(size_t(i + 1), 0.0);
+  double mx = -INFINITY;
+  for (int64_t j = 0; j <= i; ++j) {
+    const float* k = c.k + j * c.kv_heads * hd + kh * hd;
+    double dot = 0;
+    for (int64_t d = 0; d < hd; ++d) dot += double(q[d]) * double(k[d]);
+    w[size_t(j)] = dot * c.scale;
+    mx = std::max(mx, w[size_t(j)]);
+  }
+  double sum = 0;
+  for (double& x : w) sum += (x = std::exp(x - mx));
+  for (double& x : w) x /= sum;
+}
+
+// Per KV head, the mean of its query heads' per-head scores [heads * len] (kvpress's
+// view(bsz, num_key_value_heads, group, len).mean(2)).
+std::vector<double> mean_over_group(const Context& c, const std::vector<double>& per_head, int64_t len) {
+  const int64_t group = c.heads / c.kv_heads;
+  std::vector<double> out(size_t(c.kv_heads * len), 0.0);
+  for (int64_t h = 0; h < c.heads; ++h)
+    for (int64_t j = 0; j < len; ++j) out[size_t((h / group) * len + j)] += per_head[size_t(h * len + j)] / double(group);
+  return out;
+}
+
+// streaming_llm_press.py: every entry scores 1 but the n - n_kept after the n_sink sinks.
+std::vector<double> streaming(const Context& c, int64_t n_kept, const Params& p) {
+  if (c.n <= p.n_sink) fail("--attention streaming needs a context longer than its ", p.n_sink, " sink tokens, got ", c.n);
+  std::vector<double> row(size_t(c.n), 1.0);
+  std::fill(row.begin() + p.n_sink, row.begin() + std::min(c.n, p.n_sink + (c.n - n_kept)), 0.0);
+  std::vector<double> out;
+  for (int64_t g = 0; g < c.kv_heads; ++g) out.insert(out.end(), row.begin(), row.end());
+  return out;
+}
+
+// snapkv_press.py: the attention that the last `window` queries pay to the entries before the
+// window, averaged over those queries, average-pooled (zero padding counted, as avg_pool1d's
+// count_include_pad), averaged over the group; the window's own entries score above every other.
+std::vector<double> snapkv(const Context& c, const Params& p) {
+  if (c.n <= p.window)
+    fail("--attention snapkv needs a context longer than its observation window of ", p.window, " tokens, got ", c.n);
+  const int64_t len = c.n - p.window, half = p.kernel / 2;
+  std::vector<double> observed(size_t(c.heads * len), 0.0);
+#pragma omp parallel for
+  for (int64_t h = 0; h < c.heads; ++h) {
+    std::vector<double> w;
+    for (int64_t i = len; i < c.n; ++i) {
+      attention_row(c, h, i, w);
+      for (int64_t j = 0; j < len; ++j) observed[size_t(h * len + j)] += w[size_t(j)] / double(p.window);
+    }
+  }
+  std::vector<double> pooled(observed.size(), 0.0);
+  for (int64_t h = 0; h < c.heads; ++h)
+    for (int64_t j = 0; j < len; ++j)
+      for (int64_t t = std::max<int64_t>(0, j - half); t <= std::min(len - 1, j + half); ++t)
+        pooled[size_t(h * len + j)] += observed[size_t(h * len + t)] / double(p.kernel);
+  const std::vector<double> kv = mean_over_group(c, pooled, len);
+  const double top = *std::max_element(kv.begin(), kv.end()) + 1;
+  std::vector<double> out(size_t(c.kv_heads * c.n), top);
+  for (int64_t g = 0; g < c.kv_heads; ++g) std::copy_n(kv.begin() + g * len, len, out.begin() + g * c.n);
+  return out;
+}
+
+// tova_press.py: the last query's attention to every earlier entry, averaged over all query heads
+// (one score for every KV head); the last entry scores above every other.
+std::vector<double> tova(const Context& c) {
+  const int64_t len = c.n - 1;
+  std::vector<double> mean(size_t(len), 0.0), w;
+  for (int64_t h = 0; h < c.heads; ++h) {
+    attention_row(c, h, c.n - 1, w);
+    for (int64_t j = 0; j < len; ++j) mean[size_t(j)] += w[size_t(j)] / double(c.heads);
+  }
+  const double top = len ? *std::max_element(mean.begin(), mean.end()) + 1 : 1;
+  mean.push_back(top);
+  std::vector<double> out;
+  for (int64_t g = 0; g < c.kv_heads; ++g) out.insert(out.end(), mean.begin(), mean.end());
+  return out;
+}
+
+// observed_attention_press.py: the attention an entry receives, summed over every context query
+// (causal) and divided by how many see it (n - j), averaged over the group.
+std::vector<double> h2o(const Context& c) {
+  std::vector<double> received(size_t(c.heads * c.n), 0.0);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t h = 0; h < c.heads; ++h) {
+    std::vector<double> w;
+    for (int64_t i = 0; i < c.n; ++i) {
+      attention_row(c, h, i, w);
+      for (int64_t j = 0; j <= i; ++j) received[size_t(h * c.n + j)] += w[size_t(j)];
+    }
+    for (int64_t j = 0; j < c.n; ++j) received[size_t(h * c.n + j)] /= double(c.n - j);
+  }
+  return mean_over_group(c, received, c.n);
+}
+
+// knorm_press.py: minus the key's L2 norm, so that the smallest norms are kept.
+std::vector<double> knorm(const Context& c) {
+  std::vector<double> out(size_t(c.kv_heads * c.n));
+  for (int64_t g = 0; g < c.kv_heads; ++g)
+    for (int64_t j = 0; j < c.n; ++j) {
+      const float* k = c.k + j * c.kv_heads * c.head_dim + g * c.head_dim;
+      double ss = 0;
+      for (int64_t d = 0; d < c.head_dim; ++d) ss += double(k[d]) * double(k[d]);
+      out[size_t(g * c.n + j)] = -std::sqrt(ss);
+    }
+  return out;
+}
+
+// random_press.py draws torch.rand(kv_heads, n) from a generator seeded afresh at every layer, so
+// every layer scores alike; here the draws are those of std::mt19937_64(seed) in KV-head-major
+// order, each (x >> 11) * 2^-53, uniform in [0, 1).
+std::vector<double> uniform_draws(const Context& c, const Params& p) {
+  std::mt19937_64 rng(p.seed);
+  std::vector<double> out(size_t(c.kv_heads * c.n));
+  for (double& x : out) x = double(rng() >> 11) * 0x1.0p-53;
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& method_names() {
+  static const std::vector<std::string> names = {"streaming", "snapkv", "tova", "h2o", "knorm", "random"};
+  return names;
+}
+
+bool parse_method(const std::string& name, Method* m) {
+  const auto& names = method_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) return false;
+  *m = Method(it - names.begin());
+  return true;
+}
+
+const std::string& method_name(Method m) { return method_names()[size_t(m)]; }
+
+int64_t kept_count(double budget, int64_t n) { return std::min(n, int64_t(std::floor(budget * double(n) + 0.5))); }
+
+std::vector<double> scores(Method m, const Context& c, int64_t n_kept, const Params& p) {
+  switch (m) {
+    case Method::streaming: return streaming(c, n_kept, p);
+    case Method::snapkv: return snapkv(c, p);
+    case Method::tova: return tova(c);
+    case Method::h2o: return h2o(c);
+    case Method::knorm: return knorm(c);
+    case Method::random: return uniform_draws(c, p);
+  }
+  fail("unknown KV compression method");
+}
+
+std::vector<std::vector<int64_t>> top_positions(const std::vector<double>& scores, int64_t kv_heads, int64_t n,
+                                                int64_t n_kept) {
+  std::vector<std::vector<int64_t>> kept(static_cast<size_t>(kv_heads));
+  for (int64_t g = 0; g < kv_heads; ++g) {
+    const double* s = scores.data() + g * n;
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [s](int64_t a, int64_t b) { return s[a] > s[b]; });
+    order.resize(size_t(n_kept));
+    std::sort(order.begin(), order.end());
+    kept[size_t(g)] = std::move(order);
+  }
+  return kept;
+}
+
+}  // namespace cascade::press

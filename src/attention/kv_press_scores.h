@@ -1,0 +1,54 @@
+// The peer KV-cache compression methods' choice of kept entries (SPEC section 7), as NVIDIA kvpress
+// 0.5.x defines them in kvpress/presses/<name>_press.py (Apache-2.0; this is an independent
+// implementation): every method scores each context entry per KV head, and a KV head keeps its
+// n_kept entries of highest score (kvpress ScorerPress.compress). Scores that need the context's
+// attention weights compute them here in float64 from the layer's Q and K after rotary.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cascade::press {
+
+enum class Method { streaming, snapkv, tova, h2o, knorm, random };
+
+// The methods' names as --attention spells them, in Method's order.
+const std::vector<std::string>& method_names();
+// False when `name` is none of method_names().
+bool parse_method(const std::string& name, Method* m);
+const std::string& method_name(Method m);
+
+// kvpress's fixed hyper-parameters, and the seed of `random`.
+struct Params {
+  int64_t n_sink = 4;    // streaming: the first n_sink entries are kept before the most recent
+  int64_t window = 64;   // snapkv: the last `window` context queries observe, their own entries are kept
+  int64_t kernel = 5;    // snapkv: width of the average pooling of the observed attention
+  uint64_t seed = 0;     // random
+};
+
+// One layer's context after its exact prefill.
+struct Context {
+  int64_t n = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  const float* q = nullptr;  // [n, heads * head_dim] after rotary
+  const float* k = nullptr;  // [n, kv_heads * head_dim] after rotary
+  double scale = 1;          // the layer's softmax scale
+};
+
+// How many of n context entries a budget keeps: round(budget * n), halves rounded up, as the SPEC
+// says. kvpress (scorer_press.py, compress) keeps int(n * (1 - compression_ratio)) with
+// compression_ratio = 1 - budget: a truncation, so it keeps one fewer wherever budget * n has a
+// fractional part of .5 or more, and also where the product of an integer lands just below it
+// (budget 0.08 of 25 entries: 1.9999999999999991, so 1 kept, not 2).
+int64_t kept_count(double budget, int64_t n);
+
+// Scores [kv_heads * n] (KV head major) of the context's entries: an entry of higher score is kept
+// first. cascade::Error where kvpress asserts: streaming with n <= n_sink, snapkv with n <= window.
+std::vector<double> scores(Method m, const Context& c, int64_t n_kept, const Params& p);
+
+// Per KV head, the n_kept positions of highest score in increasing order. Ties (streaming's and
+// snapkv's equal scores when n_kept is below their sink or window count) go to the earlier
+// position: the first n_kept of a stable sort by decreasing score.
+std::vector<std::vector<int64_t>> top_positions(const std::vector<double>& scores, int64_t kv_heads, int64_t n,
+                                                int64_t n_kept);
+
+}  // namespace cascade::press

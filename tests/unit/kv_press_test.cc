@@ -1,0 +1,364 @@
+// The peer KV compression methods (attention/kv_press.h) against plain, slow statements of kvpress's
+// definitions written here: the whole causal attention matrix in float64, then each method's score
+// and a sort by (score descending, position ascending). On hand-made inputs, and on fixture models
+// where every (layer, KV head)'s kept positions, every prefill row (exact attention) and every
+// continuation row (attention over the kept entries and the tokens after them) are checked; budget
+// 1 is exact attention; token-by-token decoding equals one chunked continuation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "attention/kv_press.h"
+#include "attention/projections.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "support/test_paths.h"
+
+namespace cascade {
+namespace {
+
+using press::Method;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+const std::vector<Method> kMethods = {Method::streaming, Method::snapkv, Method::tova,
+                                      Method::h2o,       Method::knorm,  Method::random};
+
+// One layer's context: Q and K after rotary.
+struct Qk {
+  int64_t n = 0, heads = 0, kv_heads = 0, hd = 0;
+  std::vector<float> q, k;
+  double scale = 1;
+  press::Context context() const { return {n, heads, kv_heads, hd, q.data(), k.data(), scale}; }
+  int64_t group() const { return heads / kv_heads; }
+};
+
+Qk random_qk(int64_t n, int64_t heads, int64_t kv_heads, int64_t hd, unsigned seed) {
+  Qk x{n, heads, kv_heads, hd, std::vector<float>(size_t(n * heads * hd)), std::vector<float>(size_t(n * kv_heads * hd)),
+       1 / std::sqrt(double(hd))};
+  std::mt19937 g(seed);
+  std::normal_distribution<float> z(0.f, 1.5f);
+  for (float& v : x.q) v = z(g);
+  for (float& v : x.k) v = z(g);
+  return x;
+}
+
+// A[h][i][j]: query head h's causal softmax at query i (zero for j > i).
+std::vector<std::vector<std::vector<double>>> attention_matrix(const Qk& x) {
+  std::vector<std::vector<std::vector<double>>> a(size_t(x.heads), std::vector<std::vector<double>>(size_t(x.n), std::vector<double>(size_t(x.n), 0.0)));
+  for (int64_t h = 0; h < x.heads; ++h)
+    for (int64_t i = 0; i < x.n; ++i) {
+      std::vector<double> logit(size_t(i + 1));
+      for (int64_t j = 0; j <= i; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < x.hd; ++d)
+          dot += double(x.q[size_t((i * x.heads + h) * x.hd + d)]) * double(x.k[size_t((j * x.kv_heads + h / x.group()) * x.hd + d)]);
+        logit[size_t(j)] = dot * x.scale;
+      }
+      const double mx = *std::max_element(logit.begin(), logit.end());
+      double sum = 0;
+      for (double l : logit) sum += std::exp(l - mx);
+      for (int64_t j = 0; j <= i; ++j) a[size_t(h)][size_t(i)][size_t(j)] = std::exp(logit[size_t(j)] - mx) / sum;
+    }
+  return a;
+}
+
+// The n_kept positions of highest score, earlier first among equals, in increasing order.
+std::vector<int64_t> pick(const std::vector<double>& score, int64_t n_kept) {
+  std::vector<std::pair<double, int64_t>> r;
+  for (int64_t j = 0; j < int64_t(score.size()); ++j) r.push_back({-score[size_t(j)], j});
+  std::sort(r.begin(), r.end());
+  std::vector<int64_t> kept;
+  for (int64_t t = 0; t < n_kept; ++t) kept.push_back(r[size_t(t)].second);
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+// Per KV head, the positions each method keeps, from its definition.
+std::vector<std::vector<int64_t>> reference_kept(Method m, const Qk& x, int64_t n_kept, const press::Params& p) {
+  const int64_t n = x.n, G = x.group();
+  std::vector<std::vector<int64_t>> kept;
+  if (m == Method::streaming) {  // the first min(n_sink, n_kept) entries and the most recent others
+    std::vector<int64_t> s;
+    for (int64_t j = 0; j < std::min(p.n_sink, n_kept); ++j) s.push_back(j);
+    for (int64_t j = n - std::max<int64_t>(0, n_kept - p.n_sink); j < n; ++j) s.push_back(j);
+    return std::vector<std::vector<int64_t>>(size_t(x.kv_heads), s);
+  }
+  const auto A = (m == Method::knorm || m == Method::random) ? decltype(attention_matrix(x)){} : attention_matrix(x);
+  std::mt19937_64 rng(p.seed);
+  for (int64_t g = 0; g < x.kv_heads; ++g) {
+    std::vector<double> score(size_t(n), 0.0);
+    for (int64_t j = 0; j < n; ++j) {
+      if (m == Method::snapkv) {
+        const int64_t len = n - p.window;
+        if (j >= len) { score[size_t(j)] = kInf; continue; }
+        for (int64_t h = g * G; h < (g + 1) * G; ++h)
+          for (int64_t t = j - p.kernel / 2; t <= j + p.kernel / 2; ++t) {
+            if (t < 0 || t >= len) continue;  // zero padding, counted in the kernel's mean
+            double observed = 0;
+            for (int64_t i = len; i < n; ++i) observed += A[size_t(h)][size_t(i)][size_t(t)];
+            score[size_t(j)] += observed / double(p.window) / double(p.kernel) / double(G);
+          }
+      } else if (m == Method::tova) {
+        if (j == n - 1) { score[size_t(j)] = kInf; continue; }
+        for (int64_t h = 0; h < x.heads; ++h) score[size_t(j)] += A[size_t(h)][size_t(n - 1)][size_t(j)] / double(x.heads);
+      } else if (m == Method::h2o) {
+        for (int64_t h = g * G; h < (g + 1) * G; ++h)
+          for (int64_t i = j; i < n; ++i) score[size_t(j)] += A[size_t(h)][size_t(i)][size_t(j)] / double(n - j) / double(G);
+      } else if (m == Method::knorm) {
+        double ss = 0;
+        for (int64_t d = 0; d < x.hd; ++d) ss += std::pow(double(x.k[size_t((j * x.kv_heads + g) * x.hd + d)]), 2);
+        score[size_t(j)] = -std::sqrt(ss);
+      } else {
+        score[size_t(j)] = std::ldexp(double(rng() >> 11), -53);
+      }
+    }
+    kept.push_back(pick(score, n_kept));
+  }
+  return kept;
+}
+
+std::vector<std::vector<int64_t>> engine_kept(Method m, const Qk& x, int64_t n_kept, const press::Params& p) {
+  return press::top_positions(press::scores(m, x.context(), n_kept, p), x.kv_heads, x.n, n_kept);
+}
+
+TEST(KvPressRounding, KeptCountIsRoundHalfUpOfBudgetTimesContext) {
+  EXPECT_EQ(press::kept_count(0.25, 10), 3);  // 2.5 rounds up
+  EXPECT_EQ(press::kept_count(0.24, 10), 2);
+  EXPECT_EQ(press::kept_count(0.08, 25), 2);  // kvpress's truncation of 1.9999999999999991 keeps 1
+  EXPECT_EQ(press::kept_count(0.01, 100), 1);
+  EXPECT_EQ(press::kept_count(0.004, 100), 0);
+  EXPECT_EQ(press::kept_count(1.0, 77), 77);
+}
+
+// Inputs whose answer is known without any arithmetic.
+TEST(KvPressHandMade, KnownAnswers) {
+  press::Params p;
+  Qk x = random_qk(10, 2, 1, 4, 1);
+  // streaming: 4 sinks and the most recent.
+  EXPECT_EQ(engine_kept(Method::streaming, x, 6, p)[0], (std::vector<int64_t>{0, 1, 2, 3, 8, 9}));
+  EXPECT_EQ(engine_kept(Method::streaming, x, 2, p)[0], (std::vector<int64_t>{0, 1}));  // fewer than the sinks
+  // knorm keeps the smallest keys: key j scaled by (10 - j), so the last ones.
+  for (int64_t j = 0; j < x.n; ++j)
+    for (int64_t d = 0; d < x.hd; ++d) x.k[size_t(j * x.hd + d)] = float(10 - j) * (d == 0 ? 1.f : 0.f);
+  EXPECT_EQ(engine_kept(Method::knorm, x, 3, p)[0], (std::vector<int64_t>{7, 8, 9}));
+  // tova: the last query of both heads is aligned with keys 2 and 5 only (and keeps itself).
+  for (int64_t j = 0; j < x.n; ++j)
+    for (int64_t d = 0; d < x.hd; ++d) x.k[size_t(j * x.hd + d)] = (j == 2 || j == 5) && d == 1 ? 8.f : 0.f;
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t d = 0; d < x.hd; ++d) x.q[size_t((9 * 2 + h) * x.hd + d)] = d == 1 ? 1.f : 0.f;
+  EXPECT_EQ(engine_kept(Method::tova, x, 3, p)[0], (std::vector<int64_t>{2, 5, 9}));
+  // snapkv keeps its whole window before anything else; the rest of the budget by pooled attention.
+  p.window = 4;
+  const auto snap = engine_kept(Method::snapkv, x, 5, p)[0];
+  EXPECT_EQ(std::vector<int64_t>(snap.begin() + 1, snap.end()), (std::vector<int64_t>{6, 7, 8, 9}));
+  // Fewer than the minimum contexts kvpress asserts.
+  EXPECT_THROW(press::scores(Method::snapkv, random_qk(4, 2, 1, 4, 2).context(), 2, p), Error);
+  EXPECT_THROW(press::scores(Method::streaming, random_qk(4, 2, 1, 4, 2).context(), 2, p), Error);
+}
+
+// Random inputs (grouped-query, several budgets, a small snapkv window to reach the pooling's edges,
+// and kvpress's own 64) against the definitions.
+TEST(KvPressHandMade, EveryMethodMatchesItsDefinition) {
+  for (const auto& [n, window] : std::vector<std::pair<int64_t, int64_t>>{{20, 8}, {80, 64}}) {
+    const Qk x = random_qk(n, 6, 2, 8, unsigned(n));
+    for (Method m : kMethods)
+      for (int64_t n_kept : {int64_t(1), n / 4, n / 2, n - 1}) {
+        press::Params p;
+        p.window = window;
+        p.seed = 11;
+        if (m == Method::snapkv && n_kept <= window) continue;  // window ties: KnownAnswers and the fixtures
+        EXPECT_EQ(engine_kept(m, x, n_kept, p), reference_kept(m, x, n_kept, p))
+            << press::method_name(m) << " n=" << n << " kept=" << n_kept;
+      }
+  }
+}
+
+// ---- on fixture models
+
+// Runs a method and records, per layer, the layer's input and output rows, its positions and its
+// context, keeping the method's own layer reachable (kv_press_trace needs it).
+class Recorder : public AttentionFactory {
+ public:
+  struct Layer {
+    AttentionContext c;
+    const LayerAttention* inner = nullptr;
+    std::vector<float> x, out;
+    std::vector<int64_t> pos;
+  };
+  explicit Recorder(const AttentionFactory& inner) : inner_(inner) {}
+  std::vector<std::unique_ptr<LayerAttention>> make(const std::vector<AttentionContext>& layers) const override {
+    auto inner = inner_.make(layers);
+    layers_.assign(layers.size(), Layer{});
+    std::vector<std::unique_ptr<LayerAttention>> out;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      layers_[l].c = layers[l];
+      layers_[l].inner = inner[l].get();
+      out.push_back(std::make_unique<Recording>(std::move(inner[l]), layers_[l], layers[l].spec->d_model));
+    }
+    return out;
+  }
+  const std::vector<Layer>& layers() const { return layers_; }
+
+ private:
+  class Recording : public LayerAttention {
+   public:
+    Recording(std::unique_ptr<LayerAttention> inner, Layer& rec, int64_t d) : inner_(std::move(inner)), rec_(rec), d_(d) {}
+    void forward(const float* x, int64_t n, const int64_t* pos, float* out) override {
+      inner_->forward(x, n, pos, out);
+      rec_.x.insert(rec_.x.end(), x, x + n * d_);
+      rec_.out.insert(rec_.out.end(), out, out + n * d_);
+      rec_.pos.insert(rec_.pos.end(), pos, pos + n);
+    }
+    int64_t cache_bytes() const override { return inner_->cache_bytes(); }
+
+   private:
+    std::unique_ptr<LayerAttention> inner_;
+    Layer& rec_;
+    int64_t d_;
+  };
+  const AttentionFactory& inner_;
+  mutable std::vector<Layer> layers_;
+};
+
+std::vector<int32_t> random_ids(int64_t vocab, int n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int32_t> u(0, int32_t(vocab) - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = u(g);
+  return ids;
+}
+
+double max_abs(const float* a, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, double(std::fabs(a[i])));
+  return m;
+}
+
+double max_diff(const float* a, const float* b, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+KvPressOptions options(Method m, double budget) {
+  KvPressOptions o;
+  o.method = m;
+  o.budget = budget;
+  o.params.seed = 5;
+  return o;
+}
+
+class KvPressOnFixture : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override { m_ = Model::load(test::data_dir() / "models" / GetParam()); }
+  std::vector<int32_t> ids(int n, unsigned seed) const { return random_ids(m_->spec().vocab_size, n, seed); }
+  std::unique_ptr<Model> m_;
+  static constexpr int kContext = 100, kContinuation = 20;
+};
+
+// Each layer's kept positions per KV head are the definition's on that layer's Q and K; every
+// prefill row is exact attention and every continuation row attends to its KV head's kept entries
+// and to the continuation up to itself (the sub-layer output, against float64 attention).
+TEST_P(KvPressOnFixture, KeptEntriesAndAttentionFollowTheDefinitions) {
+  const ArchSpec& a = m_->spec();
+  const int64_t C = kContext, T = kContext + kContinuation, hd = a.head_dim, H = a.n_heads, Hkv = a.n_kv_heads;
+  const int64_t qd = H * hd, kd = Hkv * hd, G = H / Hkv;
+  const auto context = ids(kContext, 1), continuation = ids(kContinuation, 2);
+  for (Method m : kMethods)
+    for (double budget : {0.25, 0.7, 0.01}) {
+      const std::string what = std::string(press::method_name(m)) + " budget " + std::to_string(budget);
+      const KvPressFactory f(options(m, budget));
+      const Recorder rec(f);
+      Sequence s = m_->new_sequence(&rec);
+      (void)m_->forward(s, context);
+      (void)m_->forward(s, continuation);
+      for (int l = 0; l < int(a.n_layers); ++l) {
+        const Recorder::Layer& r = rec.layers()[size_t(l)];
+        std::vector<float> q(size_t(T * qd)), k(size_t(T * kd)), v(size_t(T * kd));
+        project_qkv(r.c, r.x.data(), T, r.pos.data(), q.data(), k.data(), v.data());
+        Qk x{C, H, Hkv, hd, std::vector<float>(q.begin(), q.begin() + C * qd), std::vector<float>(k.begin(), k.begin() + C * kd),
+             double(attention_scale(a))};
+        const int64_t n_kept = press::kept_count(budget, C);
+        const auto want = reference_kept(m, x, n_kept, options(m, budget).params);
+        const KvPressTrace* trace = kv_press_trace(r.inner);
+        ASSERT_NE(trace, nullptr);
+        EXPECT_EQ(trace->context, C);
+        EXPECT_EQ(trace->kept, want) << what << " layer " << l;
+        EXPECT_DOUBLE_EQ(trace->kept_fraction(), double(n_kept) / double(C));
+        EXPECT_EQ(r.inner->cache_bytes(), int64_t(sizeof(float)) * 2 * Hkv * (n_kept + kContinuation) * hd);
+
+        // The attention rows: key j is visible to row i when j <= i, and for a continuation row
+        // when j is a kept entry of the head's KV head or a continuation token.
+        std::vector<float> attn(size_t(T * qd));
+        for (int64_t i = 0; i < T; ++i)
+          for (int64_t h = 0; h < H; ++h) {
+            const auto& kept = want[size_t(h / G)];
+            std::vector<int64_t> keys;
+            for (int64_t j = 0; j <= i; ++j)
+              if (i < C || j >= C || std::binary_search(kept.begin(), kept.end(), j)) keys.push_back(j);
+            std::vector<double> w;
+            for (int64_t j : keys) {
+              double dot = 0;
+              for (int64_t d = 0; d < hd; ++d) dot += double(q[size_t(i * qd + h * hd + d)]) * double(k[size_t(j * kd + (h / G) * hd + d)]);
+              w.push_back(dot * attention_scale(a));
+            }
+            const double mx = *std::max_element(w.begin(), w.end());
+            double sum = 0;
+            for (double& e : w) sum += (e = std::exp(e - mx));
+            for (int64_t d = 0; d < hd; ++d) {
+              double o = 0;
+              for (size_t t = 0; t < keys.size(); ++t) o += w[t] / sum * double(v[size_t(keys[t] * kd + (h / G) * hd + d)]);
+              attn[size_t(i * qd + h * hd + d)] = float(o);
+            }
+          }
+        std::vector<float> out(size_t(T * a.d_model));
+        project_out(r.c, attn.data(), T, out.data());
+        EXPECT_LE(max_diff(out.data(), r.out.data(), T * a.d_model), 1e-4 * max_abs(out.data(), T * a.d_model))
+            << what << " layer " << l;
+      }
+    }
+}
+
+// Budget 1 keeps every entry: exact attention over the context and the continuation.
+TEST_P(KvPressOnFixture, BudgetOneIsExactAttention) {
+  const auto context = ids(kContext, 3), continuation = ids(kContinuation, 4);
+  Sequence exact = m_->new_sequence();
+  const Tensor e0 = m_->forward(exact, context), e1 = m_->forward(exact, continuation);
+  for (Method m : kMethods) {
+    const KvPressFactory f(options(m, 1.0));
+    Sequence s = m_->new_sequence(&f);
+    const Tensor g0 = m_->forward(s, context), g1 = m_->forward(s, continuation);
+    EXPECT_LE(max_diff(g0.data(), e0.data(), e0.numel()), 1e-5 * max_abs(e0.data(), e0.numel())) << press::method_name(m);
+    EXPECT_LE(max_diff(g1.data(), e1.data(), e1.numel()), 1e-5 * max_abs(e1.data(), e1.numel())) << press::method_name(m);
+    EXPECT_EQ(s.cache_bytes(), exact.cache_bytes());
+  }
+}
+
+// Token-by-token decoding after a compressed prefill equals one chunked forward of the same
+// continuation on the same compressed cache; also where round(F C) keeps 1 entry, or none.
+TEST_P(KvPressOnFixture, DecodingEqualsOneChunkedContinuation) {
+  const auto context = ids(kContext, 5), continuation = ids(kContinuation, 6);
+  for (Method m : kMethods)
+    for (double budget : {0.25, 0.01, 0.004}) {
+      const KvPressFactory f(options(m, budget));
+      Sequence chunked = m_->new_sequence(&f), stepped = m_->new_sequence(&f);
+      (void)m_->forward(chunked, context);
+      (void)m_->forward(stepped, context);
+      const Tensor want = m_->forward(chunked, continuation);
+      const int64_t V = want.dim(1);
+      for (int64_t t = 0; t < kContinuation; ++t) {
+        const Tensor got = m_->forward(stepped, std::span<const int32_t>(&continuation[size_t(t)], 1));
+        EXPECT_LE(max_diff(got.data(), want.data() + t * V, V), 1e-4 * max_abs(want.data() + t * V, V))
+            << press::method_name(m) << " budget " << budget << " token " << t;
+      }
+      EXPECT_EQ(stepped.cache_bytes(), chunked.cache_bytes());
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressOnFixture, ::testing::Values("llama_gqa", "gpt2"));
+
+}  // namespace
+}  // namespace cascade
