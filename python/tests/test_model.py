@@ -160,3 +160,19 @@ def test_generate_ignore_eos_and_options(stories):
         stories.generate("Once", 4, device="cpu")  # where the model runs is load()'s
     with pytest.raises(cascade.CascadeError, match="computes in f32 only"):
         cascade.load(STORIES, dtype="bf16")
+
+
+def test_kv_compression_keywords(stories, llama_gqa):
+    """The peer KV methods through the keywords the CLI's flags are: the context's own pass is exact
+    attention; the budget shows in what is decoded after it; a budget of 1 keeps everything."""
+    ids = np.load(DATA / "ref" / "llama_gqa" / "ids.npy")
+    exact = llama_gqa.logits(ids)
+    np.testing.assert_allclose(llama_gqa.logits(ids, attention="knorm", kv_budget=0.5), exact, rtol=0, atol=1e-5)
+    prompt = "Once upon a time there was a little girl named Lily. She loved to play outside in the park"
+    full = stories.generate(prompt, max_new_tokens=24)
+    assert stories.generate(prompt, max_new_tokens=24, attention="streaming", kv_budget=1.0) == full
+    assert stories.generate(prompt, max_new_tokens=24, attention="random", kv_budget=0.3, kv_seed=3)
+    with pytest.raises(cascade.CascadeError, match="kv-budget"):
+        stories.generate(prompt, max_new_tokens=4, attention="snapkv")
+    with pytest.raises(cascade.CascadeError, match=r"\(0, 1\]"):
+        stories.generate(prompt, max_new_tokens=4, attention="tova", kv_budget=1.5)
