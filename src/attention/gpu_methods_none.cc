@@ -4,6 +4,7 @@
 #include "attention/ada_attention.h"
 #include "attention/attention_tap.h"
 #include "attention/exact_attention.h"
+#include "attention/kv_press.h"
 #include "core/error.h"
 #include "cuda/runtime.h"
 
@@ -22,6 +23,11 @@ std::vector<std::unique_ptr<GpuLayerAttention>> AdaAttentionFactory::make_gpu(co
 
 std::vector<std::unique_ptr<GpuLayerAttention>> AttentionTap::make_gpu(const std::vector<GpuAttentionContext>&) const {
   check_gpu();
+  cuda::require_gpu();
+  fail("--device cuda: this build has no CUDA backend");
+}
+
+std::vector<std::unique_ptr<GpuLayerAttention>> KvPressFactory::make_gpu(const std::vector<GpuAttentionContext>&) const {
   cuda::require_gpu();
   fail("--device cuda: this build has no CUDA backend");
 }

@@ -149,10 +149,6 @@ std::vector<std::unique_ptr<LayerAttention>> KvPressFactory::make(const std::vec
   return out;
 }
 
-void KvPressFactory::check_gpu() const {
-  fail("--attention ", press::method_name(o_.method), " is not yet on the GPU: use --device cpu");
-}
-
 const KvPressTrace* kv_press_trace(const LayerAttention* layer) {
   const auto* press = dynamic_cast<const KvPressAttention*>(layer);
   return press ? &press->press_trace() : nullptr;

@@ -3,7 +3,8 @@
 // to round(budget * C) of its C entries per KV head, chosen as attention/kv_press_scores.h says. Kept
 // keys keep their positions (rotary untouched) and each KV head its own set; every later token
 // attends causally to its KV head's kept entries and to the tokens appended after the context.
-// CPU only for now.
+// CPU layers in kv_press.cc, GPU layers in kv_press_cuda.cu (which scores on the host with the same
+// code, then gathers the kept entries on the device).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -31,7 +32,8 @@ class KvPressFactory : public AttentionFactory {
  public:
   explicit KvPressFactory(KvPressOptions o);  // cascade::Error for a budget outside (0, 1]
   std::vector<std::unique_ptr<LayerAttention>> make(const std::vector<AttentionContext>& layers) const override;
-  void check_gpu() const override;
+  std::vector<std::unique_ptr<GpuLayerAttention>> make_gpu(const std::vector<GpuAttentionContext>& layers) const override;
+  void check_gpu() const override {}
   const KvPressOptions& options() const { return o_; }
 
  private:

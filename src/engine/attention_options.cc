@@ -66,8 +66,6 @@ void check_placement(const AttentionOptions& o) {
     fail("--dtype ", o.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
   if (d == Device::Cuda) {
     if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
-    KvPressOptions p;
-    if (press::parse_method(o.attention, &p.method)) KvPressFactory(p).check_gpu();
     cuda::require_gpu();
   }
 }

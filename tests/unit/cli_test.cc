@@ -306,7 +306,7 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
   c.push_back({"unknown command", "frobnicate --model " + llama, "unknown command 'frobnicate'"});
   c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}"});
   // The KV compression methods' budget: absent, outside (0, 1], not a number, on another method;
-  // a context shorter than snapkv's window; the GPU, which lacks them.
+  // a context shorter than snapkv's window.
   c.push_back({"compression without --kv-budget", "generate --model " + llama + " --prompt hi --attention snapkv",
                "--attention snapkv needs --kv-budget F"});
   c.push_back({"--kv-budget 0", "perplexity --model " + llama + " --text " + text + " --attention streaming --kv-budget 0",
@@ -322,8 +322,6 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
                "--kv-seed: '-3' is not an unsigned integer"});
   c.push_back({"snapkv context within its window", "generate --model " + llama + " --prompt hi --attention snapkv --kv-budget 0.5",
                "needs a context longer than its observation window of 64 tokens"});
-  c.push_back({"compression on cuda", "generate --model " + llama + " --prompt hi --device cuda --attention knorm --kv-budget 0.5",
-               "--attention knorm is not yet on the GPU: use --device cpu"});
   c.push_back({"unknown similarity", "study --model " + llama + " --text " + text + " --ctx 32 --similarity dot --out " + (d / "s").string(), "unknown similarity 'dot'"});
   c.push_back({"non-numeric ctx", "perplexity --model " + llama + " --text " + text + " --ctx many", "Could not convert: --ctx = many"});
 }
@@ -415,8 +413,12 @@ std::vector<BadCase> bad_cases() {
     c.push_back({"unknown --cuda-graphs", lg + " --device cuda --cuda-graphs maybe", "--cuda-graphs"});
     c.push_back({"unknown --ada-queries", lg + " --attention ada --ada-queries some", "--ada-queries"});
     c.push_back({"ADA --select inherit on cuda", "generate --model " + model("llama") + " --prompt hi --device cuda --attention ada --select inherit", "not yet on the GPU"});
-    if (!cuda::gpu_available())
+    if (!cuda::gpu_available()) {
       c.push_back({"--device cuda without a GPU", "bench --model " + model("llama") + " --device cuda", "--device cuda: "});
+      c.push_back({"KV compression on --device cuda without a GPU",
+                   "generate --model " + model("llama") + " --prompt hi --device cuda --attention knorm --kv-budget 0.5",
+                   "--device cuda: "});
+    }
   }
   c.push_back({"ctx beyond the model", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 4096", "context"});
   c.push_back({"tau outside [0, 1)", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1.5", "tau"});

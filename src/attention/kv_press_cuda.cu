@@ -1,0 +1,152 @@
+// The peer KV-cache methods on the GPU: the twin of kv_press.cc. Each KV head keeps its own cache
+// (K, V and positions on the device); the context's exact prefill fills it, then the context's Q and
+// K come back to the host once and the CPU's scoring (attention/kv_press_scores.h, float64) chooses
+// the kept entries, which are gathered on the device. Later tokens attend per KV head (its group of
+// query heads over its own entries) with the attention kernels.
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "attention/gpu_attention.cuh"
+#include "attention/kv_press.h"
+#include "attention/projections.h"
+#include "cuda/pool_buffer.h"
+
+namespace cascade {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct GpuHeadCache {
+  cuda::PoolBytes k, v, pos;  // [cap, head_dim] in the compute dtype, [cap] int64
+  int64_t n = 0, cap = 0;
+};
+
+class KvPressGpuLayer : public GpuLayerAttention {
+ public:
+  KvPressGpuLayer(const GpuAttentionContext& c, const KvPressOptions& o)
+      : c_(c), o_(o), heads_(size_t(c.spec->n_kv_heads)) {}
+
+  void forward(const GpuPass& p, const void* x, void* out) override {
+    gpu_project_qkv(c_, x, p.n, p.pos, p.qkv, p.st);
+    append(p);
+    attend(p);
+    if (!compressed_) compress(p);
+    gpu_project_out(c_, p.o, p.n, out, p.st);
+  }
+
+  int64_t cache_bytes() const override {
+    int64_t rows = 0;
+    for (const GpuHeadCache& h : heads_) rows += h.n;
+    return 2 * rows * c_.spec->head_dim * int64_t(dtype_size(c_.dtype));
+  }
+
+ private:
+  int64_t hd() const { return c_.spec->head_dim; }
+  size_t row_bytes() const { return size_t(hd()) * dtype_size(c_.dtype); }
+
+  // Room for `need` entries in head h's cache, keeping its n.
+  void reserve(GpuHeadCache& h, int64_t need, cudaStream_t st) {
+    if (need <= h.cap) return;
+    const int64_t cap = std::max({need, 2 * h.cap, int64_t(64)});
+    cuda::PoolBytes k(size_t(cap) * row_bytes(), st), v(size_t(cap) * row_bytes(), st), pos(size_t(cap) * 8, st);
+    if (h.n) {
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), h.k.data(), size_t(h.n) * row_bytes(), cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), h.v.data(), size_t(h.n) * row_bytes(), cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos.data(), h.pos.data(), size_t(h.n) * 8, cudaMemcpyDeviceToDevice, st));
+    }
+    h.k = std::move(k);
+    h.v = std::move(v);
+    h.pos = std::move(pos);
+    h.cap = cap;
+  }
+
+  // The pass's K and V (in p.qkv) and positions appended to every head's cache.
+  void append(const GpuPass& p) {
+    const size_t es = dtype_size(c_.dtype), ld = size_t(c_.qkv_ld()) * es;
+    for (int64_t g = 0; g < int64_t(heads_.size()); ++g) {
+      GpuHeadCache& h = heads_[size_t(g)];
+      reserve(h, h.n + p.n, p.st);
+      const void* k = at(p.qkv, c_.qd() + g * hd(), c_.dtype);
+      const void* v = at(p.qkv, c_.qd() + c_.kd() + g * hd(), c_.dtype);
+      CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(h.k.data() + size_t(h.n) * row_bytes(), row_bytes(), k, ld, row_bytes(),
+                                           size_t(p.n), cudaMemcpyDeviceToDevice, p.st));
+      CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(h.v.data() + size_t(h.n) * row_bytes(), row_bytes(), v, ld, row_bytes(),
+                                           size_t(p.n), cudaMemcpyDeviceToDevice, p.st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(h.pos.data() + size_t(h.n) * 8, p.pos, size_t(p.n) * 8, cudaMemcpyDeviceToDevice, p.st));
+      h.n += p.n;
+    }
+  }
+
+  // Each KV head with its group of query heads, over that head's own entries.
+  void attend(const GpuPass& p) {
+    const int64_t group = c_.spec->n_heads / c_.spec->n_kv_heads;
+    for (int64_t g = 0; g < int64_t(heads_.size()); ++g) {
+      const GpuHeadCache& h = heads_[size_t(g)];
+      ops::AttentionArgs a = gpu_attention_args(c_, at(p.qkv, g * group * hd(), c_.dtype), c_.qkv_ld(), p.n, p.pos,
+                                                h.k.data(), h.v.data(), h.n, reinterpret_cast<const int64_t*>(h.pos.data()),
+                                                at(p.o, g * group * hd(), c_.dtype));
+      a.heads = group;
+      a.kv_heads = 1;
+      a.ldkv = hd();
+      p.timer->run(a, p.st);
+    }
+  }
+
+  // After the context's exact prefill (each head's cache holds exactly its n entries, positions 0..n-1):
+  // the context's Q and K to the host, the CPU's scores, and each head's kept entries gathered.
+  void compress(const GpuPass& p) {
+    compressed_ = true;
+    const auto t0 = Clock::now();
+    const ArchSpec& a = *c_.spec;
+    const int64_t n = p.n, ld = c_.qkv_ld(), qd = c_.qd(), kd = c_.kd(), kept = press::kept_count(o_.budget, n);
+    if (kept == n) return;  // a budget that keeps everything scores nothing (kvpress returns early)
+    cuda::PoolBytes f32(size_t(n * ld) * 4, p.st);
+    ops::gpu::to_f32(c_.dtype, p.qkv, reinterpret_cast<float*>(f32.data()), n * ld, p.st);
+    std::vector<float> qkv(size_t(n * ld)), q(size_t(n * qd)), k(size_t(n * kd));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(qkv.data(), f32.data(), qkv.size() * 4, cudaMemcpyDeviceToHost, p.st));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(p.st));
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(&qkv[size_t(i * ld)], &qkv[size_t(i * ld + qd)], &q[size_t(i * qd)]);
+      std::copy(&qkv[size_t(i * ld + qd)], &qkv[size_t(i * ld + qd + kd)], &k[size_t(i * kd)]);
+    }
+    const press::Context ctx{n, a.n_heads, a.n_kv_heads, hd(), q.data(), k.data(), double(attention_scale(a))};
+    const auto keep = press::top_positions(press::scores(o_.method, ctx, kept, o_.params), a.n_kv_heads, n, kept);
+    for (size_t g = 0; g < heads_.size(); ++g) {
+      GpuHeadCache& h = heads_[g];
+      const std::vector<int32_t> rows(keep[g].begin(), keep[g].end());
+      cuda::PoolBytes ids(std::max<size_t>(1, rows.size()) * 4, p.st);
+      if (!rows.empty())
+        CASCADE_CUDA_CHECK(cudaMemcpyAsync(ids.data(), rows.data(), rows.size() * 4, cudaMemcpyHostToDevice, p.st));
+      GpuHeadCache kept_cache;
+      reserve(kept_cache, std::max<int64_t>(1, kept), p.st);
+      if (kept) {
+        const int32_t* idp = reinterpret_cast<const int32_t*>(ids.data());
+        ops::gpu::gather_rows(c_.dtype, h.k.data(), hd(), idp, kept, hd(), kept_cache.k.data(), hd(), p.st);
+        ops::gpu::gather_rows(c_.dtype, h.v.data(), hd(), idp, kept, hd(), kept_cache.v.data(), hd(), p.st);
+        // Positions 0..n-1: a kept entry's position is its index.
+        CASCADE_CUDA_CHECK(cudaMemcpyAsync(kept_cache.pos.data(), keep[g].data(), size_t(kept) * 8, cudaMemcpyHostToDevice,
+                                           p.st));
+      }
+      kept_cache.n = kept;
+      h = std::move(kept_cache);
+    }
+    c_.times->selection += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  GpuAttentionContext c_;
+  KvPressOptions o_;
+  std::vector<GpuHeadCache> heads_;
+  bool compressed_ = false;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<GpuLayerAttention>> KvPressFactory::make_gpu(const std::vector<GpuAttentionContext>& layers) const {
+  std::vector<std::unique_ptr<GpuLayerAttention>> out;
+  for (const auto& c : layers) out.push_back(std::make_unique<KvPressGpuLayer>(c, o_));
+  return out;
+}
+
+}  // namespace cascade

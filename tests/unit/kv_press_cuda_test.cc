@@ -1,0 +1,75 @@
+// The peer KV-cache methods on the GPU (attention/kv_press_cuda.cu) against their CPU twin
+// (attention/kv_press.cc, itself held against plain statements of kvpress's definitions in
+// kv_press_test): a context prefilled, compressed, then a continuation chunk; in float32 the GPU's
+// continuation logits equal the CPU's within the conformance bound, and so does its cache's size;
+// token-by-token decoding on the GPU equals its own chunked continuation. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+
+#include "attention/kv_press.h"
+#include "cuda/runtime.h"
+#include "model/model.h"
+#include "support/test_paths.h"
+
+namespace cascade {
+namespace {
+
+std::vector<int32_t> ids(int64_t vocab, int64_t n, unsigned seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int32_t> d(0, int32_t(vocab - 1));
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (auto& v : out) v = d(g);
+  return out;
+}
+
+// max |a - b| against 1e-4 max |b| + 1e-5 over rows [0, rows).
+void expect_close(const Tensor& a, const Tensor& b, int64_t rows, const std::string& what) {
+  float worst = 0, scale = 0;
+  for (int64_t i = 0; i < rows * b.dim(1); ++i) {
+    worst = std::max(worst, std::fabs(a.data()[i] - b.data()[i]));
+    scale = std::max(scale, std::fabs(b.data()[i]));
+  }
+  EXPECT_LE(worst, 1e-4f * scale + 1e-5f) << what;
+}
+
+class KvPressCuda : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(KvPressCuda, ContinuationEqualsTheCpu) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
+  const auto path = test::data_dir() / "models" / GetParam();
+  auto cpu = Model::load(path), gpu = Model::load(path);
+  gpu->to_device(Device::Cuda, DType::F32);
+  const std::vector<int32_t> context = ids(cpu->spec().vocab_size, 100, 3), next = ids(cpu->spec().vocab_size, 20, 4);
+  for (const std::string& name : press::method_names())
+    for (double budget : {0.25, 0.7, 0.004}) {
+      KvPressOptions o;
+      ASSERT_TRUE(press::parse_method(name, &o.method));
+      o.budget = budget;
+      const KvPressFactory f(o);
+      const std::string what = std::string(GetParam()) + " " + name + " budget " + std::to_string(budget);
+      Sequence cs = cpu->new_sequence(&f), gs = gpu->new_sequence(&f);
+      expect_close(gpu->forward(gs, context), cpu->forward(cs, context), int64_t(context.size()), what + " context");
+      const Tensor want = cpu->forward(cs, next), got = gpu->forward(gs, next);
+      expect_close(got, want, int64_t(next.size()), what + " continuation");
+      EXPECT_EQ(gs.cache_bytes(), cs.cache_bytes()) << what;
+      // Token by token on the GPU: its own chunked continuation.
+      Sequence ds = gpu->new_sequence(&f);
+      gpu->forward(ds, context);
+      Tensor step = Tensor::zeros({int64_t(next.size()), got.dim(1)});
+      for (size_t i = 0; i < next.size(); ++i) {
+        const Tensor l = gpu->forward(ds, std::vector<int32_t>{next[i]}, true);
+        std::copy(l.data(), l.data() + l.dim(1), step.row(int64_t(i)));
+      }
+      expect_close(step, got, int64_t(next.size()), what + " decoding");
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressCuda, ::testing::Values("llama_gqa", "gpt2", "gptj"));
+
+}  // namespace
+}  // namespace cascade
