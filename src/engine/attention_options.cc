@@ -97,8 +97,8 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"queries", "--ada-queries", &O::queries, {"reps", "all"}, "reps (r x r attention, others copy their parent) or all"},
       {"proportional", "--proportional", &O::proportional, {}, "Add log(n_s) to the logit of representative s"},
       {"device", "--device", &O::device, {"cpu", "cuda"},
-       "cpu, or cuda (the GPU engine: exact attention, and ada with --select full|cascade, --rule greedy,"
-       " --ada-queries reps|all, --proportional; needs a CUDA build and a GPU)",
+       "cpu, or cuda (the GPU engine: exact attention, the KV compression methods, and ada with --select"
+       " full|cascade, --rule greedy, --ada-queries reps|all, --proportional; needs a CUDA build and a GPU)",
        true},
       {"dtype", "--dtype", &O::dtype, {},
        "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
