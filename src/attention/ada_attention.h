@@ -15,6 +15,7 @@
 
 #include "attention/ada_plan.h"
 #include "attention/layer_attention.h"
+#include "select/gpu_selection.h"
 #include "select/selection.h"
 
 namespace cascade {
@@ -24,6 +25,8 @@ struct AdaOptions {
   select::ModeSpec mode;           // how layer l+1 is chosen from layer l
   AdaQueries queries = AdaQueries::reps;
   bool proportional = false;
+  // The GPU selection's Gram (select/gpu_selection.h); the CPU's is float64 always.
+  select::gpu::Precision gram_precision = select::gpu::Precision::f64;
   bool measure_error = false;      // also run exact attention on the same input (study only)
   bool compare_full = false;       // also run the full selection on the same features (study only;
                                    // its cost and time are not counted in the layer's)

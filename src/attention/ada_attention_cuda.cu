@@ -94,11 +94,13 @@ class AdaGpuLayer : public GpuLayerAttention {
 
   void prefill(const GpuPass& p, const void* x, void* out) {
     const int64_t n = p.n, d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
-    select::gpu::DeviceFeatures z = select::gpu::normalize_device(features_f32(x, n, p.st), n, d, o_.select.similarity);
+    select::gpu::DeviceFeatures z =
+        select::gpu::normalize_device(features_f32(x, n, p.st), n, d, o_.select.similarity, o_.gram_precision);
     const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
+    const select::gpu::GpuOptions go{o_.gram_precision};
     select::gpu::GpuSelection g = (prev && o_.mode.mode == select::Mode::cascade)
-                                      ? select::gpu::run_cascade(z, *prev, o_.select)
-                                      : select::gpu::run_full(z, o_.select, {}, prev);
+                                      ? select::gpu::run_cascade(z, *prev, o_.select, go)
+                                      : select::gpu::run_full(z, o_.select, go, prev);
     c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
     trace_.selection = std::move(g.sel);
     z_.emplace(std::move(z));

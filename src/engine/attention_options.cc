@@ -64,6 +64,8 @@ void check_placement(const AttentionOptions& o) {
   const Device d = parse_device(o.device);
   if (d == Device::Cpu && dtype_of(o) != DType::F32)
     fail("--dtype ", o.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
+  if (o.gram_precision != AttentionOptions{}.gram_precision && (d != Device::Cuda || o.attention != "ada"))
+    fail("--gram-precision ", o.gram_precision, " is the GPU selection's: it needs --device cuda --attention ada");
   if (d == Device::Cuda) {
     if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
     cuda::require_gpu();
@@ -108,6 +110,10 @@ const std::vector<OptionSpec>& attention_option_specs() {
        "With --device cuda and exact attention: replay each forward as a CUDA graph (on), or launch every"
        " kernel (off: the attention kernels' device time is then measured)",
        true},
+      {"gram_precision", "--gram-precision", &O::gram_precision, {"f64", "f16-certified", "f32", "tf32"},
+       "With --device cuda and --attention ada: the selection's Gram. f64 (float64 DGEMM) or f16-certified"
+       " (fp16 tensor cores; every decision the fp16 value cannot certify is recomputed in float64: the same"
+       " selection as f64); f32 and tf32 may change decisions within ~1e-6 / ~1e-4 of theta"},
   };
   return specs;
 }
@@ -159,6 +165,7 @@ AdaOptions ada_options(const AttentionOptions& o) {
   a.mode = select::parse_mode(o.select);
   a.queries = o.queries == "all" ? AdaQueries::all : AdaQueries::reps;
   a.proportional = o.proportional;
+  a.gram_precision = select::gpu::parse_precision(o.gram_precision, "--gram-precision");
   return a;
 }
 

@@ -1,5 +1,7 @@
 // select/gpu_selection.h, the features: z normalised on the device (one block per row, float64 sums,
-// the rule of select/normalize.cc) in the precision of the Gram that will read them.
+// the rule of select/normalize.cc) in the precision of the Gram that will read them (f16-certified:
+// float64 rows and their fp16 rounding).
+#include <algorithm>
 #include <climits>
 #include <memory>
 
@@ -26,7 +28,8 @@ std::vector<double> DeviceFeatures::download() const {
   CASCADE_CHECK(impl_, "DeviceFeatures::download: empty features");
   cudaStream_t s = cuda::context().stream;
   const size_t n = size_t(impl_->T * impl_->d);
-  if (impl_->precision == Precision::f64) return impl_->z64.download(n, s);
+  if (impl_->precision == Precision::f64 || impl_->precision == Precision::f16_certified)
+    return impl_->z64.download(n, s);
   const std::vector<float> f = impl_->z32.download(n, s);
   return std::vector<double>(f.begin(), f.end());
 }
@@ -46,10 +49,17 @@ DeviceFeatures normalize_device(const float* x_device, int64_t T, int64_t d, Sim
   im.precision = precision;
   EventTimer timer;
   const bool centre = similarity == Similarity::pearson;
-  if (precision == Precision::f64) {
+  if (precision == Precision::f64 || precision == Precision::f16_certified) {
     im.z64 = cuda::Buffer<double>(size_t(T * d));
     timer.start(ctx.stream);
     normalize_rows<double><<<unsigned(T), 256, 0, ctx.stream>>>(x_device, d, centre, im.z64.data());
+    if (precision == Precision::f16_certified) {
+      CASCADE_CUDA_LAUNCH_CHECK();
+      im.z16 = cuda::Buffer<__half>(size_t(T * d));
+      const int64_t n = T * d;
+      internal::to_half<<<unsigned(std::min<int64_t>((n + 255) / 256, 132 * 16)), 256, 0, ctx.stream>>>(
+          im.z64.data(), n, im.z16.data());
+    }
   } else {
     im.z32 = cuda::Buffer<float>(size_t(T * d));
     timer.start(ctx.stream);

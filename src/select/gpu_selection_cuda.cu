@@ -4,11 +4,15 @@
 // (normalisation) are in gpu_features_cuda.cu, the shared kernels in gpu_selection_internal.cuh.
 //
 // Layout of the data on the device:
-//   z      [T, d] row-major (float64 or float32), unit rows or zero rows
-//   panel  [rows, n] row-major: panel[i, j] = <z_{row0+i}, zc_j>, zc the column rows (z itself for the
+//   z      [T, d] row-major (float64, float32, or for f16-certified float64 and an fp16 copy), unit rows
+//          or zero rows
+//   panel  [rows, n] row-major (float64 for f64, else fp32): panel[i, j] = <z_{row0+i}, zc_j>, zc the column rows (z itself for the
 //          full Gram, the gathered rows of a column set otherwise); cuBLAS sees it column-major as
 //          the n x rows matrix Zc^T Zr
 //   edges  COO lists (t, s, rho) with s < t and rho >= theta - slack, in no particular order
+//          (f16-certified: rho is the fp32 Gram value where it certifies the edge, else the float64 one)
+//   uncertain  f16-certified: the pairs (t, s) whose fp32 value lies within certified_bound(d) of the
+//          threshold, recomputed in float64 after each causal_cross
 //   state  [T] uint8: 0 undecided, 1 in the set, 2 out
 #include <algorithm>
 #include <chrono>
@@ -26,6 +30,7 @@
 namespace cascade::select::gpu {
 
 using internal::elem_size;
+using internal::gram_elem_size;
 using internal::EventTimer;
 using internal::gather_rows;
 
@@ -33,8 +38,20 @@ namespace {
 
 constexpr uint8_t kUndecided = 0, kIn = 1, kOut = 2;
 constexpr int kRoundBatch = 8;  // rounds launched between two reads of the undecided counts
+// Slots of the device counters after the edge count and the rounds' undecided counts.
+constexpr int kUncertain = 1 + kRoundBatch, kParentEdges = kUncertain + 1, kCounts = kParentEdges + 1;
 
 // ---- kernels --------------------------------------------------------------------------------------
+
+// Reserves __popc(mask) consecutive slots of a list for the lanes set in mask (warp-aggregated); each
+// such lane gets its own slot.
+__device__ unsigned long long warp_append(unsigned mask, unsigned long long* count) {
+  const int lane = threadIdx.x & 31, leader = __ffs(mask) - 1;
+  unsigned long long base = 0;
+  if (lane == leader) base = atomicAdd(count, (unsigned long long)__popc(mask));
+  base = __shfl_sync(mask, base, leader);
+  return base + __popc(mask & ((1u << lane) - 1u));
+}
 
 // Appends the edges of one panel [rows, ld]: row t = row0 + i (blockIdx.y), column j < n (x) at
 // position colpos[j] < t with panel[i, j] >= thr. Warp-aggregated atomics; entries past cap are counted but
@@ -54,17 +71,81 @@ __global__ void extract_edges(const G* __restrict__ panel, int n, int ld, int64_
     hit = v >= thr;
   }
   const unsigned mask = __ballot_sync(0xffffffffu, hit);
-  if (mask == 0) return;
-  const int lane = threadIdx.x & 31, leader = __ffs(mask) - 1;
-  unsigned long long base = 0;
-  if (lane == leader) base = atomicAdd(count, (unsigned long long)__popc(mask));
-  base = __shfl_sync(mask, base, leader);
   if (!hit) return;
-  const unsigned long long at = base + __popc(mask & ((1u << lane) - 1u));
+  const unsigned long long at = warp_append(mask, count);
   if (at < cap) {
     et[at] = t;
     es[at] = colpos[j];
     er[at] = v;
+  }
+}
+
+// f16-certified's extraction: an fp32 value v with v - E >= thr is an edge for certain (rho_64 >= v - E);
+// one with v + E < thr is none; the pairs between are appended to the uncertain list (ut, us), whose
+// float64 value decides them (recompute_uncertain). Overflow as extract_edges.
+__global__ void extract_edges_certified(const float* __restrict__ panel, int n, int ld, int64_t row0,
+                                        const int32_t* __restrict__ colpos, double thr, double E,
+                                        int32_t* __restrict__ et, int32_t* __restrict__ es,
+                                        double* __restrict__ er, unsigned long long* __restrict__ count,
+                                        unsigned long long cap, int32_t* __restrict__ ut,
+                                        int32_t* __restrict__ us, unsigned long long* __restrict__ ucount,
+                                        unsigned long long ucap) {
+  const int i = blockIdx.y;
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  const int32_t t = int32_t(row0 + i);
+  double v = 0.0;
+  bool sure = false, maybe = false;
+  if (j < n && colpos[j] < t) {
+    v = double(panel[int64_t(i) * ld + j]);
+    sure = v - E >= thr;
+    maybe = !sure && v + E >= thr;
+  }
+  const unsigned sure_mask = __ballot_sync(0xffffffffu, sure), maybe_mask = __ballot_sync(0xffffffffu, maybe);
+  if (sure_mask) {
+    const unsigned long long at = sure ? warp_append(sure_mask, count) : 0;
+    if (sure && at < cap) {
+      et[at] = t;
+      es[at] = colpos[j];
+      er[at] = v;
+    }
+  }
+  if (maybe_mask) {
+    const unsigned long long at = maybe ? warp_append(maybe_mask, ucount) : 0;
+    if (maybe && at < ucap) {
+      ut[at] = t;
+      us[at] = colpos[j];
+    }
+  }
+}
+
+// The float64 inner product of rows a and b of z [., d], returned to every lane of the warp (the same
+// summation order wherever it is called, so a pair recomputed twice gets the same value).
+__device__ double warp_dot(const double* __restrict__ z, int64_t d, int32_t a, int32_t b) {
+  const double* za = z + int64_t(a) * d;
+  const double* zb = z + int64_t(b) * d;
+  double acc = 0.0;
+  for (int64_t k = threadIdx.x & 31; k < d; k += 32) acc = fma(za[k], zb[k], acc);
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  return acc;
+}
+
+// One warp per uncertain pair: rho in float64 from the float64 rows, appended as an edge when it
+// reaches thr (the caller has made room for every pair).
+__global__ void recompute_uncertain(const double* __restrict__ z, int64_t d, const int32_t* __restrict__ ut,
+                                    const int32_t* __restrict__ us, int64_t n, double thr,
+                                    int32_t* __restrict__ et, int32_t* __restrict__ es, double* __restrict__ er,
+                                    unsigned long long* __restrict__ count, unsigned long long cap) {
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
+  for (int64_t w = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; w < n; w += warps) {
+    const double v = warp_dot(z, d, ut[w], us[w]);
+    if ((threadIdx.x & 31) == 0 && v >= thr) {
+      const unsigned long long at = atomicAdd(count, 1ull);
+      if (at < cap) {
+        et[at] = ut[w];
+        es[at] = us[w];
+        er[at] = v;
+      }
+    }
   }
 }
 
@@ -115,6 +196,10 @@ __device__ unsigned long long order_key(double v) {
   const unsigned long long b = (unsigned long long)__double_as_longlong(v);
   return (b >> 63) ? ~b : (b | 0x8000000000000000ull);
 }
+// Its inverse (key 0, no edge, reads as NaN: a comparison with it is false).
+__device__ double key_value(unsigned long long k) {
+  return __longlong_as_double((long long)((k >> 63) ? (k & 0x7fffffffffffffffull) : ~k));
+}
 
 __global__ void parent_init(int64_t T, const uint8_t* st, int32_t* parent, unsigned long long* key) {
   const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -123,22 +208,58 @@ __global__ void parent_init(int64_t T, const uint8_t* st, int32_t* parent, unsig
 
 // parent(t) = argmax over representatives s < t of rho(t, s), ties to the smallest s: the maximum
 // lies among t's neighbours (t is out because one of them reaches theta), so two passes over the
-// edges: the largest key, then the smallest s holding it.
+// edges: the largest key, then the smallest s holding it. cand (f16-certified's second pass) limits
+// both to the candidate edges; nullptr: every edge.
 __global__ void parent_best(const int32_t* __restrict__ et, const int32_t* __restrict__ es,
                             const double* __restrict__ er, int64_t E, const uint8_t* __restrict__ st,
-                            unsigned long long* key) {
+                            const uint8_t* __restrict__ cand, unsigned long long* key) {
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < E;
        e += int64_t(gridDim.x) * blockDim.x)
-    if (st[et[e]] == kOut && st[es[e]] == kIn) atomicMax(key + et[e], order_key(er[e]));
+    if (st[et[e]] == kOut && st[es[e]] == kIn && (!cand || cand[e])) atomicMax(key + et[e], order_key(er[e]));
 }
 
 __global__ void parent_pick(const int32_t* __restrict__ et, const int32_t* __restrict__ es,
                             const double* __restrict__ er, int64_t E, const uint8_t* __restrict__ st,
-                            const unsigned long long* __restrict__ key, int32_t* parent) {
+                            const uint8_t* __restrict__ cand, const unsigned long long* __restrict__ key,
+                            int32_t* parent) {
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < E;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int32_t t = et[e];
-    if (st[t] == kOut && st[es[e]] == kIn && order_key(er[e]) == key[t]) atomicMin(parent + t, es[e]);
+    if (st[t] == kOut && st[es[e]] == kIn && (!cand || cand[e]) && order_key(er[e]) == key[t])
+      atomicMin(parent + t, es[e]);
+  }
+}
+
+// f16-certified: with M_t the largest stored rho of t's edges to representatives (key), an edge whose
+// stored value is below M_t - 2E cannot hold the maximum (its rho_64 < M_t - E <= the rho_64 of the
+// edge holding M_t); the others are the candidates (cand[e] = 1, counted in ncand[t]).
+__global__ void parent_candidates(const int32_t* __restrict__ et, const int32_t* __restrict__ es,
+                                  const double* __restrict__ er, int64_t E, const uint8_t* __restrict__ st,
+                                  const unsigned long long* __restrict__ key, double two_e, uint8_t* cand,
+                                  int32_t* ncand) {
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < E;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t t = et[e];
+    const bool c = st[t] == kOut && st[es[e]] == kIn && er[e] >= key_value(key[t]) - two_e;
+    cand[e] = c;
+    if (c) atomicAdd(ncand + t, 1);
+  }
+}
+
+// One warp per edge: a candidate of a token with two or more candidates gets its float64 rho, so
+// that the argmax and its ties are decided on float64 values; counts them in recomputed.
+__global__ void recompute_candidates(const double* __restrict__ z, int64_t d, const int32_t* __restrict__ et,
+                                     const int32_t* __restrict__ es, double* __restrict__ er, int64_t E,
+                                     const uint8_t* __restrict__ cand, const int32_t* __restrict__ ncand,
+                                     unsigned long long* recomputed) {
+  const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
+  for (int64_t e = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; e < E; e += warps) {
+    if (!cand[e] || ncand[et[e]] < 2) continue;  // warp-uniform: one edge per warp
+    const double v = warp_dot(z, d, et[e], es[e]);
+    if ((threadIdx.x & 31) == 0) {
+      er[e] = v;
+      atomicAdd(recomputed, 1ull);
+    }
   }
 }
 
@@ -154,6 +275,25 @@ unsigned blocks_for(int64_t n, int threads) {
 }
 unsigned grid_stride_blocks(int64_t n) { return unsigned(std::min<int64_t>(blocks_for(n, 256), 132 * 16)); }
 
+// C (n x rows, column-major, ld ld) = A^T B: A the column rows [n, d], B the panel rows [rows, d], in
+// the Gram's precision (f16-certified: fp16 inputs on the tensor cores, fp32 accumulation and output).
+void gram_gemm(cublasHandle_t h, Precision p, const void* A, const void* B, int n, int rows, int d, void* C,
+               int ld) {
+  if (p == Precision::f64) {
+    const double one = 1.0, zero = 0.0;
+    CASCADE_CUBLAS_CHECK(cublasDgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, d, &one, static_cast<const double*>(A),
+                                     d, static_cast<const double*>(B), d, &zero, static_cast<double*>(C), ld));
+    return;
+  }
+  const float one = 1.0f, zero = 0.0f;
+  const cudaDataType_t in = p == Precision::f16_certified ? CUDA_R_16F : CUDA_R_32F;
+  const cublasComputeType_t ct = p == Precision::f32    ? CUBLAS_COMPUTE_32F_PEDANTIC
+                                 : p == Precision::tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                        : CUBLAS_COMPUTE_32F;
+  CASCADE_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, d, &one, A, in, d, B, in, d, &zero, C,
+                                    CUDA_R_32F, ld, ct, CUBLAS_GEMM_DEFAULT));
+}
+
 template <typename T>
 void upload_vec(cuda::Buffer<T>& b, const std::vector<T>& v, cudaStream_t s) {
   b.reserve(std::max<size_t>(1, v.size()));
@@ -167,8 +307,9 @@ void upload_vec(cuda::Buffer<T>& b, const std::vector<T>& v, cudaStream_t s) {
 namespace {
 
 // Device memory kept from call to call (grown, never shrunk), so that a call's time is its kernels'
-// and not cudaMalloc's: the panel (up to 1 GiB), the gathered columns, the edge list, the states.
-// One selection at a time uses it (the lock in run_full / run_cascade).
+// and not cudaMalloc's: the panel (up to 1 GiB), the gathered columns, the edge list, the states,
+// and f16-certified's uncertain pairs and parent candidates. One selection at a time uses it (the lock
+// in run_full / run_cascade).
 struct Workspace {
   std::mutex lock;
   cuda::Buffer<unsigned char> panel, colmat;
@@ -178,6 +319,9 @@ struct Workspace {
   cuda::Buffer<double> er;
   int64_t cap = 0;
   cuda::Buffer<uint8_t> st, out_flag, blocked;
+  cuda::Buffer<int32_t> ut, us, ncand;
+  int64_t ucap = 0;
+  cuda::Buffer<uint8_t> cand;
 };
 
 Workspace& workspace() {
@@ -206,18 +350,21 @@ class Runner {
         out_flag_(w_.out_flag),
         blocked_(w_.blocked) {
     thr_ = opts.theta() - rho_slack(z.precision);
+    certified_ = z.precision == Precision::f16_certified;
+    bound_ = certified_bound(z.d);
     int64_t pr = gopts.panel_rows;
     if (pr <= 0) {
       pr = std::max<int64_t>(256, ((z.T + 7) / 8 + 255) / 256 * 256);
-      const int64_t budget = (int64_t(1) << 30) / int64_t(elem_size(z.precision)) / std::max<int64_t>(1, z.T);
+      const int64_t budget = (int64_t(1) << 30) / int64_t(gram_elem_size(z.precision)) / std::max<int64_t>(1, z.T);
       pr = std::min(pr, std::max<int64_t>(128, budget));
     }
     pr_ = std::min({pr, z.T, int64_t(65535)});  // a panel's rows are a grid's y dimension
     stats.panel_rows = pr_;
-    count_.reserve(1 + kRoundBatch);
-    CASCADE_CUDA_CHECK(cudaMemsetAsync(count_.data(), 0, (1 + kRoundBatch) * sizeof(unsigned long long), s_));
+    count_.reserve(kCounts);
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(count_.data(), 0, kCounts * sizeof(unsigned long long), s_));
     const int64_t want = std::max<int64_t>(int64_t(1) << 16, 4 * z.T);
     if (cap_ < want) grow_edges(want);
+    if (certified_ && w_.ucap < want) grow_uncertain(want);
     st_.reserve(size_t(z.T));
     out_flag_.reserve(size_t(z.T));
     blocked_.reserve(size_t(z.T));
@@ -229,12 +376,14 @@ class Runner {
   void causal_cross(int64_t lo, const std::vector<int32_t>& cols, const void* colmat, const int32_t* dcols,
                     bool record) {
     const int64_t T = z_.T, d = z_.d;
-    const size_t es = elem_size(z_.precision);
+    const size_t es = gram_elem_size(z_.precision);
     // The panel's leading dimension is padded to 32 elements: cuBLAS's tensor-core kernels need
     // aligned rows of C (an odd ld, as b - 1 columns give, measured 30% to 60% slower).
     const int64_t n_max = std::lower_bound(cols.begin(), cols.end(), int32_t(T - 1)) - cols.begin();
     panel_.reserve(size_t(std::min(pr_, T) * ((n_max + 31) / 32 * 32)) * es);
     const int64_t before = edges_;
+    if (certified_)
+      CASCADE_CUDA_CHECK(cudaMemsetAsync(count_.data() + kUncertain, 0, sizeof(unsigned long long), s_));
     for (int pass = 0;; ++pass) {
       for (int64_t a = lo; a < T; a += pr_) {
         const int64_t b = std::min(T, a + pr_), rows = b - a;
@@ -251,17 +400,22 @@ class Runner {
         if (record) out_.trace.cross_panels.push_back({int32_t(a), int32_t(rows), int32_t(ng)});
       }
       // One read of the edge count per call: the list overflows rarely, and then the whole call runs
-      // again into a list grown to fit (the GEMMs are recomputed, the counts are not).
-      unsigned long long total = 0;
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(&total, count_.data(), sizeof total, cudaMemcpyDeviceToHost, s_));
+      // again into a list grown to fit (the GEMMs are recomputed, the counts are not). f16-certified:
+      // the same for the uncertain pairs.
+      unsigned long long c[kCounts] = {};
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(c, count_.data(), sizeof c, cudaMemcpyDeviceToHost, s_));
       CASCADE_CUDA_CHECK(cudaStreamSynchronize(s_));
-      if (int64_t(total) <= cap_) {
-        edges_ = int64_t(total);
+      const int64_t total = int64_t(c[0]), uncertain = int64_t(c[kUncertain]);
+      if (total <= cap_ && uncertain <= w_.ucap) {
+        edges_ = total;
+        if (uncertain > 0) recompute(uncertain);
         return;
       }
-      grow_edges(std::max<int64_t>(2 * cap_, int64_t(total) + int64_t(total) / 2));
-      const unsigned long long reset = (unsigned long long)before;
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(count_.data(), &reset, sizeof reset, cudaMemcpyHostToDevice, s_));
+      if (total > cap_) grow_edges(std::max<int64_t>(2 * cap_, total + total / 2));
+      if (uncertain > w_.ucap) grow_uncertain(std::max<int64_t>(2 * w_.ucap, uncertain + uncertain / 2));
+      c[0] = (unsigned long long)before;
+      c[kUncertain] = 0;
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(count_.data(), c, sizeof c, cudaMemcpyHostToDevice, s_));
     }
   }
 
@@ -304,10 +458,11 @@ class Runner {
     key.reserve(size_t(T));
     parent_init<<<blocks_for(T, 256), 256, 0, s_>>>(T, st_.data(), parent.data(), key.data());
     if (edges_ > 0) {
-      parent_best<<<grid_stride_blocks(edges_), 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_,
-                                                              st_.data(), key.data());
-      parent_pick<<<grid_stride_blocks(edges_), 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_,
-                                                              st_.data(), key.data(), parent.data());
+      const unsigned g = grid_stride_blocks(edges_);
+      parent_best<<<g, 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_, st_.data(), nullptr, key.data());
+      const uint8_t* cand = certified_ ? certify_parents(key) : nullptr;
+      parent_pick<<<g, 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_, st_.data(), cand, key.data(),
+                                     parent.data());
     }
     CASCADE_CUDA_LAUNCH_CHECK();
     return parent.download(size_t(T), s_);
@@ -316,28 +471,65 @@ class Runner {
   int64_t edges() const { return edges_; }
 
  private:
-  // C (n x rows, column-major, ld ld) = A^T B: A the column rows [n, d], B the panel rows [rows, d].
+  // f16-certified: the uncertain pairs of the last causal_cross (count_[kUncertain] of them) decided on
+  // their float64 rho; those that reach the threshold are appended to the edges.
+  void recompute(int64_t n) {
+    if (edges_ + n > cap_) grow_edges(std::max<int64_t>(2 * cap_, edges_ + n));
+    EventTimer timer;
+    timer.start(s_);
+    recompute_uncertain<<<grid_stride_blocks(n * 32), 256, 0, s_>>>(
+        z_.z64.data(), z_.d, w_.ut.data(), w_.us.data(), n, thr_, et_.data(), es_.data(), er_.data(),
+        count_.data(), (unsigned long long)cap_);
+    CASCADE_CUDA_LAUNCH_CHECK();
+    stats_.ms_recompute += timer.stop(s_);
+    unsigned long long total = 0;
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(&total, count_.data(), sizeof total, cudaMemcpyDeviceToHost, s_));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s_));
+    edges_ = int64_t(total);
+    stats_.recomputed += n;
+  }
+
+  // f16-certified, between parent_best (key: the largest stored rho per token) and parent_pick: the
+  // candidates within 2E of that maximum, recomputed in float64 where a token has two or more, and the
+  // maximum over the candidates again (into key). Returns the candidate flags for parent_pick.
+  const uint8_t* certify_parents(cuda::Buffer<unsigned long long>& key) {
+    const int64_t T = z_.T;
+    const unsigned g = grid_stride_blocks(edges_);
+    w_.cand.reserve(size_t(edges_));
+    w_.ncand.reserve(size_t(T));
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(w_.ncand.data(), 0, size_t(T) * sizeof(int32_t), s_));
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(count_.data() + kParentEdges, 0, sizeof(unsigned long long), s_));
+    parent_candidates<<<g, 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_, st_.data(), key.data(),
+                                         2 * bound_, w_.cand.data(), w_.ncand.data());
+    recompute_candidates<<<grid_stride_blocks(edges_ * 32), 256, 0, s_>>>(
+        z_.z64.data(), z_.d, et_.data(), es_.data(), er_.data(), edges_, w_.cand.data(), w_.ncand.data(),
+        count_.data() + kParentEdges);
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(key.data(), 0, size_t(T) * sizeof(unsigned long long), s_));
+    parent_best<<<g, 256, 0, s_>>>(et_.data(), es_.data(), er_.data(), edges_, st_.data(), w_.cand.data(),
+                                   key.data());
+    CASCADE_CUDA_LAUNCH_CHECK();
+    unsigned long long n = 0;
+    CASCADE_CUDA_CHECK(
+        cudaMemcpyAsync(&n, count_.data() + kParentEdges, sizeof n, cudaMemcpyDeviceToHost, s_));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s_));
+    stats_.recomputed_parent_edges += int64_t(n);
+    return w_.cand.data();
+  }
+
   void gemm(const void* A, const void* B, int n, int rows, int d, int ld) {
-    cublasHandle_t h = ctx_.blas;
-    if (z_.precision == Precision::f64) {
-      const double one = 1.0, zero = 0.0;
-      CASCADE_CUBLAS_CHECK(cublasDgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, d, &one,
-                                       static_cast<const double*>(A), d, static_cast<const double*>(B), d,
-                                       &zero, static_cast<double*>(static_cast<void*>(panel_.data())), ld));
-      return;
-    }
-    const float one = 1.0f, zero = 0.0f;
-    const cublasComputeType_t ct =
-        z_.precision == Precision::f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F_FAST_TF32;
-    CASCADE_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, d, &one, A, CUDA_R_32F, d, B,
-                                      CUDA_R_32F, d, &zero, panel_.data(), CUDA_R_32F, ld, ct,
-                                      CUBLAS_GEMM_DEFAULT));
+    gram_gemm(ctx_.blas, z_.precision, A, B, n, rows, d, panel_.data(), ld);
   }
 
   // Appends the edges of the panel just formed (rows row0 .., n columns at positions dcols, ld ld).
   void launch_extract(int n, int ld, int64_t row0, int rows, const int32_t* dcols) {
     const dim3 grid(blocks_for(n, 256), unsigned(rows));
-    if (z_.precision == Precision::f64)
+    if (certified_)
+      extract_edges_certified<<<grid, 256, 0, s_>>>(reinterpret_cast<const float*>(panel_.data()), n, ld, row0,
+                                                    dcols, thr_, bound_, et_.data(), es_.data(), er_.data(),
+                                                    count_.data(), (unsigned long long)cap_, w_.ut.data(),
+                                                    w_.us.data(), count_.data() + kUncertain,
+                                                    (unsigned long long)w_.ucap);
+    else if (z_.precision == Precision::f64)
       extract_edges<double><<<grid, 256, 0, s_>>>(reinterpret_cast<const double*>(panel_.data()), n, ld, row0,
                                                   dcols, thr_, et_.data(), es_.data(), er_.data(),
                                                   count_.data(), (unsigned long long)cap_);
@@ -366,6 +558,13 @@ class Runner {
     cap_ = cap;
   }
 
+  // The uncertain list is filled and consumed within one causal_cross: grown without copying.
+  void grow_uncertain(int64_t cap) {
+    w_.ut = cuda::Buffer<int32_t>(size_t(cap));
+    w_.us = cuda::Buffer<int32_t>(size_t(cap));
+    w_.ucap = cap;
+  }
+
   const DeviceFeatures::Impl& z_;
   cuda::Context& ctx_;
   cudaStream_t s_;
@@ -373,9 +572,12 @@ class Runner {
   GpuStats& stats_;
   Workspace& w_;
   double thr_ = 0;
+  bool certified_ = false;
+  double bound_ = 0;  // f16-certified: certified_bound(d)
   int64_t pr_ = 0;
   cuda::Buffer<unsigned char>& panel_;
-  cuda::Buffer<unsigned long long>& count_;  // [0]: edges; [1 ..]: undecided after each round of a batch
+  // [0]: edges; [1 ..]: undecided after each round of a batch; [kUncertain], [kParentEdges]: f16-certified's
+  cuda::Buffer<unsigned long long>& count_;
   cuda::Buffer<int32_t>&et_, &es_;
   cuda::Buffer<double>& er_;
   int64_t& cap_;
@@ -400,6 +602,11 @@ void finish(const std::vector<uint8_t>& st, std::vector<int32_t> parent, Selecti
   for (size_t t = 0; t < st.size(); ++t)
     if (st[t] == kIn) out.reps.push_back(int32_t(t));
   out.parent = std::move(parent);
+}
+
+void note_fraction(GpuSelection& res) {
+  if (res.sel.cost.computed > 0)
+    res.stats.recomputed_fraction = double(res.stats.recomputed) / double(res.sel.cost.computed);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -444,6 +651,7 @@ GpuSelection run_full(const DeviceFeatures& zf, const Options& opts, const GpuOp
   finish(st, std::move(parent), out);
   out.cost.needed = T * (T - 1) / 2;
   if (prev) detail::fill_diff(prev->reps, out);
+  note_fraction(res);
   out.cost.seconds = seconds_since(t0);
   return res;
 }
@@ -475,6 +683,9 @@ GpuSelection run_cascade(const DeviceFeatures& zf, const Selection& prev, const 
     if (z.precision == Precision::f64)
       gather_rows<double><<<unsigned(cols.size()), 256, 0, s>>>(z.z64.data(), d, dcols.data(),
                                                                 reinterpret_cast<double*>(colmat.data()));
+    else if (z.precision == Precision::f16_certified)
+      gather_rows<__half><<<unsigned(cols.size()), 256, 0, s>>>(z.z16.data(), d, dcols.data(),
+                                                                reinterpret_cast<__half*>(colmat.data()));
     else
       gather_rows<float><<<unsigned(cols.size()), 256, 0, s>>>(z.z32.data(), d, dcols.data(),
                                                                reinterpret_cast<float*>(colmat.data()));
@@ -520,8 +731,30 @@ GpuSelection run_cascade(const DeviceFeatures& zf, const Selection& prev, const 
   // the additions (a speculative spot column whose token ended out is computed, not needed).
   for (int32_t p : prev.reps) out.cost.needed += T - 1 - p;
   for (int32_t u : out.added) out.cost.needed += T - 1 - u;
+  note_fraction(res);
   out.cost.seconds = seconds_since(t0);
   return res;
+}
+
+std::vector<double> gram_block(const DeviceFeatures& zf, int64_t rows, int64_t cols) {
+  const auto& z = check_features(zf);
+  CASCADE_CHECK(rows >= 1 && cols >= 1 && rows <= z.T && cols <= z.T, "gram_block: [", rows, ", ", cols,
+                "] outside the features' T = ", z.T);
+  cuda::Context& ctx = cuda::context();
+  const size_t n = size_t(rows * cols);
+  cuda::Buffer<unsigned char> c(n * gram_elem_size(z.precision));
+  gram_gemm(ctx.blas, z.precision, z.data(), z.data(), int(cols), int(rows), int(z.d), c.data(), int(cols));
+  std::vector<double> out(n);
+  if (z.precision == Precision::f64) {
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(out.data(), c.data(), n * sizeof(double), cudaMemcpyDeviceToHost, ctx.stream));
+  } else {
+    std::vector<float> f(n);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(f.data(), c.data(), n * sizeof(float), cudaMemcpyDeviceToHost, ctx.stream));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    std::copy(f.begin(), f.end(), out.begin());
+  }
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  return out;
 }
 
 }  // namespace cascade::select::gpu

@@ -2,6 +2,7 @@
 // gpu_selection_cuda.cu: Gram panels, rounds, cascade; gpu_incremental_cuda.cu: decoding): the
 // normalisation and gather kernels, the event timer and DeviceFeatures' storage. CUDA code only.
 #pragma once
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -61,7 +62,18 @@ __global__ void gather_rows(const Z* __restrict__ z, int64_t d, const int32_t* _
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
 }
 
-inline size_t elem_size(Precision p) { return p == Precision::f64 ? sizeof(double) : sizeof(float); }
+// Bytes of one feature component in the Gram's input (f16-certified: its fp16 copy) and of one Gram
+// entry (the GEMM's output: float64 for f64, else fp32).
+inline size_t elem_size(Precision p) {
+  return p == Precision::f64 ? sizeof(double) : p == Precision::f16_certified ? sizeof(__half) : sizeof(float);
+}
+inline size_t gram_elem_size(Precision p) { return p == Precision::f64 ? sizeof(double) : sizeof(float); }
+
+// z16 = fp16(z64), round to nearest even (certified_bound's u and eta assume it).
+__global__ inline void to_half(const double* __restrict__ z, int64_t n, __half* __restrict__ out) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __double2half(z[i]);
+}
 
 // Device time between two events on the stream.
 class EventTimer {
@@ -94,9 +106,13 @@ struct DeviceFeatures::Impl {
   Precision precision = Precision::f64;
   cuda::Buffer<double> z64;
   cuda::Buffer<float> z32;
+  cuda::Buffer<__half> z16;  // f16-certified: the GEMM's input; z64 holds the rows it is certified against
   double ms_normalize = 0;
+  // The rows the Gram's GEMM reads.
   const void* data() const {
-    return precision == Precision::f64 ? static_cast<const void*>(z64.data()) : z32.data();
+    if (precision == Precision::f64) return z64.data();
+    if (precision == Precision::f16_certified) return z16.data();
+    return z32.data();
   }
   const void* row(int64_t t) const {
     return static_cast<const char*>(data()) + size_t(t * d) * internal::elem_size(precision);

@@ -30,6 +30,7 @@ bool gpu_selection_available() { return false; }
 
 DeviceFeatures normalize_device(const float*, int64_t, int64_t, Similarity, Precision) { no_cuda(); }
 DeviceFeatures normalize_host(const float*, int64_t, int64_t, Similarity, Precision) { no_cuda(); }
+std::vector<double> gram_block(const DeviceFeatures&, int64_t, int64_t) { no_cuda(); }
 GpuSelection run_full(const DeviceFeatures&, const Options&, const GpuOptions&, const Selection*) {
   no_cuda();
 }

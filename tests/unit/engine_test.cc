@@ -42,7 +42,8 @@ TEST(AttentionOptionTable, NamesAndFlagsAreUniqueAndDefaultsReadBack) {
     EXPECT_EQ(engine::attention_option_text(o, spec.name), text) << spec.name;
   }
   EXPECT_EQ(names, (std::set<std::string>{"attention", "kv_budget", "kv_seed", "select", "tau", "rule", "similarity",
-                                          "queries", "proportional", "device", "dtype", "cuda_graphs"}));
+                                          "queries", "proportional", "device", "dtype", "cuda_graphs",
+                                          "gram_precision"}));
   EXPECT_EQ(engine::attention_option_text(defaults, "tau"), "0.3");
   EXPECT_EQ(engine::find_attention_option("queries")->flag, "--ada-queries");
   EXPECT_TRUE(engine::find_attention_option("device")->placement);
@@ -115,6 +116,23 @@ TEST(AttentionOptionTable, PlacementIsCheckedBeforeAnyModel) {
   AttentionOptions o;
   engine::set_attention_option(o, "dtype", "bf16", "--dtype");
   EXPECT_NE(error_of([&] { engine::make_attention(o); }).find("computes in f32 only"), std::string::npos);
+}
+
+// The GPU selection's Gram precision: a name of select::gpu's, refused where no GPU selection runs.
+TEST(AttentionOptionTable, GramPrecisionIsTheGpuSelections) {
+  AttentionOptions o;
+  EXPECT_EQ(engine::ada_options(o).gram_precision, select::gpu::Precision::f64);
+  engine::set_attention_option(o, "attention", "ada", "--attention");
+  engine::set_attention_option(o, "gram_precision", "f16-certified", "--gram-precision");
+  EXPECT_EQ(engine::ada_options(o).gram_precision, select::gpu::Precision::f16_certified);
+  EXPECT_EQ(error_of([&] { engine::make_attention(o); }),
+            "--gram-precision f16-certified is the GPU selection's: it needs --device cuda --attention ada");
+  EXPECT_EQ(error_of([&] { engine::set_attention_option(o, "gram_precision", "f16", "--gram-precision"); }),
+            "--gram-precision: f16 not in {f64,f16-certified,f32,tf32}");
+  for (auto p : {select::gpu::Precision::f64, select::gpu::Precision::f32, select::gpu::Precision::tf32,
+                 select::gpu::Precision::f16_certified})
+    EXPECT_EQ(select::gpu::parse_precision(select::gpu::precision_name(p)), p);
+  EXPECT_EQ(error_of([&] { select::gpu::parse_precision("bf16", "x"); }), "x: 'bf16' not in {f64,f32,tf32,f16-certified}");
 }
 
 // ---- the generate loop on stories260K
