@@ -1,7 +1,8 @@
-// The selection of one layer on the GPU (BENCHMARKS.md "GPU: selection per layer") at d = 4096,
-// T = 2048, 8192, 32768, full selection against exact cascade, in each Gram precision (f64, f32,
-// tf32), against the time of the layer itself. Prints a markdown table (and the GEMM rates it
-// measured first).
+// The selection of one layer on the GPU (BENCHMARKS.md "GPU: selection per layer") at d = 4096 (and
+// any other d given), T = 2048, 8192, 32768, full selection against exact cascade, in each Gram
+// precision (f64, f32, tf32, f16-certified), against the time of the layer itself. Prints a markdown
+// table (and the GEMM rates it measured first); for f16-certified also the fraction of Gram entries
+// recomputed in float64, their time, and whether the selection equals f64's (when f64 is measured).
 //
 // Features: planted clusters, since random features have no near-duplicates (r ~ T). Layer l+1 has
 // groups of near-duplicates (centre + 0.2 relative gaussian noise: rho ~ 0.96 inside a group, ~0 across
@@ -19,8 +20,8 @@
 // FLOPs, 24 T d^2 (QKV, output and a 4d MLP) + 4 T^2 d (attention scores and values), at the bf16
 // rate of a cuBLAS GEMM [T, d] x [d, d] measured in this program.
 //
-// Usage: selection_cuda_bench [--exact-trajectory] [--reps N] [--T 2048,8192,32768] [--precisions
-// f64,f32,tf32]
+// Usage: selection_cuda_bench [--exact-trajectory] [--reps N] [--T 2048,8192,32768] [--d 4096]
+// [--precisions f64,f32,tf32,f16-certified]
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -45,8 +46,6 @@ namespace {
 using namespace cascade;
 using namespace cascade::select;
 
-constexpr int64_t kD = 4096;
-
 uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -70,7 +69,7 @@ struct Pair {
 };
 
 // group[t] of each token in layer l+1 and layer l; -1 - t marks a fresh direction of its own.
-Pair make_pair(int64_t T, const Plan& plan, uint64_t seed) {
+Pair make_pair(int64_t T, int64_t d, const Plan& plan, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> unit;
   const int64_t A = int64_t(std::llround(plan.add_frac * double(T)));
@@ -96,13 +95,13 @@ Pair make_pair(int64_t T, const Plan& plan, uint64_t seed) {
     g_above[size_t(members[size_t(i)])] = -1 - members[size_t(i)];
   for (int64_t i = A; i < std::min<int64_t>(A + R, int64_t(members.size())); ++i)
     g_below[size_t(members[size_t(i)])] = -1 - members[size_t(i)];
-  Pair p{std::vector<float>(size_t(T * kD)), std::vector<float>(size_t(T * kD))};
+  Pair p{std::vector<float>(size_t(T * d)), std::vector<float>(size_t(T * d))};
   auto fill = [&](const std::vector<int64_t>& g, std::vector<float>& x) {
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; ++t) {
       const int64_t grp = g[size_t(t)];
-      float* row = x.data() + t * kD;
-      for (int64_t i = 0; i < kD; ++i) {
+      float* row = x.data() + t * d;
+      for (int64_t i = 0; i < d; ++i) {
         if (grp < 0) {
           row[i] = gauss((seed << 40) ^ (uint64_t(-grp) << 13) ^ uint64_t(i) ^ 0xfeedull << 52);
         } else {
@@ -184,10 +183,6 @@ double gemm_tflops(GemmKind kind, int m, int n, int k, int reps, bool tn = false
 }
 #endif
 
-const char* pname(gpu::Precision p) {
-  return p == gpu::Precision::f64 ? "f64" : p == gpu::Precision::f32 ? "f32" : "tf32";
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -206,7 +201,7 @@ std::vector<int64_t> parse_list(const std::string& s) {
 int main(int argc, char** argv) {
   Plan plan{0.339, 0.0238, 0.0278, "SmolLM2-135M, tau 0.3, T 1024, cascade run (RESULTS.md)"};
   int reps = 5;
-  std::vector<int64_t> Ts = {2048, 8192, 32768};
+  std::vector<int64_t> Ts = {2048, 8192, 32768}, Ds = {4096};
   std::vector<gpu::Precision> precs = {gpu::Precision::f64, gpu::Precision::f32, gpu::Precision::tf32};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -216,14 +211,13 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[++i]);
     else if (a == "--T" && i + 1 < argc)
       Ts = parse_list(argv[++i]);
+    else if (a == "--d" && i + 1 < argc)
+      Ds = parse_list(argv[++i]);
     else if (a == "--precisions" && i + 1 < argc) {
       precs.clear();
       std::stringstream ss(argv[++i]);
       std::string p;
-      while (std::getline(ss, p, ','))
-        precs.push_back(p == "f64"   ? gpu::Precision::f64
-                        : p == "f32" ? gpu::Precision::f32
-                                     : gpu::Precision::tf32);
+      while (std::getline(ss, p, ',')) precs.push_back(gpu::parse_precision(p, "--precisions"));
     } else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -236,8 +230,8 @@ int main(int argc, char** argv) {
 #ifdef CASCADE_WITH_CUDA
   try {
     std::printf(
-        "GPU: %s\nd = %lld, plan: r/T %.3f, additions %.4f T, removals %.4f T (%s); %d repeats, median\n\n",
-        cuda::describe_gpu().c_str(), (long long)kD, plan.r_frac, plan.add_frac, plan.rem_frac, plan.source,
+        "GPU: %s\nplan: r/T %.3f, additions %.4f T, removals %.4f T (%s); %d repeats, median\n\n",
+        cuda::describe_gpu().c_str(), plan.r_frac, plan.add_frac, plan.rem_frac, plan.source,
         reps);
     std::printf("cuBLAS rates (TFLOP/s): f64 %.1f, f32 %.1f, tf32 %.1f, bf16 %.1f at 8192 x 8192 x 4096\n",
                 gemm_tflops(GemmKind::f64, 8192, 8192, 4096, reps),
@@ -252,23 +246,26 @@ int main(int argc, char** argv) {
         gemm_tflops(GemmKind::tf32, 4096, 32768, 4096, reps, true),
         gemm_tflops(GemmKind::tf32, 4096, 32767, 4096, reps, true));
     std::printf(
-        "\n| T | prec | mode | ms (norm + select) | of which norm | gram | rounds phase | x full | layer ms "
+        "\n| d | T | prec | mode | ms (norm + select) | of which norm | gram | rounds phase | x full | layer ms "
         "| "
         "%% of layer | r/T | added | removed | rounds | iters | edges | computed | needed | same set as full "
-        "|\n");
+        "| recomputed (fraction) | recompute ms | parent edges in f64 | same as f64 |\n");
     std::printf(
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n");
     const Options opts{0.30, Similarity::pearson, Rule::greedy};
+    for (int64_t d : Ds)
     for (int64_t T : Ts) {
-      const double bf16 = gemm_tflops(GemmKind::bf16, int(T), int(kD), int(kD), reps);
-      const double layer_flops = 24.0 * double(T) * kD * kD + 4.0 * double(T) * double(T) * kD;
+      const double bf16 = gemm_tflops(GemmKind::bf16, int(T), int(d), int(d), reps);
+      const double layer_flops = 24.0 * double(T) * d * d + 4.0 * double(T) * double(T) * d;
       const double layer_ms = layer_flops / (bf16 * 1e12) * 1e3;
       std::fprintf(stderr, "T=%lld: bf16 [T,d]x[d,d] %.1f TFLOP/s, layer %.3f ms\n", (long long)T, bf16,
                    layer_ms);
-      const Pair pair = make_pair(T, plan, 42 + uint64_t(T));
+      const Pair pair = make_pair(T, d, plan, 42 + uint64_t(T));
+      gpu::GpuSelection ref[2];  // f64's full and cascade, when measured
+      bool have_ref = false;
       for (gpu::Precision p : precs) {
         const gpu::GpuOptions go{p, 0};
-        gpu::DeviceFeatures zb = gpu::normalize_host(pair.below.data(), T, kD, opts.similarity, p);
+        gpu::DeviceFeatures zb = gpu::normalize_host(pair.below.data(), T, d, opts.similarity, p);
         const Selection below = gpu::run_full(zb, opts, go).sel;
         zb = gpu::DeviceFeatures();
         // X of layer l+1 on the device once; each repeat normalises it and selects.
@@ -277,16 +274,17 @@ int main(int argc, char** argv) {
         gpu::GpuSelection full, casc;
         double full_ms = 0;
         for (int mode = 0; mode < 2; ++mode) {
-          std::vector<double> total, norm, gram, rounds;
+          std::vector<double> total, norm, gram, rounds, recompute;
           gpu::GpuSelection res;
           for (int i = 0; i <= reps; ++i) {
-            gpu::DeviceFeatures z = gpu::normalize_device(x.data(), T, kD, opts.similarity, p);
+            gpu::DeviceFeatures z = gpu::normalize_device(x.data(), T, d, opts.similarity, p);
             res = mode == 0 ? gpu::run_full(z, opts, go, &below) : gpu::run_cascade(z, below, opts, go);
             if (i == 0) continue;  // warm-up
             total.push_back(z.ms_normalize() + res.stats.ms_total);
             norm.push_back(z.ms_normalize());
             gram.push_back(res.stats.ms_gram);
             rounds.push_back(res.stats.ms_rounds);
+            recompute.push_back(res.stats.ms_recompute);
           }
           const double ms = median(total);
           if (mode == 0)
@@ -294,18 +292,24 @@ int main(int argc, char** argv) {
           else
             casc = res;
           const Selection& s = res.sel;
+          if (p == gpu::Precision::f64) ref[mode] = res, have_ref = true;
+          const Selection& r = ref[mode].sel;
+          const bool same = s.parent == r.parent && s.added == r.added && s.removed == r.removed &&
+                            s.cost.needed == r.cost.needed;
           std::printf(
-              "| %lld | %s | %s | %.3f | %.3f | %.3f | %.3f | %.2f | %.3f | %.1f%% | %.3f | %zu | %zu | %lld "
+              "| %lld | %lld | %s | %s | %.3f | %.3f | %.3f | %.3f | %.2f | %.3f | %.1f%% | %.3f | %zu | %zu | %lld "
               "| %lld | "
-              "%lld | %lld | %lld | %s |\n",
-              (long long)T, pname(p), mode == 0 ? "full" : "cascade", ms, median(norm), median(gram),
+              "%lld | %lld | %lld | %s | %lld (%.2e) | %.3f | %lld | %s |\n",
+              (long long)d, (long long)T, gpu::precision_name(p), mode == 0 ? "full" : "cascade", ms, median(norm), median(gram),
               median(rounds), ms / full_ms, layer_ms, 100.0 * ms / layer_ms,
               double(s.reps.size()) / double(T), s.added.size(), s.removed.size(),
               (long long)res.stats.rounds, (long long)res.stats.iterations, (long long)res.stats.edges,
               (long long)s.cost.computed, (long long)s.cost.needed,
               mode == 0
                   ? "-"
-                  : (casc.sel.reps == full.sel.reps && casc.sel.parent == full.sel.parent ? "yes" : "NO"));
+                  : (casc.sel.reps == full.sel.reps && casc.sel.parent == full.sel.parent ? "yes" : "NO"),
+              (long long)res.stats.recomputed, res.stats.recomputed_fraction, median(recompute),
+              (long long)res.stats.recomputed_parent_edges, !have_ref ? "-" : same ? "yes" : "NO");
           std::fflush(stdout);
         }
       }
