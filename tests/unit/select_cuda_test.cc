@@ -199,8 +199,35 @@ Options opts_of(double tau, Similarity sim = Similarity::pearson) {
   return o;
 }
 
-const char* name(gpu::Precision p) {
-  return p == gpu::Precision::f64 ? "f64" : p == gpu::Precision::f32 ? "f32" : "tf32";
+const char* name(gpu::Precision p) { return gpu::precision_name(p); }
+
+// f16-certified's promise: exactly the float64 GPU selection (set, parents, diff, counts, graph).
+void expect_certified_equals_f64(const gpu::GpuSelection& got, const gpu::GpuSelection& want) {
+  EXPECT_EQ(got.sel.parent, want.sel.parent);
+  EXPECT_EQ(got.sel.reps, want.sel.reps);
+  EXPECT_EQ(got.sel.added, want.sel.added);
+  EXPECT_EQ(got.sel.removed, want.sel.removed);
+  EXPECT_EQ(got.sel.cost.needed, want.sel.cost.needed);
+  EXPECT_EQ(got.sel.trace.spot_columns, want.sel.trace.spot_columns);
+  EXPECT_EQ(got.stats.edges, want.stats.edges);
+  EXPECT_EQ(got.stats.rounds, want.stats.rounds);
+  EXPECT_EQ(got.stats.iterations, want.stats.iterations);
+  EXPECT_EQ(want.stats.recomputed, 0);
+  EXPECT_GE(got.stats.recomputed_fraction, 0.0);
+  EXPECT_LE(got.stats.recomputed_fraction, 1.0);
+}
+
+// Runs the full selection (prev == nullptr) or the cascade in f64 and f16-certified on the same
+// features and expects the same; returns the certified run.
+gpu::GpuSelection certified_vs_f64(const Acts& a, const Options& o, const Selection* prev, int64_t panel_rows = 0) {
+  gpu::GpuSelection r[2];
+  for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f16_certified}) {
+    const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), a.T, a.d, o.similarity, p);
+    r[p == gpu::Precision::f16_certified] =
+        prev ? gpu::run_cascade(g, *prev, o, {p, panel_rows}) : gpu::run_full(g, o, {p, panel_rows}, nullptr);
+  }
+  expect_certified_equals_f64(r[1], r[0]);
+  return r[1];
 }
 
 // ---- tests --------------------------------------------------------------------------------------
@@ -269,7 +296,12 @@ TEST(SelectCuda, FullMatchesCpuOnPlantedData) {
       const Features f = normalize(a.x.data(), a.T, a.d, sim);
       const Selection cpu = run_full(f, o);
       const bool clear = c.T < 2 || nearest_to_theta(f, theta) > kBand;
-      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32, gpu::Precision::tf32}) {
+      {
+        SCOPED_TRACE(::testing::Message() << "certified T=" << c.T << " tau=" << c.tau << " " << to_string(sim));
+        certified_vs_f64(a, o, nullptr, c.panel_rows);
+      }
+      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32, gpu::Precision::tf32,
+                               gpu::Precision::f16_certified}) {
         SCOPED_TRACE(::testing::Message() << "T=" << c.T << " d=" << c.d << " tau=" << c.tau << " panel="
                                           << c.panel_rows << " " << to_string(sim) << " " << name(p));
         const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), a.T, a.d, sim, p);
@@ -334,7 +366,11 @@ TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
     for (const auto& [pname, prev] : prevs) {
       const Selection cpu = run_cascade(f, *prev, o);
       ASSERT_EQ(cpu.reps, run_full(f, o).reps);  // the reference's own invariant
-      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32}) {
+      {
+        SCOPED_TRACE(::testing::Message() << "certified T=" << c.T << " tau=" << c.tau << " prev=" << pname);
+        certified_vs_f64(above, o, prev, c.panel_rows);
+      }
+      for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32, gpu::Precision::f16_certified}) {
         SCOPED_TRACE(::testing::Message() << "T=" << c.T << " tau=" << c.tau << " prev=" << pname << " "
                                           << name(p) << " panel=" << c.panel_rows);
         const gpu::DeviceFeatures g = gpu::normalize_host(above.x.data(), above.T, above.d, o.similarity, p);
@@ -432,6 +468,9 @@ TEST(SelectCuda, SmallForSanitizers) {
   const Features fd = normalize(dense.x.data(), dense.T, dense.d, o.similarity);
   EXPECT_EQ(many.sel.parent, run_full(fd, opts_of(0.5)).parent);
   EXPECT_GT(many.stats.edges, 4 * dense.T);
+  // f16-certified's kernels: extraction, recomputation, parent candidates; the cascade's fp16 gather.
+  certified_vs_f64(above, o, nullptr, 64);
+  certified_vs_f64(above, o, &prev, 64);
 }
 
 TEST(SelectCuda, RefusesWhatItDoesNotDo) {
@@ -450,6 +489,187 @@ TEST(SelectCuda, RefusesWhatItDoesNotDo) {
   EXPECT_THROW(gpu::run_cascade(g, prev, o), Error);  // a selection of another length
   o.tau = 1.0;
   EXPECT_THROW(gpu::run_full(g, o), Error);
+}
+
+// ---- f16-certified: the bound and adversarial inputs -------------------------------------------
+
+// certified_bound(d) holds for the tensor cores' fp16 Gram: against the float64 inner products of the
+// same float64 rows (long double sums), on gaussian rows, rows of one sign (no cancellation, the
+// rounding errors add up), and rows with components deep in fp16's subnormal range. And it is not
+// vacuous: ~2e-3 at d = 4096, far below the gaps between theta and typical rho.
+TEST(SelectCuda, CertifiedBoundHoldsAndIsSmall) {
+  EXPECT_LT(gpu::certified_bound(4096), 2.5e-3);
+  EXPECT_LT(gpu::certified_bound(8192), 3.5e-3);
+  EXPECT_GT(gpu::certified_bound(64), 0x1.0p-10);  // at least fp16's rounding of two factors
+  REQUIRE_GPU();
+  const test::Seed seed(900);
+  std::mt19937_64 rng(seed.value());
+  std::normal_distribution<double> g;
+  for (int64_t d : {64, 576, 4096, 8192}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      const int64_t T = 256;
+      std::vector<float> x(size_t(T * d));
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double v = g(rng);
+        x[i] = float(kind == 1 ? std::fabs(v) : kind == 2 && i % 3 == 0 ? v * 1e-7 : v);
+      }
+      const gpu::DeviceFeatures z = gpu::normalize_host(x.data(), T, d, Similarity::cosine, gpu::Precision::f16_certified);
+      const std::vector<double> z64 = z.download(), lp = gpu::gram_block(z, T, T);
+      double worst = 0;
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j < T; ++j) {
+          long double acc = 0;
+          for (int64_t k = 0; k < d; ++k) acc += (long double)z64[size_t(i * d + k)] * z64[size_t(j * d + k)];
+          worst = std::max(worst, std::fabs(lp[size_t(i * T + j)] - double(acc)));
+        }
+      const double bound = gpu::certified_bound(d);
+      EXPECT_LE(worst, bound) << "d=" << d << " kind " << kind;
+      std::printf("d=%lld kind %d: max |rho_16 - rho_64| %.3g, bound %.3g\n", (long long)d, kind, worst, bound);
+    }
+  }
+}
+
+// Tokens whose correlations all lie near theta: x_t = sqrt(theta) c + sqrt(1 - theta) n_t with n_t
+// independent unit directions orthogonal to c, so rho(t, s) = theta + (1 - theta) <n_t, n_s>, within
+// ~0.09 / sqrt(d) of theta: inside certified_bound(d) for a quarter of the pairs at d = 576, nearly all
+// at d = 8192. Most entries are recomputed (the uncertain list overflows its first
+// capacity), every parent is a near tie; the selection must still be f64's, full and cascade.
+TEST(SelectCuda, CertifiedEqualsF64WhenEverythingIsNearTheta) {
+  REQUIRE_GPU();
+  const test::Seed seed(910);
+  std::mt19937_64 rng(seed.value());
+  std::normal_distribution<double> g;
+  const double tau = 0.3, theta = opts_of(tau).theta();
+  for (const auto& [T, d] : std::vector<std::pair<int64_t, int64_t>>{{1500, 576}, {800, 4096}, {400, 8192}}) {
+    SCOPED_TRACE(::testing::Message() << "T=" << T << " d=" << d);
+    Acts a{T, d, std::vector<float>(size_t(T * d))};
+    const std::vector<double> c = unit_gauss(rng, d);
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<double> n = unit_gauss(rng, d);
+      double dot = 0, nn = 0;
+      for (int64_t i = 0; i < d; ++i) dot += n[size_t(i)] * c[size_t(i)];
+      for (int64_t i = 0; i < d; ++i) n[size_t(i)] -= dot * c[size_t(i)], nn += n[size_t(i)] * n[size_t(i)];
+      for (int64_t i = 0; i < d; ++i)
+        a.x[size_t(t * d + i)] = float(std::sqrt(theta) * c[size_t(i)] + std::sqrt((1 - theta) / nn) * n[size_t(i)]);
+    }
+    const Options o = opts_of(tau, Similarity::cosine);
+    const gpu::GpuSelection full = certified_vs_f64(a, o, nullptr);
+    EXPECT_GT(full.stats.recomputed_fraction, 0.05);
+    EXPECT_GT(full.stats.recomputed_parent_edges, 0);
+    const Acts b = perturb(a, 0.05, 0.05, seed.derived(uint64_t(d)));
+    certified_vs_f64(b, o, &full.sel);
+    // And f64 against the CPU reference (the band rule: rho here is everywhere near theta).
+    const Features f = normalize(a.x.data(), T, d, o.similarity);
+    EXPECT_TRUE(compare(f, run_full(f, o), full.sel, theta).explained);
+  }
+}
+
+// One pair (s = 1, t = T - 1) planted at a chosen rho among near-orthogonal tokens; tau is then set so
+// that the threshold theta - kRhoSlack sits delta below the pair's float64 rho: delta a few fp16 steps
+// (2^-11, inside or just outside certified_bound) or a small multiple of the float64 rounding of a
+// d-term sum. The pair is an edge exactly when delta >= 0, in f64 and in f16-certified alike.
+TEST(SelectCuda, CertifiedDecidesPairsPlantedAtTheThreshold) {
+  REQUIRE_GPU();
+  const test::Seed seed(920);
+  std::mt19937_64 rng(seed.value());
+  std::normal_distribution<double> g;
+  for (int64_t d : {64, 4096}) {
+    for (double delta : {-3 * 0x1.0p-11, -2 * 0x1.0p-11, -0x1.0p-11, -0x1.0p-13, 0x1.0p-13, 0x1.0p-11,
+                         2 * 0x1.0p-11, 3 * 0x1.0p-11, -1e-11, 1e-11, -1e-12, 1e-12}) {
+      SCOPED_TRACE(::testing::Message() << "d=" << d << " delta=" << delta);
+      const int64_t T = 48;
+      Acts a{T, d, std::vector<float>(size_t(T * d))};
+      for (float& v : a.x) v = float(g(rng));
+      // Token T-1 = cos(phi) token 1 + sin(phi) w, w a fresh direction: rho ~ 0.91.
+      const double cphi = 0.91, sphi = std::sqrt(1 - cphi * cphi);
+      const std::vector<double> u = unit_gauss(rng, d), w = unit_gauss(rng, d);
+      for (int64_t i = 0; i < d; ++i) {
+        a.x[size_t(d + i)] = float(u[size_t(i)]);
+        a.x[size_t((T - 1) * d + i)] = float(cphi * u[size_t(i)] + sphi * w[size_t(i)]);
+      }
+      const Features f = normalize(a.x.data(), T, d, Similarity::cosine);
+      const double r = rho(f, T - 1, 1);
+      Options o = opts_of(0.3, Similarity::cosine);
+      o.tau = std::sqrt(1 - (r - delta + kRhoSlack));
+      const double thr = o.theta() - kRhoSlack;
+      ASSERT_NEAR(r - thr, delta, 1e-15);
+      const gpu::GpuSelection got = certified_vs_f64(a, o, nullptr);
+      EXPECT_EQ(got.sel.parent[size_t(T - 1)], r >= thr ? 1 : T - 1);
+      // The pair is recomputed exactly when its fp16 value is within the bound of the threshold (every
+      // other pair is far from it).
+      const gpu::DeviceFeatures z = gpu::normalize_host(a.x.data(), T, d, Similarity::cosine, gpu::Precision::f16_certified);
+      const double lp = gpu::gram_block(z, T, T)[size_t((T - 1) * T + 1)], E = gpu::certified_bound(d);
+      if (std::fabs(lp - thr) < E - 1e-9) EXPECT_EQ(got.stats.recomputed, 1);
+      if (std::fabs(lp - thr) > E + 1e-9) EXPECT_EQ(got.stats.recomputed, 0);
+    }
+  }
+}
+
+// Parents: token t close to two representatives s1 < s2 (which are not close to each other) with
+// rho(t, s2) - rho(t, s1) = eps, from fp16-sized gaps down to exact ties. Exact ties use rows of
+// 0 / 1 with 16 (d = 64) or 64 (d = 4096) ones: every product and sum is exact in every precision and
+// order, so the tie is a tie in f64 too and goes to s1.
+TEST(SelectCuda, CertifiedDecidesParentNearTies) {
+  REQUIRE_GPU();
+  const test::Seed seed(930);
+  std::mt19937_64 rng(seed.value());
+  std::normal_distribution<double> g;
+  for (int64_t d : {64, 4096}) {
+    // Exact ties: k ones per row; s1 = ones at [0, k), s2 shares k - 2 of them, each t shares k - 1
+    // with both. rho(s1, s2) = 1 - 2/k, rho(t, s) = 1 - 1/k; theta between.
+    const int64_t k = d == 64 ? 16 : 64, T = 40;
+    Acts a{T, d, std::vector<float>(size_t(T * d), 0.0f)};
+    const auto ones = [&](int64_t t, std::vector<int64_t> idx) {
+      for (int64_t i : idx) a.x[size_t(t * d + i)] = 1.0f;
+    };
+    std::vector<int64_t> s1(static_cast<size_t>(k)), s2, tt;
+    std::iota(s1.begin(), s1.end(), 0);
+    s2.assign(s1.begin(), s1.end() - 2);
+    s2.push_back(k), s2.push_back(k + 1);
+    tt.assign(s1.begin(), s1.end() - 1);
+    tt.push_back(k);
+    for (int64_t t = 0; t < T; ++t) {
+      if (t == 0) ones(t, s1);
+      else if (t == 1) ones(t, s2);
+      else if (t % 2 == 0) ones(t, tt);
+      else for (int64_t i = 0; i < d; ++i) a.x[size_t(t * d + i)] = float(g(rng));  // unrelated tokens
+    }
+    Options o = opts_of(0.3, Similarity::cosine);
+    o.tau = std::sqrt(1.5 / double(k));  // theta = 1 - 1.5 / k
+    SCOPED_TRACE(::testing::Message() << "exact ties d=" << d);
+    const gpu::GpuSelection ties = certified_vs_f64(a, o, nullptr);
+    for (int64_t t = 2; t < T; t += 2) EXPECT_EQ(ties.sel.parent[size_t(t)], 0) << "token " << t;
+    EXPECT_GT(ties.stats.recomputed_parent_edges, 0);
+
+    // Near ties in a plane: s1 = e1, s2 at angle alpha (cos alpha < theta), t at angle alpha / 2 + gamma
+    // from s1, so rho(t, s1) - rho(t, s2) ~ 2 sin(alpha / 2) sin(gamma).
+    const double theta = 0.91, alpha = 2 * std::acos(0.95);
+    for (double eps : {4 * 0x1.0p-11, 0x1.0p-11, 0x1.0p-13, 1e-5, -1e-5, -0x1.0p-13, -0x1.0p-11}) {
+      SCOPED_TRACE(::testing::Message() << "near tie d=" << d << " eps=" << eps);
+      const std::vector<double> e1 = unit_gauss(rng, d), e2raw = unit_gauss(rng, d);
+      double dot = 0, nn = 0;
+      for (int64_t i = 0; i < d; ++i) dot += e1[size_t(i)] * e2raw[size_t(i)];
+      std::vector<double> e2(static_cast<size_t>(d));
+      for (int64_t i = 0; i < d; ++i) e2[size_t(i)] = e2raw[size_t(i)] - dot * e1[size_t(i)], nn += e2[size_t(i)] * e2[size_t(i)];
+      for (double& v : e2) v /= std::sqrt(nn);
+      const double gamma = std::asin(eps / (2 * std::sin(alpha / 2)));
+      Acts b{T, d, std::vector<float>(size_t(T * d))};
+      for (int64_t t = 0; t < T; ++t) {
+        const double ang = t == 0 ? 0 : t == 1 ? alpha : alpha / 2 + gamma * double(t % 4 == 0 ? 1 : -1);
+        const bool unrelated = t > 1 && t % 2 == 1;
+        for (int64_t i = 0; i < d; ++i)
+          b.x[size_t(t * d + i)] = unrelated ? float(g(rng))
+                                             : float(std::cos(ang) * e1[size_t(i)] + std::sin(ang) * e2[size_t(i)]);
+      }
+      Options ob = opts_of(std::sqrt(1 - theta), Similarity::cosine);
+      const gpu::GpuSelection near = certified_vs_f64(b, ob, nullptr);
+      const Features f = normalize(b.x.data(), T, d, Similarity::cosine);
+      for (int64_t t = 2; t < T; t += 2) {
+        const int32_t want = rho(f, t, 0) >= rho(f, t, 1) ? 0 : 1;  // the CPU's float64 argmax, ties to s1
+        EXPECT_EQ(near.sel.parent[size_t(t)], want) << "token " << t;
+      }
+    }
+  }
 }
 
 // ---- real features ------------------------------------------------------------------------------
@@ -498,7 +718,7 @@ TEST(SelectCuda, RealFeaturesOfStories260K) {
   m->forward(seq, ids);
   const int64_t T = int64_t(ids.size()), d = m->spec().d_model;
   ASSERT_GT(T, 300);
-  int64_t compared = 0, identical = 0;
+  int64_t compared = 0, identical = 0, recomputed = 0;
   for (double tau : {0.1, 0.3, 0.5}) {
     int64_t full_rounds = 0, casc_rounds = 0, casc_iters = 0, reps = 0;
     const Options o = opts_of(tau);
@@ -507,6 +727,12 @@ TEST(SelectCuda, RealFeaturesOfStories260K) {
       ASSERT_EQ(int64_t(rec.x[l].size()), T * d);
       const Features f = normalize(rec.x[l].data(), T, d, o.similarity);
       const Selection full_cpu = run_full(f, o);
+      {
+        SCOPED_TRACE(::testing::Message() << "certified tau=" << tau << " layer " << l);
+        const Acts a{T, d, rec.x[l]};
+        recomputed += certified_vs_f64(a, o, nullptr).stats.recomputed;
+        if (l > 0) certified_vs_f64(a, o, &prev_cpu);
+      }
       for (gpu::Precision p : {gpu::Precision::f64, gpu::Precision::f32}) {
         SCOPED_TRACE(::testing::Message() << "tau=" << tau << " layer " << l << " " << name(p));
         const gpu::DeviceFeatures g = gpu::normalize_host(rec.x[l].data(), T, d, o.similarity, p);
@@ -548,8 +774,8 @@ TEST(SelectCuda, RealFeaturesOfStories260K) {
   // In float64 the decisions are the CPU's; report how many comparisons were identical overall.
   RecordProperty("identical", int(identical));
   RecordProperty("compared", int(compared));
-  std::printf("stories260K: %lld of %lld GPU selections identical to the CPU's\n", (long long)identical,
-              (long long)compared);
+  std::printf("stories260K: %lld of %lld GPU selections identical to the CPU's; f16-certified recomputed %lld entries\n",
+              (long long)identical, (long long)compared, (long long)recomputed);
 }
 
 }  // namespace
