@@ -25,8 +25,9 @@ struct AdaOptions {
   select::ModeSpec mode;           // how layer l+1 is chosen from layer l
   AdaQueries queries = AdaQueries::reps;
   bool proportional = false;
-  // The GPU selection's Gram (select/gpu_selection.h); the CPU's is float64 always.
-  select::gpu::Precision gram_precision = select::gpu::Precision::f64;
+  // The GPU selection's Gram (select/gpu_selection.h); the CPU's is float64 always. f16-certified by
+  // default: f64's selection (tests), faster at T >= 8192 (BENCHMARKS.md "certified fp16 selection").
+  select::gpu::Precision gram_precision = select::gpu::Precision::f16_certified;
   bool measure_error = false;      // also run exact attention on the same input (study only)
   bool compare_full = false;       // also run the full selection on the same features (study only;
                                    // its cost and time are not counted in the layer's)

@@ -27,7 +27,7 @@ struct AttentionOptions {
   std::string device = "cpu";
   std::string dtype;  // empty: f32 on the CPU, bf16 on the GPU
   std::string cuda_graphs = "on";
-  std::string gram_precision = "f64";  // select::gpu::parse_precision's names
+  std::string gram_precision = "f16-certified";  // select::gpu::parse_precision's names
 };
 
 struct OptionSpec {

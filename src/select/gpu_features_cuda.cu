@@ -51,11 +51,11 @@ DeviceFeatures normalize_device(const float* x_device, int64_t T, int64_t d, Sim
   const bool centre = similarity == Similarity::pearson;
   if (precision == Precision::f64 || precision == Precision::f16_certified) {
     im.z64 = cuda::Buffer<double>(size_t(T * d));
+    if (precision == Precision::f16_certified) im.z16 = cuda::Buffer<__half>(size_t(T * d));
     timer.start(ctx.stream);
     normalize_rows<double><<<unsigned(T), 256, 0, ctx.stream>>>(x_device, d, centre, im.z64.data());
     if (precision == Precision::f16_certified) {
       CASCADE_CUDA_LAUNCH_CHECK();
-      im.z16 = cuda::Buffer<__half>(size_t(T * d));
       const int64_t n = T * d;
       internal::to_half<<<unsigned(std::min<int64_t>((n + 255) / 256, 132 * 16)), 256, 0, ctx.stream>>>(
           im.z64.data(), n, im.z16.data());

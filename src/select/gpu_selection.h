@@ -12,9 +12,10 @@
 //  - tf32: fp32 inputs rounded to 10-bit mantissas on the tensor cores, fp32 accumulation: rho to
 //    ~1e-4 (decisions may differ from the CPU's for tokens that close to theta); 6x faster than f64
 //    (392 TFLOP/s). The decoder's fp16/bf16 would be coarser still.
-//  - f16-certified: the float64 decisions at the tensor cores' fp16 rate. The Gram is an fp16 GEMM with
-//    fp32 accumulation; an entry within certified_bound(d) of the threshold (which the fp16 value
-//    cannot decide) is recomputed as a float64 dot product of the float64 rows and decided on it, and
+//  - f16-certified (the GPU ADA's default, --gram-precision): the float64 decisions at the tensor
+//    cores' fp16 rate, 2x to 9x faster than f64 at T >= 8192 on an H200 (BENCHMARKS.md). The Gram is
+//    an fp16 GEMM with fp32 accumulation; an entry within certified_bound(d) of the threshold (which
+//    the fp16 value cannot decide) is recomputed as a float64 dot product of the float64 rows and decided on it, and
 //    every parent whose best candidates lie within twice the bound of each other is decided on float64
 //    values (see certified_bound). The set, parents and counts equal f64's, except for a rho within
 //    ~d 2^-53 of theta - kRhoSlack or a parent tie that close, where two float64 summation orders

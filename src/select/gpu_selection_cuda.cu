@@ -6,9 +6,9 @@
 // Layout of the data on the device:
 //   z      [T, d] row-major (float64, float32, or for f16-certified float64 and an fp16 copy), unit rows
 //          or zero rows
-//   panel  [rows, n] row-major (float64 for f64, else fp32): panel[i, j] = <z_{row0+i}, zc_j>, zc the column rows (z itself for the
-//          full Gram, the gathered rows of a column set otherwise); cuBLAS sees it column-major as
-//          the n x rows matrix Zc^T Zr
+//   panel  [rows, n] row-major (float64 for f64, else fp32): panel[i, j] = <z_{row0+i}, zc_j>, zc the
+//          column rows (z itself for the full Gram, the gathered rows of a column set otherwise);
+//          cuBLAS sees it column-major as the n x rows matrix Zc^T Zr
 //   edges  COO lists (t, s, rho) with s < t and rho >= theta - slack, in no particular order
 //          (f16-certified: rho is the fp32 Gram value where it certifies the edge, else the float64 one)
 //   uncertain  f16-certified: the pairs (t, s) whose fp32 value lies within certified_bound(d) of the

@@ -121,12 +121,15 @@ TEST(AttentionOptionTable, PlacementIsCheckedBeforeAnyModel) {
 // The GPU selection's Gram precision: a name of select::gpu's, refused where no GPU selection runs.
 TEST(AttentionOptionTable, GramPrecisionIsTheGpuSelections) {
   AttentionOptions o;
-  EXPECT_EQ(engine::ada_options(o).gram_precision, select::gpu::Precision::f64);
-  engine::set_attention_option(o, "attention", "ada", "--attention");
-  engine::set_attention_option(o, "gram_precision", "f16-certified", "--gram-precision");
   EXPECT_EQ(engine::ada_options(o).gram_precision, select::gpu::Precision::f16_certified);
+  engine::set_attention_option(o, "attention", "ada", "--attention");
+  EXPECT_TRUE(engine::make_attention(o));  // float64's decisions, as the CPU's selection makes
+  engine::set_attention_option(o, "gram_precision", "f64", "--gram-precision");
+  EXPECT_TRUE(engine::make_attention(o));
+  engine::set_attention_option(o, "gram_precision", "tf32", "--gram-precision");
+  EXPECT_EQ(engine::ada_options(o).gram_precision, select::gpu::Precision::tf32);
   EXPECT_EQ(error_of([&] { engine::make_attention(o); }),
-            "--gram-precision f16-certified is the GPU selection's: it needs --device cuda --attention ada");
+            "--gram-precision tf32 is the GPU selection's: it needs --device cuda --attention ada");
   EXPECT_EQ(error_of([&] { engine::set_attention_option(o, "gram_precision", "f16", "--gram-precision"); }),
             "--gram-precision: f16 not in {f64,f16-certified,f32,tf32}");
   for (auto p : {select::gpu::Precision::f64, select::gpu::Precision::f32, select::gpu::Precision::tf32,

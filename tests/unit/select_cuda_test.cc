@@ -513,7 +513,8 @@ TEST(SelectCuda, CertifiedBoundHoldsAndIsSmall) {
         const double v = g(rng);
         x[i] = float(kind == 1 ? std::fabs(v) : kind == 2 && i % 3 == 0 ? v * 1e-7 : v);
       }
-      const gpu::DeviceFeatures z = gpu::normalize_host(x.data(), T, d, Similarity::cosine, gpu::Precision::f16_certified);
+      const gpu::DeviceFeatures z =
+          gpu::normalize_host(x.data(), T, d, Similarity::cosine, gpu::Precision::f16_certified);
       const std::vector<double> z64 = z.download(), lp = gpu::gram_block(z, T, T);
       double worst = 0;
       for (int64_t i = 0; i < T; ++i)
@@ -597,7 +598,8 @@ TEST(SelectCuda, CertifiedDecidesPairsPlantedAtTheThreshold) {
       EXPECT_EQ(got.sel.parent[size_t(T - 1)], r >= thr ? 1 : T - 1);
       // The pair is recomputed exactly when its fp16 value is within the bound of the threshold (every
       // other pair is far from it).
-      const gpu::DeviceFeatures z = gpu::normalize_host(a.x.data(), T, d, Similarity::cosine, gpu::Precision::f16_certified);
+      const gpu::DeviceFeatures z =
+          gpu::normalize_host(a.x.data(), T, d, Similarity::cosine, gpu::Precision::f16_certified);
       const double lp = gpu::gram_block(z, T, T)[size_t((T - 1) * T + 1)], E = gpu::certified_bound(d);
       if (std::fabs(lp - thr) < E - 1e-9) EXPECT_EQ(got.stats.recomputed, 1);
       if (std::fabs(lp - thr) > E + 1e-9) EXPECT_EQ(got.stats.recomputed, 0);
@@ -650,7 +652,10 @@ TEST(SelectCuda, CertifiedDecidesParentNearTies) {
       double dot = 0, nn = 0;
       for (int64_t i = 0; i < d; ++i) dot += e1[size_t(i)] * e2raw[size_t(i)];
       std::vector<double> e2(static_cast<size_t>(d));
-      for (int64_t i = 0; i < d; ++i) e2[size_t(i)] = e2raw[size_t(i)] - dot * e1[size_t(i)], nn += e2[size_t(i)] * e2[size_t(i)];
+      for (int64_t i = 0; i < d; ++i) {
+        e2[size_t(i)] = e2raw[size_t(i)] - dot * e1[size_t(i)];
+        nn += e2[size_t(i)] * e2[size_t(i)];
+      }
       for (double& v : e2) v /= std::sqrt(nn);
       const double gamma = std::asin(eps / (2 * std::sin(alpha / 2)));
       Acts b{T, d, std::vector<float>(size_t(T * d))};
