@@ -90,6 +90,9 @@ class Model:
         proportional: add log n_s to the logit of representative s.
         kv_budget: with a KV compression method (required there): the kept fraction of each layer's
             context entries, per KV head, in (0, 1]; kv_seed: the seed of "random".
+        gram_precision: with ada on cuda, the selection's Gram: "f16-certified" (default; fp16 tensor
+            cores, every undecidable entry recomputed in float64: f64's selection), "f64", "f32" or
+            "tf32" (these two may change decisions near theta).
         """
         a = _cascade.Attention(attention=attention, select=select, tau=tau, rule=rule, similarity=similarity,
                                queries=queries, proportional=proportional, **compression)
