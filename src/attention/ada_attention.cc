@@ -213,7 +213,7 @@ class AdaLayer : public LayerAttention {
     }
     ops::attention(a);
     c_.times->attention += since(t0);
-    if (s.ring_write) {  // the window's ring slot takes this token (the plan moved its position)
+    if (s.ring_write) {  // the window's ring slot takes this token (the plan updates its position next step)
       std::copy(kk.begin(), kk.end(), k_.begin() + s.ring_slot * kd());
       std::copy(vv.begin(), vv.end(), v_.begin() + s.ring_slot * kd());
     }
