@@ -1,6 +1,7 @@
 #include "engine/attention_options.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -43,11 +44,20 @@ uint64_t parse_seed(const std::string& value, const std::string& label) {
   return x;
 }
 
+// A count of tokens (--ada-sinks, --ada-window): a non-negative integer.
+int64_t parse_count(const std::string& value, const std::string& label) {
+  const uint64_t x = parse_seed(value, label);
+  if (x > uint64_t(INT32_MAX)) fail(label, ": ", value, " is too large");
+  return int64_t(x);
+}
+
 // What a value must satisfy beyond its kind; the messages are those of the parsers that read it later.
 void check_value(const AttentionOptions& o, const std::string& name, const std::string& label) {
   if (name == "kv_budget" && !(o.kv_budget > 0 && o.kv_budget <= 1))
     fail(label, " must be in (0, 1], got ", o.kv_budget);
   if (name == "kv_seed") (void)parse_seed(o.kv_seed, label);
+  if (name == "sinks") (void)parse_count(o.sinks, label);
+  if (name == "window") (void)parse_count(o.window, label);
   if (name == "select") (void)select::parse_mode(o.select);
   if (name == "tau") (void)select::Options{.tau = o.tau}.theta();
   if (name == "rule") (void)select::parse_rule(o.rule);
@@ -101,9 +111,16 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"similarity", "--similarity", &O::similarity, {}, "pearson (centred) or cosine"},
       {"queries", "--ada-queries", &O::queries, {"reps", "all"}, "reps (r x r attention, others copy their parent) or all"},
       {"proportional", "--proportional", &O::proportional, {}, "Add log(n_s) to the logit of representative s"},
+      {"reconstruct", "--ada-reconstruct", &O::reconstruct, {"copy", "lstsq"},
+       "With --ada-queries reps: a non-representative copies its parent's output (copy), or takes the"
+       " least-squares mix of the outputs of its (at most 8) most correlated earlier representatives (lstsq)"},
+      {"sinks", "--ada-sinks", &O::sinks, {}, "With --ada-queries all: every query also sees keys 0..N-1 (N >= 0)"},
+      {"window", "--ada-window", &O::window, {},
+       "With --ada-queries all: every query t also sees keys t-W+1..t (W >= 0)"},
       {"device", "--device", &O::device, {"cpu", "cuda"},
        "cpu, or cuda (the GPU engine: exact attention, the KV compression methods, and ada with --select"
-       " full|cascade, --rule greedy, --ada-queries reps|all, --proportional; needs a CUDA build and a GPU)",
+       " full|cascade, --rule greedy, --ada-queries reps|all, --proportional, --ada-reconstruct, --ada-sinks,"
+       " --ada-window; needs a CUDA build and a GPU)",
        true},
       {"dtype", "--dtype", &O::dtype, {},
        "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
@@ -169,6 +186,9 @@ AdaOptions ada_options(const AttentionOptions& o) {
   a.mode = select::parse_mode(o.select);
   a.queries = o.queries == "all" ? AdaQueries::all : AdaQueries::reps;
   a.proportional = o.proportional;
+  a.reconstruct = o.reconstruct == "lstsq" ? AdaReconstruct::lstsq : AdaReconstruct::copy;
+  a.sinks = parse_count(o.sinks, "--ada-sinks");
+  a.window = parse_count(o.window, "--ada-window");
   a.gram_precision = select::gpu::parse_precision(o.gram_precision, "--gram-precision");
   return a;
 }

@@ -24,6 +24,9 @@ struct AttentionOptions {
   std::string similarity = "pearson";
   std::string queries = "reps";
   bool proportional = false;
+  std::string reconstruct = "copy";  // SPEC 6: copy | lstsq (queries reps)
+  std::string sinks = "0";           // SPEC 6: a non-negative integer (queries all)
+  std::string window = "0";          // SPEC 6: a non-negative integer (queries all)
   std::string device = "cpu";
   std::string dtype;  // empty: f32 on the CPU, bf16 on the GPU
   std::string cuda_graphs = "on";

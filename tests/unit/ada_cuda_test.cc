@@ -80,23 +80,37 @@ int64_t differing(const select::Selection& a, const select::Selection& b) {
   return n;
 }
 
-AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQueries queries = AdaQueries::reps,
-                   bool proportional = false) {
-  AdaOptions o;
-  o.select.tau = tau;
-  o.mode.mode = mode;
-  o.queries = queries;
-  o.proportional = proportional;
-  return o;
-}
-
 struct Param {
   const char* name;
   DType t;
   double tau;
   AdaQueries queries = AdaQueries::reps;
   bool proportional = false;
+  AdaReconstruct reconstruct = AdaReconstruct::copy;  // SPEC 6
+  int64_t sinks = 0, window = 0;
 };
+
+AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQueries queries = AdaQueries::reps,
+                   bool proportional = false, const Param* variant = nullptr) {
+  AdaOptions o;
+  o.select.tau = tau;
+  o.mode.mode = mode;
+  o.queries = queries;
+  o.proportional = proportional;
+  if (variant) {
+    o.reconstruct = variant->reconstruct;
+    o.sinks = variant->sinks;
+    o.window = variant->window;
+  }
+  return o;
+}
+
+// Compressed cache rows of a layer: the representatives, the sinks that are not, and the window's ring.
+int64_t cache_rows(const select::Selection& sel, const AdaOptions& o) {
+  int64_t n = int64_t(sel.reps.size());
+  for (int64_t t = 0; t < std::min(o.sinks, sel.T()); ++t) n += sel.parent[size_t(t)] != t;
+  return n + o.plan().ring();
+}
 
 class AdaCuda : public ::testing::TestWithParam<Param> {
  protected:
@@ -106,13 +120,15 @@ class AdaCuda : public ::testing::TestWithParam<Param> {
 };
 
 TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
-  const auto [name, t, tau, queries, proportional] = GetParam();
+  const auto [name, t, tau, queries, proportional, reconstruct, sinks, window] = GetParam();
   const std::string what = std::string(name) + " tau " + std::to_string(tau).substr(0, 4) +
-                           (queries == AdaQueries::all ? " all-queries" : "") + (proportional ? " proportional" : "");
+                           (queries == AdaQueries::all ? " all-queries" : "") + (proportional ? " proportional" : "") +
+                           (reconstruct == AdaReconstruct::lstsq ? " lstsq" : "") +
+                           (sinks || window ? " sinks " + std::to_string(sinks) + " window " + std::to_string(window) : "");
   auto cpu = Model::load(model_path(name));
   const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
   const int64_t T = int64_t(ids.size()), L = cpu->spec().n_layers;
-  const AdaAttentionFactory f(options(tau, select::Mode::cascade, queries, proportional));
+  const AdaAttentionFactory f(options(tau, select::Mode::cascade, queries, proportional, &GetParam()));
   Sequence cs = cpu->new_sequence(&f);
   const Tensor want = cpu->forward(cs, ids);
 
@@ -135,12 +151,12 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   if (diff == 0) expect_close(got, want, t, what + " GPU ADA vs CPU ADA");
   EXPECT_EQ(gs.cache_bytes(), [&] {
     int64_t b = 0;
-    for (int64_t l = 0; l < L; ++l) b += 2 * int64_t(gs.trace(int(l))->selection.reps.size());
+    for (int64_t l = 0; l < L; ++l) b += 2 * cache_rows(gs.trace(int(l))->selection, f.options());
     return b * cpu->spec().n_kv_heads * cpu->spec().head_dim * int64_t(dtype_size(t));
   }()) << what;
 
   // --select full: the same selections and logits (the cascade is exact).
-  const AdaAttentionFactory ff(options(tau, select::Mode::full, queries, proportional));
+  const AdaAttentionFactory ff(options(tau, select::Mode::full, queries, proportional, &GetParam()));
   Sequence fs_ = gpu->new_sequence(&ff);
   const Tensor full = gpu->forward(fs_, ids);
   for (int64_t l = 0; l < L; ++l)
@@ -172,14 +188,50 @@ std::vector<Param> params() {
       p.push_back({f, t, 0.80, AdaQueries::all});
       p.push_back({f, t, 0.80, AdaQueries::reps, true});
       if (t == DType::F32) p.push_back({f, t, 0.80, AdaQueries::all, true});
+      if (t == DType::F16) continue;  // SPEC 6's variants in f32 and bf16
+      p.push_back({f, t, 0.80, AdaQueries::reps, false, AdaReconstruct::lstsq});
+      p.push_back({f, t, 0.80, AdaQueries::all, t == DType::F32, AdaReconstruct::copy, 2, 4});
     }
   return p;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, AdaCuda, ::testing::ValuesIn(params()), [](const auto& info) {
   return std::string(info.param.name) + "_" + dtype_name(info.param.t) + (info.param.tau > 0.5 ? "_tau80" : "_tau30") +
-         (info.param.queries == AdaQueries::all ? "_all" : "") + (info.param.proportional ? "_prop" : "");
+         (info.param.queries == AdaQueries::all ? "_all" : "") + (info.param.proportional ? "_prop" : "") +
+         (info.param.reconstruct == AdaReconstruct::lstsq ? "_lstsq" : "") + (info.param.window ? "_sinks_window" : "");
 });
+
+// The study's measurements on the GPU (attention error against exact attention on the same layer
+// input, Jaccard against the full selection on the same features) equal the CPU's, layer by layer,
+// in float32 where both pick the same representatives.
+TEST(AdaCudaStudy, MeasurementsMatchCpu) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
+  for (const char* name : {"llama_gqa", "gpt2"}) {
+    auto cpu = Model::load(model_path(name));
+    const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
+    AdaOptions o = options(0.8);
+    o.measure_error = o.compare_full = true;
+    const AdaAttentionFactory f(o);
+    Sequence cs = cpu->new_sequence(&f);
+    cpu->forward(cs, ids);
+    auto gpu = Model::load(model_path(name));
+    gpu->to_device(Device::Cuda, DType::F32);
+    Sequence gs = gpu->new_sequence(&f);
+    gpu->forward(gs, ids);
+    double largest = 0;
+    for (int l = 0; l < int(cpu->spec().n_layers); ++l) {
+      const AdaLayerTrace& c = *cs.trace(l);
+      const AdaLayerTrace& g = *gs.trace(l);
+      ASSERT_EQ(differing(c.selection, g.selection), 0) << name << " layer " << l;
+      EXPECT_GE(g.attention_error, 0) << name << " layer " << l << ": not measured";
+      EXPECT_NEAR(g.attention_error, c.attention_error, 1e-4 + 1e-3 * c.attention_error) << name << " layer " << l;
+      EXPECT_EQ(g.jaccard_vs_full, c.jaccard_vs_full) << name << " layer " << l;
+      largest = std::max(largest, c.attention_error);
+    }
+    EXPECT_GT(largest, 0) << name << ": every token a representative at every layer; the case tests nothing";
+    std::printf("[ measured ] %s: largest attention error over layers %.4f\n", name, largest);
+  }
+}
 
 TEST(AdaCudaErrors, OptionsTheGpuLacksAreRefused) {
   if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";

@@ -3,7 +3,8 @@
 // layer's own input and the engine's own selection, for queries=reps and all, with and without
 // proportional, at several tau on stories260K (real text) and the architecture fixtures (repeated
 // ids, so that the copy rule and n_s are exercised). The same after a short prefill continued token
-// by token (SPEC 4), whose selections must equal the whole prefill's at every layer.
+// by token (SPEC 4), whose selections must equal the whole prefill's at every layer. The SPEC-6
+// variants of the plan too: reconstruct lstsq (reps), sinks and window (all).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,11 +33,14 @@ struct Case {
   double tau;
   AdaQueries queries;
   bool proportional;
+  AdaReconstruct reconstruct = AdaReconstruct::copy;
+  int64_t sinks = 0, window = 0;
 };
 
 std::string name(const Case& c) {
   return c.model + " tau " + std::to_string(c.tau).substr(0, 4) + (c.queries == AdaQueries::all ? " all" : " reps") +
-         (c.proportional ? " proportional" : "");
+         (c.proportional ? " proportional" : "") + (c.reconstruct == AdaReconstruct::lstsq ? " lstsq" : "") +
+         (c.sinks ? " sinks " + std::to_string(c.sinks) : "") + (c.window ? " window " + std::to_string(c.window) : "");
 }
 
 void PrintTo(const Case& c, std::ostream* os) { *os << name(c); }
@@ -69,6 +73,9 @@ AdaOptions options(const Case& c) {
   o.select.tau = c.tau;
   o.queries = c.queries;
   o.proportional = c.proportional;
+  o.reconstruct = c.reconstruct;
+  o.sinks = c.sinks;
+  o.window = c.window;
   return o;
 }
 
@@ -86,7 +93,7 @@ void expect_oracle(const Model& ref, const Sequence& s, const AttentionTap& tap,
     ASSERT_EQ(sel.T(), T) << what << " layer " << l << ": the trace covers every token seen";
     *non_reps += T - int64_t(sel.reps.size());
     const std::vector<double> want =
-        test::spec3_attention(a, ref.weights().layers[size_t(l)], rotary, rec.x, T, sel, c.queries, c.proportional);
+        test::spec3_attention(a, ref.weights().layers[size_t(l)], rotary, rec.x, T, sel, options(c).plan());
     double worst = 0, scale = 0;
     for (size_t i = 0; i < want.size(); ++i) {
       worst = std::max(worst, std::fabs(double(rec.out[i]) - want[i]));
@@ -129,6 +136,15 @@ std::vector<Case> cases() {
     for (double tau : real ? std::vector<double>{0.3, 0.5} : std::vector<double>{0.5, 0.8})
       for (AdaQueries q : {AdaQueries::reps, AdaQueries::all})
         for (bool prop : {false, true}) out.push_back({m, tau, q, prop});
+    // SPEC 6 at the larger tau (more non-representatives): lstsq; sinks and a window (a ring of 3
+    // slots, shorter than the decoded part, so slots are reused and hidden).
+    const double tau = real ? 0.5 : 0.8;
+    for (bool prop : {false, true}) {
+      out.push_back({m, tau, AdaQueries::reps, prop, AdaReconstruct::lstsq});
+      out.push_back({m, tau, AdaQueries::all, prop, AdaReconstruct::copy, 2, 4});
+    }
+    out.push_back({m, tau, AdaQueries::all, false, AdaReconstruct::copy, 0, 1});
+    out.push_back({m, tau, AdaQueries::all, false, AdaReconstruct::copy, 3, 0});
   }
   return out;
 }
