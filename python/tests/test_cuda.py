@@ -59,17 +59,20 @@ def test_logits_after_a_context_match_one_pass(cpu, gpu):
 
 
 def test_dlpack_shares_device_memory():
+    """The engine's array is CUDA memory handed to torch as is: one DLPack export, every later view
+    and the tensor Model.logits returns share its data pointer, and the tensor keeps it alive."""
     m = cascade.load(STORIES, device="cuda", dtype="f32")
     raw = m._engine.logits(np.arange(1, 17, dtype=np.int32), cascade._cascade.Attention(), np.zeros(0, np.int32))
-    assert raw.__dlpack_device__() == (2, 0)  # kDLCUDA, device 0: the engine's device buffer
-    a, b = torch.from_dlpack(raw), torch.from_dlpack(raw)
-    assert a.is_cuda and a.data_ptr() == b.data_ptr()  # two views of one buffer: no copy
-    before = a[3, 5].item()
-    b[3, 5] = before + 1.0
-    assert a[3, 5].item() == before + 1.0
+    assert tuple(raw.__dlpack_device__()) == (2, 0), "kDLCUDA, device 0: the engine's device buffer"
+    a = torch.from_dlpack(raw)
+    assert a.is_cuda and tuple(a.shape) == (16, 512)
+    b = torch.from_dlpack(a)  # a second view of the same memory
+    assert b.data_ptr() == a.data_ptr()
+    b[3, 5] = 1234.5  # a write through one view is seen through the other
+    assert a[3, 5].item() == 1234.5
     del raw, b  # the tensor keeps the buffer alive
     torch.cuda.synchronize()
-    assert a[3, 5].item() == before + 1.0
+    assert a[3, 5].item() == 1234.5
     t = m.logits([1, 2, 3])
     assert torch.from_dlpack(t).data_ptr() == t.data_ptr()
 
