@@ -29,6 +29,10 @@ rc=$?
 echo "pip install . with CUDA: rc=$rc, $((SECONDS - t0)) s" | tee -a "$OUT/env.txt"
 [ $rc = 0 ] || { grep -E "error|Error|CMake" "$OUT/pip.log" | head -40; exit 1; }
 cd /tmp && python3 -c "import cascade; print('built_with_cuda', cascade.built_with_cuda(), 'cuda_available', cascade.cuda_available())" | tee -a "$OUT/env.txt"
+# libstdc++'s own code (locale, iostreams), if the image's compiler linked it into the module, must
+# not be exported (python/CMakeLists.txt): 0 expected.
+so=$(python3 -c 'import cascade._cascade as m; print(m.__file__)')
+echo "exported libstdc++ internals: $(nm -D --defined-only "$so" | c++filt | grep -cE 'std::(locale|ios_base|codecvt|basic_ostream)')" | tee -a "$OUT/env.txt"
 cd - > /dev/null
 timeout 240 python3 -m pytest -q -rs -s python/tests/test_cuda.py python/tests/test_cli.py python/tests/test_model.py 2>&1 | tee "$OUT/pytest.log" | tail -40
 timeout 60 python3 examples/compare_methods.py --model models/stories260K/stories260K.bin --tail 8 --plot "$OUT/compare_stories260K.png" 2>&1 | tee "$OUT/example.log"
