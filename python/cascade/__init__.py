@@ -6,24 +6,24 @@ attention-options object -- and carries the docstrings. The engine does the work
 released; Ctrl-C stops generate() between tokens and study() between configurations.
 
     import cascade, numpy as np
-    m = cascade.load("models/stories260K/stories260K.bin")
+    m = cascade.load("models/stories260K/stories260K.bin")   # device="cuda", dtype="bf16" on a GPU
     print(m.generate("Once upon a time", max_new_tokens=32))
     ids = m.tokenize("Once upon a time there was a cat")
-    exact = m.logits(ids)                               # numpy float32 [T, vocab]
+    exact = m.logits(ids)                               # numpy float32 [T, vocab]; on cuda a torch tensor
     ada = m.logits(ids, attention="ada", tau=0.3)        # ADA with the exact cascade
     layers = m.trace(ids, tau=0.3)                       # per-layer sets, costs, errors
     sel = cascade.select(np.random.randn(64, 16), tau=0.5)
 
 Every problem with what was given (a file, an option, a token id) raises CascadeError, a ValueError
-carrying the engine's message.
+carrying the engine's message. `python -m cascade ARGS` is the `cascade` command line.
 """
 
 import numpy as np
 
 from . import _cascade
-from ._cascade import CascadeError
+from ._cascade import CascadeError, built_with_cuda, cuda_available
 
-__all__ = ["CascadeError", "Model", "load", "select", "study"]
+__all__ = ["CascadeError", "Model", "built_with_cuda", "cuda_available", "load", "select", "study"]
 
 
 def _ids(ids):
@@ -38,6 +38,16 @@ def _ids(ids):
     if a.size and (a.min() < np.iinfo(np.int32).min or a.max() > np.iinfo(np.int32).max):
         raise CascadeError("token ids must fit in int32")
     return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _torch_or_dlpack(array):
+    """A device array from the engine as a torch tensor when torch is installed (imported here, not at
+    `import cascade`), else the DLPack-capable array itself."""
+    try:
+        import torch
+    except ImportError:
+        return array
+    return torch.from_dlpack(array)
 
 
 def _host_matrix(x):
@@ -68,14 +78,28 @@ class Model:
         return f"<cascade.Model {s.get('model_type', '?')} from {self._engine.path!r}>"
 
     @property
+    def device(self):
+        """Where the model runs: "cpu" or "cuda" (load()'s device)."""
+        return self._engine.device
+
+    @property
+    def dtype(self):
+        """The compute dtype: "f32", "fp16" or "bf16" (load()'s dtype)."""
+        return self._engine.dtype
+
+    @property
     def spec(self):
         """The architecture the engine read (ArchSpec::describe()) as a dict."""
         return self._engine.spec
 
     def logits(self, ids, attention="full", select="cascade", tau=0.30, rule="greedy", similarity="pearson",
-               queries="reps", proportional=False, **compression):
-        """Logits of one forward pass over ids ([T] or [1, T]): a float32 NumPy array [T, vocab] that
-        owns the engine's buffer (no copy). Attention options, as the CLI's flags:
+               queries="reps", proportional=False, context=None, **compression):
+        """Logits of one forward pass over ids ([T] or [1, T]), float32 [T, vocab] whatever the compute
+        dtype, never copied: on the CPU a NumPy array that owns the engine's buffer; on the GPU the
+        logits stay in device memory, returned as a torch CUDA tensor over it when torch is
+        installed (torch.from_dlpack, zero copy), else as an array object with __dlpack__ /
+        __dlpack_device__ that any DLPack consumer (torch, CuPy, JAX) takes without a copy. The
+        memory lives as long as the tensor or array does. Attention options, as the CLI's flags:
 
         attention: "full" (exact), "ada" (attention on representative tokens), or a KV compression
             method applied after the exact prefill of ids: "streaming", "snapkv", "tova", "h2o",
@@ -97,10 +121,14 @@ class Model:
         gram_precision: with ada on cuda, the selection's Gram: "f16-certified" (default; fp16 tensor
             cores, every undecidable entry recomputed in float64: f64's selection), "f64", "f32" or
             "tf32" (these two may change decisions near theta).
+        context: token ids prefilled in a pass of their own before ids (their logits are not returned),
+            so that ids run on the cache that pass left: compressed by a KV compression method, or
+            extended by ADA's decoding decisions. None: ids start the sequence.
         """
         a = _cascade.Attention(attention=attention, select=select, tau=tau, rule=rule, similarity=similarity,
                                queries=queries, proportional=proportional, **compression)
-        return self._engine.logits(_ids(ids), a)
+        out = self._engine.logits(_ids(ids), a, _ids([] if context is None else context))
+        return out if self.device == "cpu" else _torch_or_dlpack(out)
 
     def generate(self, prompt, max_new_tokens=64, temperature=0.0, top_k=0, top_p=1.0, seed=0, ignore_eos=False,
                  **attention):
@@ -139,7 +167,8 @@ class Model:
         """What ADA did at each layer on one prefill of ids: a list (one per layer) of dicts with
         reps, parents, added, removed (int32 arrays), refreshed, gram_needed, gram_computed (the
         selection's inner products), attention_error (||O_ada - O_full||_F / ||O_full||_F on the same
-        layer input) and jaccard_vs_full (the set against the full selection on the same features).
+        layer input) and jaccard_vs_full (the set against the full selection on the same features);
+        on the GPU the selections come from the device's ADA and the two measurements are None.
         Keyword attention options as for logits(); attention defaults to "ada" here.
         """
         attention.setdefault("attention", "ada")
@@ -151,8 +180,9 @@ def load(path, device="cpu", tokenizer=None, dtype=None, cuda_graphs="on"):
     tokenizer found beside it) or a .gguf file. tokenizer names a tokenizer file or directory that is
     not beside the model; otherwise it is looked up on first use, so a model without one still gives
     logits. Where it runs, as the CLI's --device, --dtype and --cuda-graphs: device "cpu" or "cuda"
-    (a CUDA build on a machine with a GPU; `pip install .` builds for the CPU only), dtype "f32",
-    "fp16" or "bf16" (None: f32 on the CPU, bf16 on cuda), cuda_graphs "on" or "off"."""
+    (a CUDA build on a machine with a GPU: cuda_available(); `pip install .` builds the CUDA backend
+    wherever nvcc is found), dtype "f32", "fp16" or "bf16" (None: f32 on the CPU, bf16 on cuda),
+    cuda_graphs "on" or "off" (exact attention's forwards replayed as CUDA graphs)."""
     placement = {"device": device, "cuda_graphs": cuda_graphs}
     if dtype is not None:
         placement["dtype"] = dtype

@@ -39,11 +39,32 @@ namespace {
 
 std::span<const int32_t> span_of(const IdsIn& ids) { return {ids.data(), ids.shape(0)}; }
 
-// logits [T, V] of one forward pass from an empty sequence.
-nb::object logits(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a) {
+// float32 logits [T, V] of one forward pass over ids, after a pass over context (its logits unused)
+// when that is not empty: a NumPy array on the CPU; on the GPU a DLPack-capable array (nanobind's
+// nb_ndarray) over device memory it owns, with no copy to the host (python/cascade hands it to torch
+// when torch is installed).
+nb::object logits(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a, IdsIn context) {
   const auto attention = engine::make_attention(pm.placed(a));
+  const auto prefill = [&](Sequence& s) {
+    if (context.shape(0) > 0) (void)pm.model().forward(s, span_of(context), /*last_only=*/true);
+  };
+  if (pm.model().device() == Device::Cuda) {
+    CASCADE_CHECK(ids.shape(0) > 0, "logits need at least one token id");
+    DeviceLogits out = run_released([&] {
+      Sequence s = pm.model().new_sequence(attention.get());
+      prefill(s);
+      return pm.model().forward_on_device(s, span_of(ids));
+    });
+    auto* owned = new DeviceLogits(std::move(out));
+    nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<DeviceLogits*>(p); });
+    return nb::ndarray<float, nb::ndim<2>, nb::device::cuda>(owned->memory.get(),
+                                                             {size_t(owned->rows), size_t(owned->vocab)}, owner, {},
+                                                             nb::dtype<float>(), nb::device::cuda::value, owned->device)
+        .cast();
+  }
   Tensor out = run_released([&] {
     Sequence s = pm.model().new_sequence(attention.get());
+    prefill(s);
     return pm.model().forward(s, span_of(ids));
   });
   return to_numpy(std::move(out));
@@ -78,10 +99,12 @@ nb::object perplexity(PyModel& pm, const std::string& text_path, int64_t ctx, in
   return to_python(report);
 }
 
-// One dict per layer: the prefill's selection, its Gram counts, and the two study measurements.
+// One dict per layer: the prefill's selection, its Gram counts, and the two study measurements
+// (None on the GPU, which does not take them: AdaAttentionFactory::check_gpu).
 nb::list trace(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a) {
   CASCADE_CHECK(a.attention == "ada", "trace needs attention='ada' (exact attention selects nothing)");
-  const auto attention = engine::make_attention(pm.placed(a), /*measured=*/true);
+  const bool measured = pm.model().device() == Device::Cpu;
+  const auto attention = engine::make_attention(pm.placed(a), measured);
   std::vector<AdaLayerTrace> layers = run_released([&] {
     Sequence s = pm.model().new_sequence(attention.get());
     (void)pm.model().forward(s, span_of(ids));
@@ -100,8 +123,8 @@ nb::list trace(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a) {
     d["refreshed"] = sel.refreshed;
     d["gram_needed"] = sel.cost.needed;
     d["gram_computed"] = sel.cost.computed;
-    d["attention_error"] = t.attention_error;
-    d["jaccard_vs_full"] = t.jaccard_vs_full;
+    d["attention_error"] = measured ? nb::object(nb::float_(t.attention_error)) : nb::none();
+    d["jaccard_vs_full"] = measured ? nb::object(nb::float_(t.jaccard_vs_full)) : nb::none();
     out.append(d);
   }
   return out;
@@ -126,7 +149,7 @@ void bind_model(nb::module_& m) {
             return run_released([&] { return std::make_unique<PyModel>(path, p, tokenizer); });
           },
           nb::arg("path"), nb::arg("tokenizer"), nb::arg("placement"))
-      .def("logits", &logits, nb::arg("ids"), nb::arg("attention"))
+      .def("logits", &logits, nb::arg("ids"), nb::arg("attention"), nb::arg("context"))
       .def("generate", &generate, nb::arg("prompt"), nb::arg("max_new_tokens"), nb::arg("temperature"),
            nb::arg("top_k"), nb::arg("top_p"), nb::arg("seed"), nb::arg("ignore_eos"), nb::arg("attention"))
       .def("perplexity", &perplexity, nb::arg("text"), nb::arg("ctx"), nb::arg("stride"), nb::arg("max_windows"),
@@ -147,7 +170,16 @@ void bind_model(nb::module_& m) {
           },
           nb::arg("ids"))
       .def_prop_ro("spec", [](const PyModel& pm) { return to_python(pm.model().spec().describe()); })
-      .def_prop_ro("path", &PyModel::path);
+      .def_prop_ro("path", &PyModel::path)
+      .def_prop_ro("device", [](const PyModel& pm) { return pm.model().device() == Device::Cuda ? "cuda" : "cpu"; })
+      .def_prop_ro("dtype", [](const PyModel& pm) {
+        // the spelling load() takes
+        switch (pm.model().compute_dtype()) {
+          case DType::F16: return "fp16";
+          case DType::BF16: return "bf16";
+          default: return "f32";
+        }
+      });
 }
 
 }  // namespace cascade::py

@@ -9,6 +9,7 @@ namespace cascade::py {
 void bind_model(nb::module_& m);
 void bind_select(nb::module_& m);
 void bind_study(nb::module_& m);
+void bind_cli(nb::module_& m);
 }  // namespace cascade::py
 
 NB_MODULE(_cascade, m) {
@@ -17,4 +18,5 @@ NB_MODULE(_cascade, m) {
   cascade::py::bind_model(m);
   cascade::py::bind_select(m);
   cascade::py::bind_study(m);
+  cascade::py::bind_cli(m);
 }

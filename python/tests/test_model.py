@@ -120,8 +120,9 @@ def test_errors_are_cascade_errors(stories):
         stories.logits([1, 2, 3], attention="sparse")
     with pytest.raises(cascade.CascadeError):
         stories.logits([1, 99999])  # outside the vocabulary
-    with pytest.raises(cascade.CascadeError, match="device"):
-        cascade.load(STORIES, device="cuda")
+    if not cascade.cuda_available():  # test_cuda.py loads it there
+        with pytest.raises(cascade.CascadeError, match="device"):
+            cascade.load(STORIES, device="cuda")
     with pytest.raises(cascade.CascadeError):
         cascade.load(DATA / "models" / "llama_gqa").tokenize("no tokenizer beside this one")
     with pytest.raises(TypeError):
@@ -190,3 +191,18 @@ def test_kv_compression_keywords(stories, llama_gqa):
         stories.generate(prompt, max_new_tokens=4, attention="snapkv")
     with pytest.raises(cascade.CascadeError, match=r"\(0, 1\]"):
         stories.generate(prompt, max_new_tokens=4, attention="tova", kv_budget=1.5)
+
+
+def test_logits_after_a_context(stories):
+    """context= prefills its own pass first: exact attention continues it to the one-pass logits; a KV
+    compression method continues on the cache it compressed (all of it at budget 1)."""
+    ids = stories.tokenize((ROOT / "tests" / "data" / "text" / "sample.txt").read_text(encoding="utf-8"))[:128]
+    whole = stories.logits(ids)
+    scale = np.abs(whole).max()
+    assert np.abs(stories.logits(ids[100:], context=ids[:100]) - whole[100:]).max() <= 1e-4 * scale + 1e-5
+    kept_all = stories.logits(ids[100:], context=ids[:100], attention="snapkv", kv_budget=1.0)
+    assert np.abs(kept_all - whole[100:]).max() <= 1e-4 * scale + 1e-5
+    quarter = stories.logits(ids[100:], context=ids[:100], attention="snapkv", kv_budget=0.25)
+    assert np.abs(quarter - whole[100:]).max() > 1e-2 * scale  # three quarters of the context are gone
+    with pytest.raises(cascade.CascadeError, match="outside the vocabulary"):
+        stories.logits([1, 2], context=[99999])

@@ -62,6 +62,8 @@ class CudaDecoder : public DeviceDecoder {
   DType dtype() const override { return t_; }
   std::unique_ptr<DeviceSequence> new_sequence(const AttentionFactory& method, PhaseTimes* times) const override;
   Tensor forward(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start, bool last_only) const override;
+  DeviceLogits forward_on_device(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start,
+                                 bool last_only) const override;
   std::vector<double> forward_nll(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start,
                                   int64_t first_row) const override;
 

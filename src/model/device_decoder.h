@@ -26,6 +26,18 @@ enum class Device { Cpu, Cuda };
 Device parse_device(const std::string& s);
 DType parse_compute_dtype(const std::string& s);
 
+// Float32 logits [rows, vocab] left in device memory (Model::forward_on_device), for a front end that
+// hands them on without a copy to the host (Python's DLPack export). The memory is one cudaMalloc,
+// freed with cudaFree when the last copy of this handle goes (cudaFree waits for the device, so
+// work another stream still has queued on it finishes first). The engine's stream has finished
+// writing them when the handle is returned.
+struct DeviceLogits {
+  std::shared_ptr<float> memory;
+  int64_t rows = 0, vocab = 0;
+  int device = 0;  // the CUDA device ordinal
+  const float* data() const { return memory.get(); }
+};
+
 // One sequence's state on the device: the attention objects of its layers (and so their caches).
 class DeviceSequence {
  public:
@@ -46,6 +58,10 @@ class DeviceDecoder {
   // Appends n tokens at positions start..start+n-1 (start: the sequence's length; the caller has
   // validated ids and length) and returns float32 logits [n, V] on the host ([1, V] if last_only).
   virtual Tensor forward(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start, bool last_only) const = 0;
+  // The same forward, leaving the logits on the device: a copy of the decoder's logits buffer (which
+  // the next forward reuses) into memory the result owns.
+  virtual DeviceLogits forward_on_device(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start,
+                                         bool last_only) const = 0;
   // The same forward, returning -log p(tokens[r + 1] | ..) for rows r in [first_row, n - 1) instead of
   // the logits (Model::next_token_nll): the log-softmax runs on the device.
   virtual std::vector<double> forward_nll(DeviceSequence& s, std::span<const int32_t> tokens, int64_t start,

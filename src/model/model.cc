@@ -141,6 +141,16 @@ std::vector<double> Model::next_token_nll(Sequence& seq, std::span<const int32_t
   return nll;
 }
 
+DeviceLogits Model::forward_on_device(Sequence& seq, std::span<const int32_t> tokens, bool last_only) const {
+  if (!gpu_) fail("logits on the device need a model on the GPU (--device cuda); this one runs on the CPU");
+  CASCADE_CHECK(!tokens.empty(), "forward_on_device: no tokens");
+  const auto t_start = Clock::now();
+  check_append(seq, tokens);
+  DeviceLogits logits = gpu_->forward_on_device(*seq.device_, tokens, seq.length_, last_only);
+  note_device_forward(seq, int64_t(tokens.size()), t_start);
+  return logits;
+}
+
 Tensor Model::forward(Sequence& seq, std::span<const int32_t> tokens, bool last_only) const {
   const auto t_start = Clock::now();
   const ArchSpec& a = spec_;

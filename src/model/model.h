@@ -74,6 +74,9 @@ class Model {
   // Appends tokens to seq and returns their logits [n, V] (only the last row, [1, V], if last_only).
   // Token ids outside the vocabulary or positions past the context are cascade::Error.
   Tensor forward(Sequence& seq, std::span<const int32_t> tokens, bool last_only = false) const;
+  // forward() for a model on the GPU whose logits stay there: float32 [n, V] ([1, V] if last_only) in
+  // device memory the result owns (model/device_decoder.h). cascade::Error on the CPU.
+  DeviceLogits forward_on_device(Sequence& seq, std::span<const int32_t> tokens, bool last_only = false) const;
   // Appends tokens to seq and returns -log p(tokens[r + 1] | tokens[0..r]) for each row r in
   // [first_row, n - 1) (natural log, float64; ops::token_nll). On the GPU the log-softmax runs there
   // and only these numbers come back, not the [n, V] logits.

@@ -143,6 +143,25 @@ Tensor CudaDecoder::forward(DeviceSequence& base, std::span<const int32_t> token
   return out;
 }
 
+DeviceLogits CudaDecoder::forward_on_device(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start,
+                                            bool last_only) const {
+  auto& s = static_cast<CudaSequence&>(base);
+  cudaStream_t st = cuda::context().stream;
+  const bool graph = run(s, tokens, start, last_only);
+  DeviceLogits out;
+  out.rows = last_only ? 1 : int64_t(tokens.size());
+  out.vocab = a_.vocab_size;
+  CASCADE_CUDA_CHECK(cudaGetDevice(&out.device));
+  const size_t bytes = size_t(out.rows * out.vocab) * 4;
+  float* p = nullptr;
+  CASCADE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), bytes));
+  out.memory = std::shared_ptr<float>(p, [](float* q) { cudaFree(q); });
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(p, logits_.data(), bytes, cudaMemcpyDeviceToDevice, st));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  collect_times(s, graph);
+  return out;
+}
+
 std::vector<double> CudaDecoder::forward_nll(DeviceSequence& base, std::span<const int32_t> tokens, int64_t start,
                                              int64_t first_row) const {
   auto& s = static_cast<CudaSequence&>(base);
