@@ -71,7 +71,7 @@ class Study : public ::testing::Test {
     return p;
   }
   static StudyRun run(const StudyParams& p, const fs::path& out) {
-    return run_study(*model_, *ids_, p, out, false, true);
+    return run_study(*model_, *ids_, p, study_configs(p), out, false, true);
   }
   static size_t index_of(const StudyRun& r, const std::string& name) {
     for (size_t c = 0; c < r.configs.size(); ++c)
