@@ -33,22 +33,12 @@ namespace fs = std::filesystem;
 using test::data_dir;
 using test::run_cli;
 
-fs::path scratch(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "cascade_study_continuation_test" / name;
-  fs::remove_all(d);
-  fs::create_directories(d.parent_path());
-  return d;
-}
+fs::path scratch(const std::string& name) { return test::scratch_path("cascade_study_continuation_test", name); }
 
 std::string model_dir() { return (data_dir() / "models/llama").string(); }
 std::string text_path() { return (data_dir() / "text/sample.txt").string(); }
 
-std::string read(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+std::string read(const fs::path& p) { return test::read_file(p); }
 
 // T = 96, M = 16: a context of 80, longer than snapkv's observation window of 64.
 StudyParams params(std::vector<std::string> methods, std::vector<double> budgets, int64_t windows, int64_t n_tokens) {
