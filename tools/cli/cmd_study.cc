@@ -69,21 +69,26 @@ void add_study(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--continuation", o->continuation,
                 "With --protocol continuation: M, the scored tokens at the end of each window (default 256)");
-  std::string variants;
-  for (const auto& [name, meaning] : engine::study_variant_names()) variants += (variants.empty() ? "" : ", ") + name + " (" + meaning + ")";
+  std::string variants;  // three a line
+  size_t n = 0;
+  for (const auto& [name, meaning] : engine::study_variant_names()) {
+    variants += std::string(n == 0 ? "" : n % 3 ? ", " : ",\n") + name + " (" + meaning + ")";
+    ++n;
+  }
   std::string methods;
   for (const auto& m : engine::default_study_methods()) methods += (methods.empty() ? "" : ",") + m;
   c->add_option("--methods", o->methods,
                 "With --protocol continuation: comma-separated items NAME[+VARIANT...], NAME an --attention value,\n"
-                "VARIANT one of " + variants + "\nor KEYWORD=VALUE for an option keyword of cascade.Model (e.g. ada+all-queries,\n"
+                "VARIANT one of\n" + variants + ",\nor KEYWORD=VALUE for an option keyword of cascade.Model (e.g. ada+all-queries,\n"
                 "ada+select=inherit). KV methods run at each --budgets value (snapkv@0.25), ada-like ones at --tau\n"
                 "and each --tau-sweep value (ada+all-queries@tau=0.3). Default " + methods)
       ->delimiter(',');
   c->add_option("--budgets", o->budgets,
                 "With --protocol continuation: comma-separated kept fractions in (0, 1] for the KV methods (default 0.1,0.25,0.5)")
       ->delimiter(',');
-  c->add_option("--device", p.device, "cpu or cuda (a CUDA build and a GPU); the prefill protocol on cuda leaves out"
-                                     " exact-trajectory (a CPU instrument)")
+  c->add_option("--device", p.device,
+                "cpu or cuda (a CUDA build and a GPU); on cuda the prefill protocol needs ADA's per-layer measurements\n"
+                "there (refused until the GPU has them) and leaves out exact-trajectory (a CPU instrument)")
       ->capture_default_str();
   c->add_option("--dtype", p.dtype, "Compute dtype f32 | fp16 | bf16 (default f32 on cpu, bf16 on cuda)");
   c->add_option("--out", o->out, "Output folder")->required();
