@@ -121,6 +121,8 @@ std::vector<StudyConfig> continuation_configs(const StudyParams& p) {
     if (!(b > 0 && b <= 1)) fail("--budgets: ", b, " is not a kept fraction in (0, 1]");
   check_unique(p.budgets, "--budgets");
   check_unique(p.tau_sweep, "--tau-sweep");
+  (void)select::Options{.tau = p.tau}.theta();  // as under the prefill protocol: every tau is checked
+  for (double t : p.tau_sweep) (void)select::Options{.tau = t}.theta();
   if (p.methods.empty()) fail("--methods: no method given");
   const AttentionOptions base = study_placement(p);
   std::vector<double> taus = {p.tau};
