@@ -192,6 +192,12 @@ StudyRun run_study(const Model& m, std::span<const int32_t> ids, const StudyPara
   for (int64_t k : planned)
     if (std::none_of(run.windows.begin(), run.windows.end(), [&](const WindowRaw& w) { return w.index == k; }))
       todo.push_back(k);
+  if (p.protocol == StudyProtocol::continuation && !todo.empty()) {
+    // One untimed exact forward first, so that one-time work (the CPU's weight widening, the GPU's
+    // library handles) does not land in the first window's times.
+    Sequence warm = m.new_sequence();
+    (void)m.forward(warm, ids.subspan(size_t(todo[0] * p.ctx), size_t(p.ctx - p.continuation)), true);
+  }
   Progress bar("study", int64_t(todo.size() * run.configs.size()), !quiet);
   int64_t ticks = 0;
   for (int64_t k : todo) {

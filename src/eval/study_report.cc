@@ -290,7 +290,8 @@ void write_frontier_report_md(const StudyRun& run, const StudySummary& s, const 
     << "- Kept fraction, per layer, after the context: KV methods kept / C, mean over KV heads (on the GPU: the "
        "cache's size over exact attention's after the same context); ADA r_l / C; exact attention 1. The table's value "
        "is the mean over layers.\n"
-    << "- Time: wall seconds of the context's forward plus the continuation's (model placement as above), per window.\n";
+    << "- Time: wall seconds of the context's forward plus the continuation's (model placement as above), per window; "
+       "one untimed exact forward before the first window absorbs one-time work (weight widening, GPU library set-up).\n";
   write_file(file, o.str());
 }
 
