@@ -46,7 +46,7 @@ void write_frontier_report_md(const StudyRun& run, const StudySummary& s, const 
 void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSpec& a, const StudyInfo& info,
                         const std::filesystem::path& file);
 void write_per_layer_csv(const StudyRun& run, const std::filesystem::path& file);
-// Writes the four figures into out_dir; returns their file names.
+// Writes the figures into out_dir (four; the two frontiers under the continuation protocol); returns their file names.
 std::vector<std::string> write_study_figures(const StudySummary& s, const std::filesystem::path& out_dir);
 
 // All of the above into out_dir; returns the names of the files written.
