@@ -217,7 +217,8 @@ def select(x, tau=0.30, previous=None, rule="greedy", similarity="pearson", mode
 
 
 def study(model, text, ctx, windows=0, seed=0, tau=0.30, tau_sweep=(), similarity="pearson", capped_k=8,
-          out=None, overwrite=False, quiet=False):
+          out=None, overwrite=False, quiet=False, protocol="prefill", continuation=None, methods=(), budgets=(),
+          device=None, dtype=None):
     """The ADA study (`cascade study`) of model on a text file: non-overlapping windows of ctx
     tokens (windows of them drawn with seed; 0: all), exact attention against full, cascade,
     inherit, capped:K, random:SEED, cascade+all-queries, cascade+proportional, exact-trajectory
@@ -231,9 +232,20 @@ def study(model, text, ctx, windows=0, seed=0, tau=0.30, tau_sweep=(), similarit
     out: also write report.md, metrics.json, per_layer.csv and figures there (and resume a study
     stopped there; overwrite replaces one with other parameters); the dict then lists them as files.
     Progress goes to stderr unless quiet.
+
+    protocol="continuation" (SPEC 8; `cascade study --protocol continuation`): each window's last
+    continuation tokens (None: 256) are scored teacher-forced after each configuration processed the
+    context; methods lists items "NAME[+VARIANT...]" as --methods does (empty: full, ada and every
+    KV method), budgets the KV methods' kept fractions (empty: 0.1, 0.25, 0.5), ADA runs at tau and
+    each tau_sweep value. configs is then keyed "snapkv@0.25", "ada@tau=0.3", "full", each with
+    method, budget and METRIC one of kept_fraction, ppl_ratio, kl, top1, time_total, ...;
+    per_layer holds kept_fraction. device and dtype (None: where the model was loaded) may only
+    repeat the model's placement: load the model where the study should run.
     """
     result = _cascade.study(model._engine, str(text), ctx, windows, seed, tau, list(tau_sweep), similarity,
-                            capped_k, "" if out is None else str(out), overwrite, quiet)
+                            capped_k, "" if out is None else str(out), overwrite, quiet, protocol,
+                            0 if continuation is None else continuation, [str(m) for m in methods],
+                            [float(b) for b in budgets], device or "", dtype or "")
     try:
         import pandas
     except ImportError:

@@ -8,6 +8,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "common.h"
+#include "core/error.h"
 #include "engine/study_driver.h"
 #include "eval/study_metrics.h"
 #include "eval/study_report.h"
@@ -38,11 +39,11 @@ nb::dict per_layer_columns(const StudyRun& run) {
   nb::list config;
   std::vector<double> tau;
   std::vector<int64_t> window, layer;
-  const auto& keys = layer_metric_keys();
+  const auto& keys = layer_metric_keys(run.params.protocol);
   std::vector<std::vector<double>> values(keys.size());
   for (size_t c = 0; c < run.configs.size(); ++c)
     for (const WindowRaw& w : run.windows)
-      for (size_t l = 0; l < w.configs.at(c).layers.size(); ++l) {
+      for (size_t l = 0; l < w.configs.at(c).layer_count(); ++l) {
         config.append(nb::str(run.configs[c].name.c_str()));
         tau.push_back(run.configs[c].ada.select.tau);
         window.push_back(w.index);
@@ -74,19 +75,27 @@ nb::dict to_dict(const Outcome& o, const std::string& out) {
   exact["time_projections"] = mean_std_dict(s.time_exact_projections);
   exact["time_rest"] = mean_std_dict(s.time_exact_rest);
   d["exact"] = exact;
+  const bool cont = s.protocol == StudyProtocol::continuation;
+  const auto& keys = window_metric_keys(s.protocol);
   nb::dict configs;
   for (const ConfigSummary& c : s.configs) {
     nb::dict cd;
     cd["tau"] = c.tau;
     cd["sweep"] = c.sweep;
     cd["exact_trajectory"] = c.exact_trajectory;
-    for (size_t k = 0; k < window_metric_keys().size(); ++k)
-      cd[nb::str(window_metric_keys()[k].c_str())] = mean_std_dict(c.overall[k]);
+    if (cont) {
+      cd["method"] = c.method;
+      cd["budget"] = c.budget;
+    }
+    for (size_t k = 0; k < keys.size(); ++k) cd[nb::str(keys[k].c_str())] = mean_std_dict(c.overall[k]);
     configs[nb::str(c.name.c_str())] = cd;
   }
   d["configs"] = configs;
+  nb::list notes;
+  for (const std::string& n : run.notes) notes.append(nb::str(n.c_str()));
+  d["notes"] = notes;
   nb::list paper;
-  for (const PaperComparison& p : paper_vs_ours(s)) {
+  for (const PaperComparison& p : cont ? std::vector<PaperComparison>{} : paper_vs_ours(s)) {
     nb::dict pd;
     pd["quantity"] = p.quantity;
     pd["metric"] = "cascade." + p.key;
@@ -108,7 +117,9 @@ nb::dict to_dict(const Outcome& o, const std::string& out) {
 
 nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t windows, uint64_t seed, double tau,
                const std::vector<double>& tau_sweep, const std::string& similarity, int64_t capped_k,
-               const std::string& out, bool overwrite, bool quiet) {
+               const std::string& out, bool overwrite, bool quiet, const std::string& protocol, int64_t continuation,
+               const std::vector<std::string>& methods, const std::vector<double>& budgets, const std::string& device,
+               const std::string& dtype) {
   engine::StudyRequest r;
   StudyParams& p = r.params;
   p.model = pm.path();
@@ -121,6 +132,19 @@ nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t window
   p.tau_sweep = tau_sweep;
   p.capped_k = capped_k;
   r.similarity = similarity;
+  r.protocol = protocol;
+  r.continuation = continuation;
+  r.methods = methods;
+  r.budgets = budgets;
+  // The study runs where the model was loaded; device and dtype ("": the model's) may only repeat it.
+  const engine::AttentionOptions placed = pm.placed({});
+  if (!device.empty() && device != placed.device)
+    fail("study: device=", device, " but the model was loaded on ", placed.device, "; load it with device=", device);
+  if (!dtype.empty() && dtype != placed.dtype)
+    fail("study: dtype=", dtype, " but the model was loaded with dtype ", placed.dtype.empty() ? "default" : placed.dtype,
+         "; load it with dtype=", dtype);
+  p.device = placed.device;
+  p.dtype = placed.dtype;
   r.out = out;
   r.overwrite = overwrite;
   r.quiet = quiet;
@@ -139,7 +163,8 @@ nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t window
 void bind_study(nb::module_& m) {
   m.def("study", &study, nb::arg("model"), nb::arg("text"), nb::arg("ctx"), nb::arg("windows"), nb::arg("seed"),
         nb::arg("tau"), nb::arg("tau_sweep"), nb::arg("similarity"), nb::arg("capped_k"), nb::arg("out"),
-        nb::arg("overwrite"), nb::arg("quiet"));
+        nb::arg("overwrite"), nb::arg("quiet"), nb::arg("protocol"), nb::arg("continuation"), nb::arg("methods"),
+        nb::arg("budgets"), nb::arg("device"), nb::arg("dtype"));
 }
 
 }  // namespace cascade::py

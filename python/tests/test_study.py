@@ -61,3 +61,26 @@ def test_ctrl_c_stops_a_study(stories):
     with pytest.raises(KeyboardInterrupt):
         cascade.study(stories, TEXT, ctx=64, tau_sweep=[0.1, 0.2, 0.4, 0.5], quiet=True)
     assert time.monotonic() - start < 10
+
+
+def test_study_continuation(stories, tmp_path):
+    # SPEC 8 on two windows: two KV methods at two budgets against exact attention over the 31
+    # next-token predictions inside each window's continuation.
+    r = cascade.study(stories, TEXT, ctx=128, windows=2, seed=3, protocol="continuation", continuation=32,
+                      methods=["snapkv", "streaming"], budgets=[0.25, 0.5], out=tmp_path / "c", quiet=True)
+    assert r["params"]["protocol"] == "continuation" and r["params"]["continuation"] == 32
+    assert r["params"]["methods"] == ["snapkv", "streaming"] and r["params"]["budgets"] == [0.25, 0.5]
+    configs = r["configs"]
+    assert list(configs) == ["snapkv@0.25", "snapkv@0.5", "streaming@0.25", "streaming@0.5"]
+    for name, c in configs.items():
+        assert c["method"] == name.split("@")[0] and c["budget"] == float(name.split("@")[1])
+        assert c["kept_fraction"]["mean"] == c["budget"]  # round(F * 96) of the 96 context entries
+        assert c["ppl_ratio"]["n"] == 2 and c["ppl_ratio"]["mean"] > 0 and 0 <= c["top1"]["mean"] <= 1
+        assert c["kl"]["mean"] > 0
+    assert len(per_layer_column(r, "kept_fraction")) == 4 * 2 * 5
+    assert {"report.md", "frontier_kept.svg", "frontier_time.svg"} <= {p.name for p in (tmp_path / "c").iterdir()}
+    with pytest.raises(cascade.CascadeError, match="unknown variant"):
+        cascade.study(stories, TEXT, ctx=128, windows=1, protocol="continuation", continuation=32,
+                      methods=["ada+bogus"], quiet=True)
+    with pytest.raises(cascade.CascadeError, match="model was loaded on cpu"):
+        cascade.study(stories, TEXT, ctx=128, windows=1, protocol="continuation", device="cuda", quiet=True)

@@ -16,7 +16,7 @@ void Progress::update(int64_t done, const std::string& note) {
   const double eta = done > 0 ? el * (double(total_ - done) / double(done)) : 0;
   if (tty_) {
     const int width = 30, fill = int(frac * width);
-    std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld %.0fs left %s", label_.c_str(), fill,
+    std::fprintf(stderr, "\r%s [%.*s%*s] %lld/%lld %.0fs left %s\033[K", label_.c_str(), fill,
                  "##############################", width - fill, "", (long long)done, (long long)total_, eta, note.c_str());
     std::fflush(stderr);
   } else {

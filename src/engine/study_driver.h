@@ -14,6 +14,12 @@ namespace cascade::engine {
 struct StudyRequest {
   StudyParams params;                  // model, tokenizer and text as given (made absolute here)
   std::string similarity = "pearson";  // parsed into params.similarity
+  // The protocol and, for the continuation protocol only, its flags as given (empty / 0: not given,
+  // the defaults then go into params: M = 256, engine::default_study_methods(), budgets 0.1,0.25,0.5).
+  std::string protocol = "prefill";
+  int64_t continuation = 0;
+  std::vector<std::string> methods;
+  std::vector<double> budgets;
   std::string out;                     // output folder; "" keeps nothing on disk
   bool overwrite = false, quiet = false;
 };
@@ -21,9 +27,15 @@ struct StudyRequest {
 struct PreparedStudy {
   StudyRequest request;  // params checked, paths absolute
   std::string text;      // the whole text file
+  std::vector<StudyConfig> configs;
+  std::vector<std::string> notes;  // configurations left out, for the report
 };
 
-// cascade::Error for a bad similarity, tau or cap, or a text file that is missing or empty.
+// cascade::Error for a bad similarity, tau, cap, protocol, method list or placement (checked with
+// make_attention: a GPU the build or machine lacks, ADA options its GPU twin lacks -- the prefill
+// protocol's measured runs included), a continuation flag under the prefill protocol, or a text
+// file that is missing or empty. On the GPU the prefill protocol leaves out `exact-trajectory`
+// (study_observer.h is a CPU instrument) and says so in the report.
 PreparedStudy prepare_study(StudyRequest r);
 
 struct StudyOutcome {
@@ -32,7 +44,8 @@ struct StudyOutcome {
 };
 
 // tick runs after each configuration of each window (Ctrl-C from Python); commit names the engine
-// in the report ("" when unknown).
+// in the report ("" when unknown). The model must already run where params.device says
+// (place_model(m, study_placement(params))): cascade::Error otherwise.
 StudyOutcome run_prepared_study(const Model& m, const Tokenizer& tok, PreparedStudy s, const std::string& commit,
                                 const std::function<void()>& tick = {});
 

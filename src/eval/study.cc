@@ -100,6 +100,14 @@ ConfigRaw run_observed(const Model& m, std::span<const int32_t> tokens, const St
 
 }  // namespace
 
+StudyProtocol parse_study_protocol(const std::string& name) {
+  if (name == "prefill") return StudyProtocol::prefill;
+  if (name == "continuation") return StudyProtocol::continuation;
+  fail("--protocol: ", name, " not in {prefill,continuation}");
+}
+
+const char* to_string(StudyProtocol p) { return p == StudyProtocol::prefill ? "prefill" : "continuation"; }
+
 std::vector<StudyConfig> study_configs(const StudyParams& p) {
   using select::Mode;
   if (p.capped_k < 0) fail("--capped-k must be >= 0, got ", p.capped_k);
@@ -129,6 +137,9 @@ std::vector<int64_t> study_windows(const StudyParams& p, int64_t max_positions) 
   if (p.ctx < 2) fail("--ctx must be at least 2, got ", p.ctx);
   if (p.ctx > max_positions)
     fail("--ctx ", p.ctx, " is longer than the model's context of ", max_positions, " tokens");
+  if (p.protocol == StudyProtocol::continuation && !(p.continuation >= 2 && p.continuation < p.ctx))
+    fail("--continuation must be at least 2 and less than --ctx ", p.ctx, " (the context needs a token), got ",
+         p.continuation);
   const int64_t K = p.n_tokens / p.ctx;
   if (K == 0) fail("the text has ", p.n_tokens, " tokens, fewer than one window of --ctx ", p.ctx);
   if (p.windows < 0 || p.windows > K)
@@ -163,10 +174,11 @@ WindowRaw run_window(const Model& m, std::span<const int32_t> tokens, int64_t in
 }
 
 StudyRun run_study(const Model& m, std::span<const int32_t> ids, const StudyParams& p,
-                   const std::filesystem::path& out_dir, bool overwrite, bool quiet,
-                   const std::function<void()>& tick) {
+                   std::vector<StudyConfig> configs, const std::filesystem::path& out_dir, bool overwrite,
+                   bool quiet, const std::function<void()>& tick) {
   CASCADE_CHECK(int64_t(ids.size()) == p.n_tokens, "study: ", ids.size(), " token ids for n_tokens = ", p.n_tokens);
-  StudyRun run{p, study_configs(p), {}, 0};
+  CASCADE_CHECK(!configs.empty(), "study: no configurations");
+  StudyRun run{p, {}, std::move(configs), {}, 0};
   const std::vector<int64_t> planned = study_windows(p, m.spec().max_positions);
   std::optional<StudyStore> store;
   if (!out_dir.empty()) {
@@ -180,14 +192,27 @@ StudyRun run_study(const Model& m, std::span<const int32_t> ids, const StudyPara
   for (int64_t k : planned)
     if (std::none_of(run.windows.begin(), run.windows.end(), [&](const WindowRaw& w) { return w.index == k; }))
       todo.push_back(k);
+  if (p.protocol == StudyProtocol::continuation && !todo.empty()) {
+    // One untimed exact forward first, so that one-time work (the CPU's weight widening, the GPU's
+    // library handles) does not land in the first window's times.
+    Sequence warm = m.new_sequence();
+    (void)m.forward(warm, ids.subspan(size_t(todo[0] * p.ctx), size_t(p.ctx - p.continuation)), true);
+  }
   Progress bar("study", int64_t(todo.size() * run.configs.size()), !quiet);
   int64_t ticks = 0;
   for (int64_t k : todo) {
     const int64_t begin = k * p.ctx;
-    WindowRaw w = run_window(m, ids.subspan(size_t(begin), size_t(p.ctx)), k, begin, run.configs, [&] {
-      bar.update(++ticks);
+    const auto tokens = ids.subspan(size_t(begin), size_t(p.ctx));
+    // The bar's note names the window and the configuration just finished.
+    const auto done = [&](const std::string& name) {
+      bar.update(++ticks, "window " + std::to_string(k) + ", " + name);
       if (tick) tick();
-    });
+    };
+    WindowRaw w = p.protocol == StudyProtocol::continuation
+                      ? run_continuation_window(m, tokens, p.continuation, k, begin, run.configs, done)
+                      : run_window(m, tokens, k, begin, run.configs, [&, c = size_t(0)]() mutable {
+                          done(run.configs[c++].name);
+                        });
     if (store) store->append(w);
     run.windows.push_back(std::move(w));
   }

@@ -34,23 +34,43 @@ std::string cell(double v) {
   return b;
 }
 
+// The continuation protocol's frontier: the report's table, one entry per configuration.
+json frontier_json(const StudySummary& s) {
+  json rows = json::array();
+  for (const ConfigSummary& c : s.configs) {
+    json r = {{"config", c.name}, {"method", c.method}};
+    for (const char* k : {"kept_fraction", "ppl_ratio", "kl", "top1", "time_total"}) r[k] = ms_json(c.get(k));
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 }  // namespace
 
 void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSpec& a, const StudyInfo& info,
                         const std::filesystem::path& file) {
+  const auto& wkeys = window_metric_keys(s.protocol);
+  const auto& lkeys = layer_metric_keys(s.protocol);
+  const bool cont = s.protocol == StudyProtocol::continuation;
   json configs = json::array();
   for (const ConfigSummary& c : s.configs) {
     json overall = json::object(), layers = json::array();
-    for (size_t k = 0; k < window_metric_keys().size(); ++k) overall[window_metric_keys()[k]] = ms_json(c.overall[k]);
+    for (size_t k = 0; k < wkeys.size(); ++k) overall[wkeys[k]] = ms_json(c.overall[k]);
     for (const auto& l : c.per_layer) {
       json lj = json::object();
-      for (size_t k = 0; k < layer_metric_keys().size(); ++k) lj[layer_metric_keys()[k]] = ms_json(l[k]);
+      for (size_t k = 0; k < lkeys.size(); ++k) lj[lkeys[k]] = ms_json(l[k]);
       layers.push_back(lj);
     }
-    configs.push_back({{"name", c.name}, {"tau", c.tau}, {"sweep", c.sweep}, {"summary", overall}, {"per_layer", layers}});
+    json cj = {{"name", c.name}, {"tau", c.tau}, {"sweep", c.sweep}, {"summary", overall}, {"per_layer", layers}};
+    if (cont) {  // NaN (not this kind of method) is written as null
+      cj["method"] = c.method;
+      cj["budget"] = c.budget;
+    }
+    configs.push_back(std::move(cj));
   }
   json paper = json::array();
-  for (const PaperComparison& p : paper_vs_ours(s))
+  if (!cont)
+    for (const PaperComparison& p : paper_vs_ours(s))
     paper.push_back({{"quantity", p.quantity}, {"metric", p.config + "." + p.key}, {"paper_lo", p.lo}, {"paper_hi", p.hi},
                      {"ours", ms_json(p.ours)}, {"inside_paper_range", p.inside()}});
   json exact = {{"ppl", ms_json(s.ppl_exact)},
@@ -61,6 +81,7 @@ void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSp
   json runj = {{"date", info.date},          {"commit", info.commit},  {"threads", info.threads}, {"windows", s.windows},
                {"windows_resumed", run.resumed}, {"layers", s.layers}, {"architecture", a.describe()},
                {"statistics", "mean and sample standard deviation (n-1) over windows"}};
+  if (!run.notes.empty()) runj["notes"] = run.notes;
   // Per window: the index and start of each window, then every window metric per configuration.
   json pw = {{"index", json::array()}, {"begin", json::array()}, {"ppl_exact", json::array()}};
   for (const WindowRaw& w : run.windows) {
@@ -70,15 +91,17 @@ void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSp
   }
   std::ofstream f = open_out(file);
   f << "{\n\"params\": " << params_json(run.params).dump(1) << ",\n\"run\": " << runj.dump(1)
-    << ",\n\"exact\": " << exact.dump(1) << ",\n\"paper_vs_ours\": " << paper.dump(1)
-    << ",\n\"configs\": " << configs.dump(1) << ",\n\"per_window\": {\n\"index\": " << pw["index"].dump()
+    << ",\n\"exact\": " << exact.dump(1);
+  if (cont) f << ",\n\"frontier\": " << frontier_json(s).dump(1);
+  else f << ",\n\"paper_vs_ours\": " << paper.dump(1);
+  f << ",\n\"configs\": " << configs.dump(1) << ",\n\"per_window\": {\n\"index\": " << pw["index"].dump()
     << ",\n\"begin\": " << pw["begin"].dump() << ",\n\"ppl_exact\": " << pw["ppl_exact"].dump() << ",\n\"configs\": {";
   for (size_t c = 0; c < run.configs.size(); ++c) {  // in configuration order, one line each
     json cols = json::object();
-    for (const auto& k : window_metric_keys()) cols[k] = json::array();
+    for (const auto& k : wkeys) cols[k] = json::array();
     for (const WindowRaw& w : run.windows) {
       const auto v = window_metrics(w, c);
-      for (size_t k = 0; k < v.size(); ++k) cols[window_metric_keys()[k]].push_back(v[k]);
+      for (size_t k = 0; k < v.size(); ++k) cols[wkeys[k]].push_back(v[k]);
     }
     f << (c ? ",\n" : "\n") << json(run.configs[c].name).dump() << ": " << cols.dump();
   }
@@ -89,11 +112,11 @@ void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSp
 void write_per_layer_csv(const StudyRun& run, const std::filesystem::path& file) {
   std::ofstream f = open_out(file);
   f << "config,window,begin,T,layer";
-  for (const auto& k : layer_metric_keys()) f << "," << k;
+  for (const auto& k : layer_metric_keys(run.params.protocol)) f << "," << k;
   f << "\n";
   for (size_t c = 0; c < run.configs.size(); ++c)
     for (const WindowRaw& w : run.windows)
-      for (size_t l = 0; l < w.configs[c].layers.size(); ++l) {
+      for (size_t l = 0; l < w.configs[c].layer_count(); ++l) {
         f << run.configs[c].name << "," << w.index << "," << w.begin << "," << w.T << "," << l;
         for (double v : layer_metrics(w, c, l)) f << "," << cell(v);
         f << "\n";

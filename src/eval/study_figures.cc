@@ -1,5 +1,8 @@
 // The study's figures (svg_plot.h): per-layer curves of the main configurations with one-standard-
-// deviation error bars over windows, and the quality-cost curve of `cascade` over the tau sweep.
+// deviation error bars over windows, and the quality-cost curve of `cascade` over the tau sweep;
+// under the continuation protocol the two frontiers (quality against kept fraction and against time).
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "eval/study_report.h"
@@ -36,9 +39,58 @@ std::string window_note(const StudySummary& s) {
   return "mean ± std over " + std::to_string(s.windows) + " windows";
 }
 
+// The continuation protocol's frontier: ppl ratio against a cost `xkey` of each configuration, one
+// series per method item (its points the budgets or taus), on a log axis when the ratios span more
+// than a factor of 10.
+svg::Plot frontier(const StudySummary& s, const std::string& xkey, double xscale, const std::string& xlabel,
+                   const std::string& title) {
+  svg::Plot p;
+  p.title = title + " (" + window_note(s) + ")";
+  p.xlabel = xlabel;
+  p.ylabel = "ppl_method / ppl_exact";
+  std::vector<std::string> methods;
+  for (const auto& c : s.configs)
+    if (std::find(methods.begin(), methods.end(), c.method) == methods.end()) methods.push_back(c.method);
+  double lo = 1, hi = 1;
+  for (size_t k = 0; k < methods.size(); ++k) {
+    svg::Series se;
+    se.name = methods[k];
+    se.style = int(k);
+    for (const auto& c : s.configs) {
+      if (c.method != methods[k]) continue;
+      const MeanStd y = c.get("ppl_ratio");
+      se.x.push_back(c.get(xkey).mean * xscale);
+      se.y.push_back(y.mean);
+      se.err.push_back(y.std);
+      const size_t at = c.name.find('@');
+      se.labels.push_back(at == std::string::npos ? "" : c.name.substr(at + 1));
+      if (std::isfinite(y.mean) && y.mean > 0) lo = std::min(lo, y.mean), hi = std::max(hi, y.mean);
+    }
+    p.series.push_back(std::move(se));
+  }
+  p.log_y = hi / lo > 10;
+  return p;
+}
+
+std::vector<std::string> write_figures(const std::vector<std::pair<std::string, svg::Plot>>& figs,
+                                       const std::filesystem::path& out_dir) {
+  std::vector<std::string> names;
+  for (const auto& [name, plot] : figs) {
+    svg::write(plot, out_dir / name);
+    names.push_back(name);
+  }
+  return names;
+}
+
 }  // namespace
 
 std::vector<std::string> write_study_figures(const StudySummary& s, const std::filesystem::path& out_dir) {
+  if (s.protocol == StudyProtocol::continuation)
+    return write_figures({{"frontier_kept.svg", frontier(s, "kept_fraction", 1, "kept fraction of the KV entries after the context",
+                                                         "Quality against memory")},
+                          {"frontier_time.svg", frontier(s, "time_total", 1e3, "wall time of context + continuation, ms per window",
+                                                         "Quality against time")}},
+                         out_dir);
   std::vector<std::pair<const ConfigSummary*, int>> main;  // with its style
   for (size_t i = 0; i < s.configs.size(); ++i)
     if (!s.configs[i].sweep) main.emplace_back(&s.configs[i], int(i));
@@ -92,16 +144,11 @@ std::vector<std::string> write_study_figures(const StudySummary& s, const std::f
   }
   if (!sweep.x.empty()) qc.series.push_back(sweep);
 
-  const std::vector<std::pair<std::string, const svg::Plot*>> figs = {{"jaccard_by_layer.svg", &jac},
-                                                                     {"r_over_T_by_layer.svg", &rt},
-                                                                     {"attention_error_by_layer.svg", &err},
-                                                                     {"quality_cost.svg", &qc}};
-  std::vector<std::string> names;
-  for (const auto& [name, plot] : figs) {
-    svg::write(*plot, out_dir / name);
-    names.push_back(name);
-  }
-  return names;
+  return write_figures({{"jaccard_by_layer.svg", jac},
+                        {"r_over_T_by_layer.svg", rt},
+                        {"attention_error_by_layer.svg", err},
+                        {"quality_cost.svg", qc}},
+                       out_dir);
 }
 
 }  // namespace cascade

@@ -115,7 +115,11 @@ MeanStd mean_std(const std::vector<double>& v) {
   return m;
 }
 
-const std::vector<std::string>& window_metric_keys() {
+const std::vector<std::string>& window_metric_keys(StudyProtocol p) {
+  static const std::vector<std::string> continuation = {"kept_fraction", "ppl",        "ppl_ratio",
+                                                        "top1",          "kl",         "time_context",
+                                                        "time_continuation", "time_total", "time_selection"};
+  if (p == StudyProtocol::continuation) return continuation;
   static const std::vector<std::string> k = {
       "r_over_T",         "jaccard_consecutive", "jaccard_vs_full",  "jaccard_vs_full_last",  "added",
       "removed",          "refreshed_layers",    "gram_needed",      "gram_computed",         "gram_needed_savings",
@@ -127,6 +131,16 @@ const std::vector<std::string>& window_metric_keys() {
 
 std::vector<double> window_metrics(const WindowRaw& w, size_t config) {
   const ConfigRaw& c = w.configs.at(config);
+  if (w.context > 0)
+    return {mean_of(c.kept),
+            std::exp(c.nll),
+            std::exp(c.nll - w.nll_full),
+            c.top1,
+            c.kl,
+            c.seconds_context,
+            c.seconds_continuation,
+            c.seconds_context + c.seconds_continuation,
+            c.times.selection};
   const ConfigRaw& full = w.configs.at(0);
   const size_t L = c.layers.size();
   std::vector<double> r_T, jn, jf, add, rem;
@@ -173,7 +187,9 @@ std::vector<double> window_metrics(const WindowRaw& w, size_t config) {
           t.total};
 }
 
-const std::vector<std::string>& layer_metric_keys() {
+const std::vector<std::string>& layer_metric_keys(StudyProtocol p) {
+  static const std::vector<std::string> continuation = {"kept_fraction"};
+  if (p == StudyProtocol::continuation) return continuation;
   static const std::vector<std::string> k = {"r",        "r_over_T",        "added",           "removed",
                                              "needed",   "computed",        "gram_seconds",    "attention_error",
                                              "jaccard_vs_full", "jaccard_next", "refreshed"};
@@ -181,6 +197,7 @@ const std::vector<std::string>& layer_metric_keys() {
 }
 
 std::vector<double> layer_metrics(const WindowRaw& w, size_t config, size_t layer) {
+  if (w.context > 0) return {w.configs.at(config).kept.at(layer)};
   const LayerRaw& x = w.configs.at(config).layers.at(layer);
   return {double(x.r),
           double(x.r) / double(w.T),
@@ -195,10 +212,12 @@ std::vector<double> layer_metrics(const WindowRaw& w, size_t config, size_t laye
           x.refreshed ? 1.0 : 0.0};
 }
 
-MeanStd ConfigSummary::get(std::string_view key) const { return overall.at(key_index(window_metric_keys(), key)); }
+MeanStd ConfigSummary::get(std::string_view key) const {
+  return overall.at(key_index(window_metric_keys(protocol), key));
+}
 
 MeanStd ConfigSummary::layer(size_t l, std::string_view key) const {
-  return per_layer.at(l).at(key_index(layer_metric_keys(), key));
+  return per_layer.at(l).at(key_index(layer_metric_keys(protocol), key));
 }
 
 const ConfigSummary& StudySummary::config(std::string_view name) const {
@@ -209,8 +228,12 @@ const ConfigSummary& StudySummary::config(std::string_view name) const {
 
 StudySummary summarize(const StudyRun& run) {
   StudySummary s;
+  s.protocol = run.params.protocol;
   s.windows = int64_t(run.windows.size());
-  s.layers = run.windows.empty() ? 0 : int64_t(run.windows[0].configs.at(0).layers.size());
+  if (!run.windows.empty()) {
+    const ConfigRaw& c0 = run.windows[0].configs.at(0);
+    s.layers = int64_t(s.protocol == StudyProtocol::continuation ? c0.kept.size() : c0.layers.size());
+  }
   std::vector<double> ppl, tt, ta, tp, tr;
   for (const WindowRaw& w : run.windows) {
     const PhaseTimes& t = w.exact_times;
@@ -225,10 +248,10 @@ StudySummary summarize(const StudyRun& run) {
   s.time_exact_attention = mean_std(ta);
   s.time_exact_projections = mean_std(tp);
   s.time_exact_rest = mean_std(tr);
-  const size_t nk = window_metric_keys().size(), nl = layer_metric_keys().size();
+  const size_t nk = window_metric_keys(s.protocol).size(), nl = layer_metric_keys(s.protocol).size();
   for (size_t c = 0; c < run.configs.size(); ++c) {
     const StudyConfig& sc = run.configs[c];
-    ConfigSummary cs{sc.name, sc.sweep, sc.exact_trajectory, sc.ada.select.tau, {}, {}};
+    ConfigSummary cs{sc.name, sc.sweep, sc.exact_trajectory, sc.ada.select.tau, s.protocol, sc.method, sc.budget, {}, {}};
     std::vector<std::vector<double>> cols(nk);
     std::vector<std::vector<std::vector<double>>> lcols(size_t(s.layers), std::vector<std::vector<double>>(nl));
     for (const WindowRaw& w : run.windows) {

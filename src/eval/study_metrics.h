@@ -64,19 +64,30 @@ MeanStd mean_std(const std::vector<double>& v);
 //   attention_error     mean over layers
 //   ppl, ppl_ratio, top1, kl, flops_kept
 //   time_selection, time_projections, time_attention, time_rest (total minus the three), time_total
-const std::vector<std::string>& window_metric_keys();
-// configs[0] must be `full` (the reference of the savings).
+// Continuation protocol (study.h), keys in order:
+//   kept_fraction       mean over layers of the kept fraction of KV entries after the context
+//   ppl, ppl_ratio      over the scored positions: exp(mean NLL), exp(mean NLL - exact's)
+//   top1, kl            against exact attention over the same positions
+//   time_context, time_continuation, time_total   wall seconds of the two forwards and their sum
+//   time_selection      the selection / compression phase within them
+const std::vector<std::string>& window_metric_keys(StudyProtocol p = StudyProtocol::prefill);
+// Prefill: configs[0] must be `full` (the reference of the savings). The protocol is the window's
+// (w.context > 0: continuation).
 std::vector<double> window_metrics(const WindowRaw& w, size_t config);
 
 // Per-layer metrics (keys, in order): r, r_over_T, added, removed, needed, computed, gram_seconds,
 // attention_error, jaccard_vs_full, jaccard_next (NaN at the last layer), refreshed (0/1).
-const std::vector<std::string>& layer_metric_keys();
+// Continuation protocol: kept_fraction.
+const std::vector<std::string>& layer_metric_keys(StudyProtocol p = StudyProtocol::prefill);
 std::vector<double> layer_metrics(const WindowRaw& w, size_t config, size_t layer);
 
 struct ConfigSummary {
   std::string name;
   bool sweep = false, exact_trajectory = false;
   double tau = 0;
+  StudyProtocol protocol = StudyProtocol::prefill;
+  std::string method;  // continuation: the method item as typed
+  double budget = 0;   // continuation: the KV methods' budget (NaN for the others)
   std::vector<MeanStd> overall;                 // window_metric_keys() order
   std::vector<std::vector<MeanStd>> per_layer;  // [layer][layer_metric_keys() order]
   MeanStd get(std::string_view key) const;      // cascade::Error for an unknown key
@@ -84,6 +95,7 @@ struct ConfigSummary {
 };
 
 struct StudySummary {
+  StudyProtocol protocol = StudyProtocol::prefill;
   int64_t windows = 0, layers = 0;
   MeanStd ppl_exact, time_exact_total, time_exact_attention, time_exact_projections, time_exact_rest;
   std::vector<ConfigSummary> configs;  // study_configs order

@@ -2,6 +2,7 @@
 // paper's ranges next to ours stated plainly (inside or outside), and the definitions used.
 #include "eval/study_report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -57,11 +58,48 @@ const char* describe(const std::string& name) {
   return "";
 }
 
+void write_file(const std::filesystem::path& file, const std::string& text) {
+  std::ofstream f(file, std::ios::binary);
+  if (!f) fail(file.string(), ": cannot open for writing");
+  f << text;
+  if (!f) fail(file.string(), ": write failed");
+}
+
+// The run's model, tokenizer, text and windows (both protocols).
+void run_lines(std::ostringstream& o, const StudyRun& run, const StudySummary& s, const ArchSpec& a) {
+  const StudyParams& p = run.params;
+  const int64_t K = p.n_tokens / p.ctx;
+  o << "- Model: `" << p.model << "`\n";
+  o << "- Architecture: " << a.model_type << ", " << a.n_layers << " layers, d_model " << a.d_model << ", "
+    << a.n_heads << " query heads (" << a.n_kv_heads << " key/value) of width " << a.head_dim << ", d_ff " << a.d_ff
+    << ", vocabulary " << a.vocab_size << ", context " << a.max_positions << "\n";
+  // No --tokenizer: a GGUF file carries its own (model_tokenizer prefers it), anything else has one beside it.
+  const bool gguf = std::filesystem::path(p.model).extension() == ".gguf";
+  o << "- Tokenizer: "
+    << (!p.tokenizer.empty() ? "`" + p.tokenizer + "`" : gguf ? "embedded in the GGUF file" : "found beside the model") << "\n";
+  o << "- Text: `" << p.text << "`, " << p.n_tokens << " tokens (tokenizer prefix included)\n";
+  o << "- Windows: " << s.windows << " of the " << K << " non-overlapping windows of T = " << p.ctx << " tokens ("
+    << (p.windows == 0 ? std::string("all") : "drawn at random with seed " + std::to_string(p.seed)) << ")"
+    << (run.resumed ? ", " + std::to_string(run.resumed) + " of them resumed from an earlier run" : "") << "\n";
+}
+
+// Device lines, written only off the CPU default (so that a CPU study's report is unchanged), and
+// the run's notes.
+void placement_lines(std::ostringstream& o, const StudyRun& run) {
+  const StudyParams& p = run.params;
+  if (p.device != "cpu" || !p.dtype.empty())
+    o << "- Device: " << p.device << ", dtype " << (p.dtype.empty() ? "the device's default" : p.dtype) << "\n";
+  for (const std::string& n : run.notes) o << "- Note: " << n << "\n";
+}
+
 }  // namespace
 
 std::vector<PaperComparison> paper_vs_ours(const StudySummary& s) {
   std::vector<PaperComparison> rows;
   for (const char* config : {"cascade", "exact-trajectory"}) {
+    // exact-trajectory is absent where it cannot run (on the GPU: study_driver.h).
+    if (std::none_of(s.configs.begin(), s.configs.end(), [&](const ConfigSummary& c) { return c.name == config; }))
+      continue;
     const ConfigSummary& c = s.config(config);
     rows.push_back({"Gram savings, needed inner products (cascade vs full)", config, "gram_needed_savings",
                     kPaperSavingsLo, kPaperSavingsHi, c.get("gram_needed_savings")});
@@ -77,31 +115,20 @@ void write_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec&
                      const std::filesystem::path& file) {
   const StudyParams& p = run.params;
   const std::string N = std::to_string(s.windows);
-  const int64_t K = p.n_tokens / p.ctx;
   std::ostringstream o;
   o << "# ADA study: " << std::filesystem::path(p.model).filename().string() << " on "
     << std::filesystem::path(p.text).filename().string() << ", T = " << p.ctx << "\n\n";
   o << "Every figure is mean ± sample standard deviation over " << N
     << " windows (each window's value first, then the statistics over windows).\n\n";
   o << "## Run\n\n";
-  o << "- Model: `" << p.model << "`\n";
-  o << "- Architecture: " << a.model_type << ", " << a.n_layers << " layers, d_model " << a.d_model << ", "
-    << a.n_heads << " query heads (" << a.n_kv_heads << " key/value) of width " << a.head_dim << ", d_ff " << a.d_ff
-    << ", vocabulary " << a.vocab_size << ", context " << a.max_positions << "\n";
-  // No --tokenizer: a GGUF file carries its own (model_tokenizer prefers it), anything else has one beside it.
-  const bool gguf = std::filesystem::path(p.model).extension() == ".gguf";
-  o << "- Tokenizer: "
-    << (!p.tokenizer.empty() ? "`" + p.tokenizer + "`" : gguf ? "embedded in the GGUF file" : "found beside the model") << "\n";
-  o << "- Text: `" << p.text << "`, " << p.n_tokens << " tokens (tokenizer prefix included)\n";
-  o << "- Windows: " << N << " of the " << K << " non-overlapping windows of T = " << p.ctx << " tokens ("
-    << (p.windows == 0 ? std::string("all") : "drawn at random with seed " + std::to_string(p.seed)) << ")"
-    << (run.resumed ? ", " + std::to_string(run.resumed) + " of them resumed from an earlier run" : "") << "\n";
+  run_lines(o, run, s, a);
   o << "- Selection: tau = " << fmt("%g", p.tau) << " (theta = 1 - tau^2 = " << fmt("%g", 1 - p.tau * p.tau)
     << "), similarity " << select::to_string(p.similarity) << ", greedy rule; capped K = " << p.capped_k
     << "; random seed " << p.seed << "\n";
   o << "- Date: " << info.date << "\n";
   if (!info.commit.empty()) o << "- Engine commit: " << info.commit << "\n";
   o << "- CPU threads: " << info.threads << "\n";
+  placement_lines(o, run);
   o << "- Exact attention: perplexity per window " << ms(s.ppl_exact) << ", forward time " << ms(s.time_exact_total, 1e3)
     << " ms per window\n\n";
 
@@ -204,16 +231,75 @@ void write_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec&
        "P(n) = 2 n d (d_q + 2 d_kv) + 2 n d_q d, A(n) = 2 * 2 * d_q * n(n+1)/2. Reps mode: sum_l [P(r_l) + A(r_l)] / "
        "sum_l [P(T) + A(T)]. All-queries: sum_l [P(T) + 2 * 2 * d_q * sum_t keys_l(t)] / the same denominator, "
        "keys_l(t) = #{s in S_l, s <= t} + (1 if t is not in S_l).\n";
-  std::ofstream f(file, std::ios::binary);
-  if (!f) fail(file.string(), ": cannot open for writing");
-  f << o.str();
-  if (!f) fail(file.string(), ": write failed");
+  write_file(file, o.str());
+}
+
+void write_frontier_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec& a, const StudyInfo& info,
+                              const std::filesystem::path& file) {
+  const StudyParams& p = run.params;
+  const int64_t C = p.ctx - p.continuation;
+  std::ostringstream o;
+  o << "# Continuation study: " << std::filesystem::path(p.model).filename().string() << " on "
+    << std::filesystem::path(p.text).filename().string() << ", T = " << p.ctx << " (context " << C
+    << " + continuation " << p.continuation << ")\n\n";
+  o << "Every figure is mean ± sample standard deviation over " << s.windows
+    << " windows (each window's value first, then the statistics over windows).\n\n## Run\n\n";
+  run_lines(o, run, s, a);
+  o << "- Protocol: continuation (SPEC 8): each configuration processes the context of C = " << C
+    << " tokens in one forward (KV methods: exact prefill, then compression; ADA: its own prefill), then the "
+    << p.continuation << " continuation tokens in one chunked forward on that cache, positions continuing at C\n";
+  o << "- Methods: ";
+  for (size_t i = 0; i < p.methods.size(); ++i) o << (i ? ", " : "") << "`" << p.methods[i] << "`";
+  o << "; KV budgets";
+  for (double b : p.budgets) o << " " << fmt("%g", b);
+  o << "; ADA at tau = " << fmt("%g", p.tau);
+  for (double t : p.tau_sweep) o << ", " << fmt("%g", t);
+  o << "\n- Date: " << info.date << "\n";
+  if (!info.commit.empty()) o << "- Engine commit: " << info.commit << "\n";
+  o << "- CPU threads: " << info.threads << "\n";
+  placement_lines(o, run);
+  o << "- Exact attention: perplexity over the scored positions " << ms(s.ppl_exact) << ", context + continuation "
+    << ms(s.time_exact_total, 1e3) << " ms per window (phase total)\n\n";
+
+  o << "## Frontier\n\n"
+    << header({"configuration", "kept fraction", "ppl_method / ppl_exact", "KL(exact ‖ method), nats", "top-1 agreement",
+               "time, ms (context + continuation)", "context, ms", "selection / compression, ms"});
+  for (const auto& c : s.configs)
+    o << row({"`" + c.name + "`", ms(c.get("kept_fraction")), ms(c.get("ppl_ratio")), ms(c.get("kl")), ms(c.get("top1")),
+              ms(c.get("time_total"), 1e3), ms(c.get("time_context"), 1e3), ms(c.get("time_selection"), 1e3)});
+  o << "\n## Kept fraction by layer\n\n";
+  std::vector<std::string> head = {"configuration"};
+  for (int64_t l = 0; l < s.layers; ++l) head.push_back(std::to_string(l));
+  o << header(head);
+  for (const auto& c : s.configs) {
+    std::vector<std::string> cells = {"`" + c.name + "`"};
+    for (int64_t l = 0; l < s.layers; ++l) cells.push_back(fmt("%.4g", c.layer(size_t(l), "kept_fraction").mean));
+    o << row(cells);
+  }
+  o << "\n## Figures\n\n![Quality against memory](frontier_kept.svg)\n\n![Quality against time](frontier_time.svg)\n\n";
+  o << "## Definitions\n\n"
+    << "- Configurations: the method item as given to --methods (`NAME[+VARIANT...]`), then `@` and its point: the "
+       "kept-fraction budget of a KV method (`snapkv@0.25`), the tau of ADA (`ada@tau=0.3`); `full` is exact attention "
+       "run through the same two forwards.\n"
+    << "- Scored positions: the " << p.continuation - 1 << " next-token predictions inside the window made by the "
+       "continuation's forward, logit rows 0..M-2 predicting tokens C+1..T-1 (the prediction of token C comes from the "
+       "context's forward, before any compression).\n"
+    << "- ppl ratio = exp(mean NLL_method - mean NLL_exact) over those positions; top-1 agreement = fraction of "
+       "positions whose argmax equals exact attention's; KL(exact ‖ method) = mean over positions of sum_v p_exact "
+       "(log p_exact - log p_method), softmax in double.\n"
+    << "- Kept fraction, per layer, after the context: KV methods kept / C, mean over KV heads (on the GPU: the "
+       "cache's size over exact attention's after the same context); ADA r_l / C; exact attention 1. The table's value "
+       "is the mean over layers.\n"
+    << "- Time: wall seconds of the context's forward plus the continuation's (model placement as above), per window; "
+       "one untimed exact forward before the first window absorbs one-time work (weight widening, GPU library set-up).\n";
+  write_file(file, o.str());
 }
 
 std::vector<std::string> write_study_outputs(const StudyRun& run, const ArchSpec& a, const StudyInfo& info,
                                              const std::filesystem::path& out_dir) {
   const StudySummary s = summarize(run);
-  write_report_md(run, s, a, info, out_dir / "report.md");
+  if (s.protocol == StudyProtocol::continuation) write_frontier_report_md(run, s, a, info, out_dir / "report.md");
+  else write_report_md(run, s, a, info, out_dir / "report.md");
   write_metrics_json(run, s, a, info, out_dir / "metrics.json");
   write_per_layer_csv(run, out_dir / "per_layer.csv");
   std::vector<std::string> names = {"report.md", "metrics.json", "per_layer.csv"};

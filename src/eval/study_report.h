@@ -3,7 +3,9 @@
 //                   per-layer tables for `cascade`, the tau sweep, links to the figures;
 //   metrics.json    the same figures plus per-window values of every window metric;
 //   per_layer.csv   one row per (configuration, window, layer) with every per-layer value;
-//   *.svg           jaccard_by_layer, r_over_T_by_layer, attention_error_by_layer, quality_cost.
+//   *.svg           jaccard_by_layer, r_over_T_by_layer, attention_error_by_layer, quality_cost;
+// under the continuation protocol report.md holds the frontier table and the figures are
+// frontier_kept.svg and frontier_time.svg (quality against kept fraction and against time).
 #pragma once
 #include <filesystem>
 #include <string>
@@ -38,10 +40,13 @@ std::vector<PaperComparison> paper_vs_ours(const StudySummary& s);
 
 void write_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec& a, const StudyInfo& info,
                      const std::filesystem::path& file);
+// The continuation protocol's report: the frontier table, kept fraction by layer, the figures.
+void write_frontier_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec& a, const StudyInfo& info,
+                              const std::filesystem::path& file);
 void write_metrics_json(const StudyRun& run, const StudySummary& s, const ArchSpec& a, const StudyInfo& info,
                         const std::filesystem::path& file);
 void write_per_layer_csv(const StudyRun& run, const std::filesystem::path& file);
-// Writes the four figures into out_dir; returns their file names.
+// Writes the figures into out_dir (four; the two frontiers under the continuation protocol); returns their file names.
 std::vector<std::string> write_study_figures(const StudySummary& s, const std::filesystem::path& out_dir);
 
 // All of the above into out_dir; returns the names of the files written.

@@ -52,12 +52,25 @@ std::string differences(const json& there, const json& here) {
 }  // namespace
 
 json params_json(const StudyParams& p) {
-  return {{"model", p.model},       {"tokenizer", p.tokenizer},
-          {"text", p.text},         {"ctx", p.ctx},
-          {"windows", p.windows},   {"seed", p.seed},
-          {"tau", p.tau},           {"tau_sweep", p.tau_sweep},
-          {"similarity", select::to_string(p.similarity)},
-          {"capped_k", p.capped_k}, {"n_tokens", p.n_tokens}};
+  json j = {{"model", p.model},       {"tokenizer", p.tokenizer},
+            {"text", p.text},         {"ctx", p.ctx},
+            {"windows", p.windows},   {"seed", p.seed},
+            {"tau", p.tau},           {"tau_sweep", p.tau_sweep},
+            {"similarity", select::to_string(p.similarity)},
+            {"capped_k", p.capped_k}, {"n_tokens", p.n_tokens}};
+  // Keys beyond the prefill protocol's on the CPU are written only where they say something, so
+  // that a study of the original flags keeps its params.json (and resumes from an earlier one).
+  if (p.protocol == StudyProtocol::continuation) {
+    j["protocol"] = to_string(p.protocol);
+    j["continuation"] = p.continuation;
+    j["methods"] = p.methods;
+    j["budgets"] = p.budgets;
+  }
+  if (p.device != "cpu" || !p.dtype.empty()) {
+    j["device"] = p.device;
+    j["dtype"] = p.dtype;
+  }
+  return j;
 }
 
 json window_json(const WindowRaw& w) {
@@ -75,16 +88,24 @@ json window_json(const WindowRaw& w) {
                     {"jaccard_vs_full", l.jaccard_vs_full},
                     {"jaccard_next", l.jaccard_next},
                     {"refreshed", l.refreshed}});
-    cs.push_back({{"name", c.name},
-                  {"nll", c.nll},
-                  {"top1", c.top1},
-                  {"kl", c.kl},
-                  {"flops_kept", c.flops_kept},
-                  {"times", times_json(c.times)},
-                  {"layers", ls}});
+    json cj = {{"name", c.name},
+               {"nll", c.nll},
+               {"top1", c.top1},
+               {"kl", c.kl},
+               {"flops_kept", c.flops_kept},
+               {"times", times_json(c.times)},
+               {"layers", ls}};
+    if (w.context > 0) {
+      cj["kept"] = c.kept;
+      cj["seconds_context"] = c.seconds_context;
+      cj["seconds_continuation"] = c.seconds_continuation;
+    }
+    cs.push_back(std::move(cj));
   }
-  return {{"index", w.index},       {"begin", w.begin}, {"T", w.T}, {"nll_full", w.nll_full},
-          {"exact_times", times_json(w.exact_times)}, {"configs", cs}};
+  json wj = {{"index", w.index},       {"begin", w.begin}, {"T", w.T}, {"nll_full", w.nll_full},
+             {"exact_times", times_json(w.exact_times)}, {"configs", cs}};
+  if (w.context > 0) wj["context"] = w.context;
+  return wj;
 }
 
 WindowRaw window_from_json(const json& j, const std::string& where) {
@@ -93,6 +114,7 @@ WindowRaw window_from_json(const json& j, const std::string& where) {
     w.index = j.at("index").get<int64_t>();
     w.begin = j.at("begin").get<int64_t>();
     w.T = j.at("T").get<int64_t>();
+    w.context = j.value("context", int64_t(0));
     w.nll_full = num(j, "nll_full");
     w.exact_times = times_from(j.at("exact_times"));
     for (const json& c : j.at("configs")) {
@@ -103,6 +125,11 @@ WindowRaw window_from_json(const json& j, const std::string& where) {
       r.kl = num(c, "kl");
       r.flops_kept = num(c, "flops_kept");
       r.times = times_from(c.at("times"));
+      if (w.context > 0) {
+        for (const json& k : c.at("kept")) r.kept.push_back(k.is_null() ? std::numeric_limits<double>::quiet_NaN() : k.get<double>());
+        r.seconds_context = num(c, "seconds_context");
+        r.seconds_continuation = num(c, "seconds_continuation");
+      }
       for (const json& l : c.at("layers"))
         r.layers.push_back({l.at("r").get<int64_t>(), l.at("added").get<int64_t>(), l.at("removed").get<int64_t>(),
                             l.at("needed").get<int64_t>(), l.at("computed").get<int64_t>(), num(l, "gram_seconds"),
@@ -149,7 +176,8 @@ StudyStore::StudyStore(const fs::path& out_dir, const StudyParams& p, const std:
       for (const auto& c : w.configs) got.push_back(c.name);
       const bool planned_here = std::binary_search(planned.begin(), planned.end(), w.index);
       const bool seen = std::any_of(done_.begin(), done_.end(), [&](const WindowRaw& d) { return d.index == w.index; });
-      if (!planned_here || seen || got != names || w.T != p.ctx)
+      const int64_t context = p.protocol == StudyProtocol::continuation ? p.ctx - p.continuation : 0;
+      if (!planned_here || seen || got != names || w.T != p.ctx || w.context != context)
         fail(where, ": window ", w.index, " does not belong to the study in params.json; pass --overwrite to start afresh");
       done_.push_back(std::move(w));
     }

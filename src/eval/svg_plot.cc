@@ -83,6 +83,32 @@ struct Range {
   }
 };
 
+// The plotted y of a value (log10 on a log axis; NaN where it cannot be drawn).
+double plot_y(const Plot& p, double v) {
+  if (!p.log_y) return v;
+  return v > 0 ? std::log10(v) : std::numeric_limits<double>::quiet_NaN();
+}
+
+// An error bar's ends in plot coordinates: y -+ err, the lower end clamped to y where it cannot be drawn.
+std::pair<double, double> bar_ends(const Plot& p, double y, double err) {
+  const double lo = plot_y(p, y - err), hi = plot_y(p, y + err);
+  return {std::isfinite(lo) ? lo : plot_y(p, y), hi};
+}
+
+// Log-axis ticks (in log10 units) inside [lo, hi]: 1, 2, 5 x 10^k, or the decades alone when those
+// would be too many.
+std::vector<double> log_ticks(double lo, double hi) {
+  std::vector<double> all, decades;
+  for (double k = std::floor(lo); k <= std::ceil(hi); ++k)
+    for (double m : {1.0, 2.0, 5.0}) {
+      const double t = k + std::log10(m);
+      if (t < lo - 1e-12 || t > hi + 1e-12) continue;
+      all.push_back(t);
+      if (m == 1.0) decades.push_back(t);
+    }
+  return all.size() > 9 && decades.size() >= 2 ? decades : all;
+}
+
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
@@ -105,11 +131,12 @@ std::string render(const Plot& p, int width, int height) {
   Range xr, yr;
   for (const Series& s : p.series)
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) continue;
+      if (!std::isfinite(plot_y(p, s.y[i]))) continue;
       xr.add(s.x[i]);
       const double e = s.err.empty() || !std::isfinite(s.err[i]) ? 0.0 : s.err[i];
-      yr.add(s.y[i] - e);
-      yr.add(s.y[i] + e);
+      const auto [lo, hi] = bar_ends(p, s.y[i], e);
+      yr.add(lo);
+      yr.add(hi);
     }
   xr.widen();
   yr.widen();
@@ -124,7 +151,7 @@ std::string render(const Plot& p, int width, int height) {
   };
   std::vector<double> xt = inside(nice_ticks(x0, x1, p.integer_x ? std::min(10, int(x1 - x0) + 1) : 6), x0, x1);
   if (p.integer_x) std::erase_if(xt, [](double v) { return std::fabs(v - std::round(v)) > 1e-9; });
-  const std::vector<double> yt = inside(nice_ticks(y0, y1, 6), y0, y1);
+  const std::vector<double> yt = p.log_y ? log_ticks(y0, y1) : inside(nice_ticks(y0, y1, 6), y0, y1);
   const double xstep = p.integer_x ? 1.0 : (xt.size() > 1 ? xt[1] - xt[0] : 1.0);
   const double ystep = yt.size() > 1 ? yt[1] - yt[0] : 1.0;
   const double px0 = kLeft, px1 = width - kLegendWidth - kGap, py0 = height - kBottom, py1 = kTop;
@@ -142,8 +169,10 @@ std::string render(const Plot& p, int width, int height) {
   for (double v : yt) {
     o << "<line x1=\"" << num(px0) << "\" x2=\"" << num(px1) << "\" y1=\"" << num(Y(v)) << "\" y2=\"" << num(Y(v))
       << "\" stroke=\"#e4e4e4\"/>\n";
-    o << "<text x=\"" << num(px0 - 6) << "\" y=\"" << num(Y(v) + 4) << "\" text-anchor=\"end\">" << tick_label(v, ystep)
-      << "</text>\n";
+    char lg[32];
+    if (p.log_y) std::snprintf(lg, sizeof lg, "%g", std::pow(10.0, v));
+    o << "<text x=\"" << num(px0 - 6) << "\" y=\"" << num(Y(v) + 4) << "\" text-anchor=\"end\">"
+      << (p.log_y ? std::string(lg) : tick_label(v, ystep)) << "</text>\n";
   }
   for (double v : xt) {
     o << "<line x1=\"" << num(X(v)) << "\" x2=\"" << num(X(v)) << "\" y1=\"" << num(py0) << "\" y2=\"" << num(py1)
@@ -166,19 +195,20 @@ std::string render(const Plot& p, int width, int height) {
     std::string d;
     bool pen = false;
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) {
+      if (!std::isfinite(plot_y(p, s.y[i]))) {
         pen = false;
         continue;
       }
-      d += (pen ? " L" : " M") + num(X(s.x[i])) + " " + num(Y(s.y[i]));
+      d += (pen ? " L" : " M") + num(X(s.x[i])) + " " + num(Y(plot_y(p, s.y[i])));
       pen = true;
     }
     if (!d.empty()) o << "<path d=\"" << d << "\" fill=\"none\" stroke=\"" << c << "\" stroke-width=\"1.8\"/>\n";
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) continue;
-      const double cx = X(s.x[i]), cy = Y(s.y[i]);
+      if (!std::isfinite(plot_y(p, s.y[i]))) continue;
+      const double cx = X(s.x[i]), cy = Y(plot_y(p, s.y[i]));
       if (!s.err.empty() && std::isfinite(s.err[i]) && s.err[i] > 0) {
-        const double a = Y(s.y[i] - s.err[i]), b = Y(s.y[i] + s.err[i]);
+        const auto [lo, hi] = bar_ends(p, s.y[i], s.err[i]);
+        const double a = Y(lo), b = Y(hi);
         o << "<path d=\"M" << num(cx) << " " << num(a) << " L" << num(cx) << " " << num(b) << " M" << num(cx - 3) << " "
           << num(a) << " L" << num(cx + 3) << " " << num(a) << " M" << num(cx - 3) << " " << num(b) << " L"
           << num(cx + 3) << " " << num(b) << "\" stroke=\"" << c << "\" stroke-width=\"1\" fill=\"none\"/>\n";

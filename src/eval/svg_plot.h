@@ -22,6 +22,8 @@ struct Plot {
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
   bool integer_x = false;            // x ticks on integers only (layer indices)
+  bool log_y = false;                // y on a log10 axis (values <= 0 are not drawn; an error bar
+                                     // reaching below 0 is drawn down to its point only)
 };
 
 // The SVG document of p (width x height pixels, legend included).

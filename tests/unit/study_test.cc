@@ -30,22 +30,12 @@ namespace fs = std::filesystem;
 using test::data_dir;
 using test::run_cli;
 
-fs::path scratch(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / "cascade_study_test" / name;
-  fs::remove_all(d);
-  fs::create_directories(d.parent_path());
-  return d;
-}
+fs::path scratch(const std::string& name) { return test::scratch_path("cascade_study_test", name); }
 
 std::string model_dir() { return (data_dir() / "models/llama").string(); }
 std::string text_path() { return (data_dir() / "text/sample.txt").string(); }
 
-std::string read(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+std::string read(const fs::path& p) { return test::read_file(p); }
 
 class Study : public ::testing::Test {
  protected:
@@ -71,7 +61,7 @@ class Study : public ::testing::Test {
     return p;
   }
   static StudyRun run(const StudyParams& p, const fs::path& out) {
-    return run_study(*model_, *ids_, p, out, false, true);
+    return run_study(*model_, *ids_, p, study_configs(p), out, false, true);
   }
   static size_t index_of(const StudyRun& r, const std::string& name) {
     for (size_t c = 0; c < r.configs.size(); ++c)

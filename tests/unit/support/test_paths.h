@@ -16,6 +16,11 @@ inline std::string cli_path() { return CASCADE_CLI; }
 // The path of a file under ../shared, or "" when absent (the caller then GTEST_SKIPs).
 std::filesystem::path shared_file(const std::string& rel);
 
+// A fresh (removed, not created) path temp/suite/name whose parent exists, for a test's outputs.
+std::filesystem::path scratch_path(const std::string& suite, const std::string& name);
+// A whole file's bytes ("" when it cannot be read).
+std::string read_file(const std::filesystem::path& p);
+
 }  // namespace cascade::test
 
 // Skips the current test, naming what is missing, when a ../shared file is absent.
