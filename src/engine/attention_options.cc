@@ -43,6 +43,13 @@ uint64_t parse_seed(const std::string& value, const std::string& label) {
   return x;
 }
 
+// A non-negative integer option (a layer or token count).
+int64_t parse_count(const std::string& value, const std::string& label) {
+  const uint64_t x = parse_seed(value, label);
+  if (x > uint64_t(INT32_MAX)) fail(label, ": ", value, " is too large");
+  return int64_t(x);
+}
+
 // What a value must satisfy beyond its kind; the messages are those of the parsers that read it later.
 void check_value(const AttentionOptions& o, const std::string& name, const std::string& label) {
   if (name == "kv_budget" && !(o.kv_budget > 0 && o.kv_budget <= 1))
@@ -52,6 +59,8 @@ void check_value(const AttentionOptions& o, const std::string& name, const std::
   if (name == "tau") (void)select::Options{.tau = o.tau}.theta();
   if (name == "rule") (void)select::parse_rule(o.rule);
   if (name == "similarity") (void)select::parse_similarity(o.similarity);
+  if (name == "dense_layers" || name == "sinks" || name == "window")
+    (void)parse_count(name == "dense_layers" ? o.dense_layers : name == "sinks" ? o.sinks : o.window, label);
   if (name == "dtype" && !o.dtype.empty()) (void)parse_compute_dtype(o.dtype);
 }
 
@@ -66,12 +75,13 @@ void check_placement(const AttentionOptions& o) {
     fail("--dtype ", o.dtype, ": the CPU engine computes in f32 only (fp16 and bf16 need --device cuda)");
   if (d == Device::Cuda) {
     if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
+    if (o.attention == "ada-kv") KvPressFactory(ada_kv_options(o)).check_gpu();
     cuda::require_gpu();
   }
 }
 
 std::vector<std::string> attention_methods() {
-  std::vector<std::string> m = {"full", "ada"};
+  std::vector<std::string> m = {"full", "ada", "ada-kv"};
   m.insert(m.end(), press::method_names().begin(), press::method_names().end());
   return m;
 }
@@ -83,7 +93,9 @@ const std::vector<OptionSpec>& attention_option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"attention", "--attention", &O::attention, attention_methods(),
        "full (exact), ada (attention on representative tokens), or a KV compression method after an exact"
-       " prefill of the context (kvpress's definitions): streaming | snapkv | tova | h2o | knorm | random"},
+       " prefill of the context: ada-kv (each layer keeps the K/V of its ADA representatives, chosen as --select,"
+       " --rule, --tau, --similarity, --ada-features, --ada-dense-layers say, plus --ada-sinks and --ada-window),"
+       " or kvpress's streaming | snapkv | tova | h2o | knorm | random"},
       {"kv_budget", "--kv-budget", &O::kv_budget, {},
        "With a KV compression method (required there, refused elsewhere): the kept fraction F of each"
        " layer's context entries, per KV head: round(F C) of C (halves up), F in (0, 1]"},
@@ -91,14 +103,26 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"select", "--select", &O::select, {},
        "With ada: how layer l+1's set is chosen from layer l's: full | cascade (exact, same set as full) |"
        " inherit | capped:K | random[:SEED]"},
-      {"rule", "--rule", &O::rule, {}, "Selection rule: greedy | all-earlier"},
+      {"rule", "--rule", &O::rule, {},
+       "Selection rule: greedy (t redundant when its correlation with an earlier representative reaches"
+       " 1 - tau^2) | all-earlier (with any earlier token; --select full, inherit or random) | span (when"
+       " its projection on the span of the earlier representatives has squared norm >= 1 - tau^2)"},
+      {"features", "--ada-features", &O::features, {"hidden", "keys"},
+       "What ada and ada-kv select on: hidden (the layer's normalised input X_l) or keys (its keys after"
+       " rotary, every KV head)"},
+      {"dense_layers", "--ada-dense-layers", &O::dense_layers, {},
+       "ada and ada-kv: layers 0..K-1 run exact attention, layer K the full selection, the cascade"
+       " continues from it; K at or past the number of layers: exact everywhere"},
+      {"sinks", "--ada-sinks", &O::sinks, {}, "ada all-queries / ada-kv: the first N tokens are kept as keys too"},
+      {"window", "--ada-window", &O::window, {}, "ada all-queries / ada-kv: the last W tokens are kept as keys too"},
       {"tau", "--tau", &O::tau, {}, "Gram threshold; a token is redundant at correlation >= 1 - tau^2"},
       {"similarity", "--similarity", &O::similarity, {}, "pearson (centred) or cosine"},
       {"queries", "--ada-queries", &O::queries, {"reps", "all"}, "reps (r x r attention, others copy their parent) or all"},
       {"proportional", "--proportional", &O::proportional, {}, "Add log(n_s) to the logit of representative s"},
       {"device", "--device", &O::device, {"cpu", "cuda"},
-       "cpu, or cuda (the GPU engine: exact attention, the KV compression methods, and ada with --select"
-       " full|cascade, --rule greedy, --ada-queries reps|all, --proportional; needs a CUDA build and a GPU)",
+       "cpu, or cuda (the GPU engine: exact attention, the KV compression methods ada-kv included, and ada with"
+       " --select full|cascade, --rule greedy|span, --ada-queries reps|all, --proportional; needs a CUDA build"
+       " and a GPU)",
        true},
       {"dtype", "--dtype", &O::dtype, {},
        "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
@@ -159,7 +183,15 @@ AdaOptions ada_options(const AttentionOptions& o) {
   a.mode = select::parse_mode(o.select);
   a.queries = o.queries == "all" ? AdaQueries::all : AdaQueries::reps;
   a.proportional = o.proportional;
+  a.features = parse_ada_features(o.features);
+  a.dense_layers = parse_count(o.dense_layers, "--ada-dense-layers");
   return a;
+}
+
+KvPressOptions ada_kv_options(const AttentionOptions& o) {
+  KvPressOptions p;
+  p.ada_kv = AdaKvOptions{ada_options(o), parse_count(o.sinks, "--ada-sinks"), parse_count(o.window, "--ada-window")};
+  return p;
 }
 
 std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool measured) {
@@ -177,7 +209,11 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool
   if (!std::isnan(o.kv_budget))
     fail("--kv-budget is for the KV compression methods (--attention streaming|snapkv|tova|h2o|knorm|random), not --attention ",
          o.attention);
+  if ((parse_count(o.sinks, "--ada-sinks") > 0 || parse_count(o.window, "--ada-window") > 0) && o.attention != "ada-kv" &&
+      o.attention != "ada")
+    fail("--ada-sinks and --ada-window are for --attention ada (all queries) and ada-kv, not --attention ", o.attention);
   if (o.attention == "full") return nullptr;
+  if (o.attention == "ada-kv") return std::make_unique<KvPressFactory>(ada_kv_options(o));
   return std::make_unique<AdaAttentionFactory>(a);
 }
 

@@ -4,6 +4,11 @@
 // proportional, at several tau on stories260K (real text) and the architecture fixtures (repeated
 // ids, so that the copy rule and n_s are exercised). The same after a short prefill continued token
 // by token (SPEC 4), whose selections must equal the whole prefill's at every layer.
+// The variants of SPEC 6: with --ada-features keys every layer's selection is SPEC 1's greedy set
+// (support/selection_reference.h) of the oracle's own keys after rotary; with --ada-dense-layers K,
+// layers 0..K-1 keep every token (their output is exact attention) and layer K's set is the full
+// selection of its input, even under --select inherit; with --rule span the oracle checks the
+// outputs on the engine's selection (the rule itself: span_rule_test).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +24,7 @@
 #include "attention/attention_tap.h"
 #include "cuda/runtime.h"
 #include "model/model.h"
+#include "support/selection_reference.h"
 #include "support/spec3_oracle.h"
 #include "support/test_paths.h"
 #include "support/test_seed.h"
@@ -32,11 +38,17 @@ struct Case {
   double tau;
   AdaQueries queries;
   bool proportional;
+  AdaFeatures features = AdaFeatures::hidden;
+  int64_t dense = 0;
+  select::Rule rule = select::Rule::greedy;
+  select::Mode mode = select::Mode::cascade;
 };
 
 std::string name(const Case& c) {
   return c.model + " tau " + std::to_string(c.tau).substr(0, 4) + (c.queries == AdaQueries::all ? " all" : " reps") +
-         (c.proportional ? " proportional" : "");
+         (c.proportional ? " proportional" : "") + (c.features == AdaFeatures::keys ? " keys" : "") +
+         (c.dense ? " dense " + std::to_string(c.dense) : "") + (c.rule == select::Rule::span ? " span" : "") +
+         (c.mode == select::Mode::inherit ? " inherit" : "");
 }
 
 void PrintTo(const Case& c, std::ostream* os) { *os << name(c); }
@@ -69,13 +81,51 @@ AdaOptions options(const Case& c) {
   o.select.tau = c.tau;
   o.queries = c.queries;
   o.proportional = c.proportional;
+  o.features = c.features;
+  o.dense_layers = c.dense;
+  o.select.rule = c.rule;
+  o.mode.mode = c.mode;
   return o;
+}
+
+// The set a layer must hold, where the reference decides it: a dense layer keeps every token; the
+// first selecting layer runs the full selection of its features, and so does every later greedy
+// layer of the exact cascade (inherit keeps the layer below's set). Features: the layer's input, or
+// the oracle's own keys. Skipped (printed) when a reference decision lies within `margin` of theta.
+void expect_selection(const Model& ref, const TapRecord& rec, const select::Selection& sel,
+                      const select::Selection* below, const Case& c, int l, int64_t T, double margin,
+                      const std::string& what) {
+  if (l < c.dense) {
+    EXPECT_EQ(sel.reps, test::every_token(T).reps) << what << " layer " << l << ": a dense layer keeps every token";
+    return;
+  }
+  if (c.rule != select::Rule::greedy) return;
+  if (l > c.dense && c.mode == select::Mode::inherit) {
+    EXPECT_EQ(sel.reps, below->reps) << what << " layer " << l << ": inherit keeps the layer below's set";
+    return;
+  }
+  const ArchSpec& a = ref.spec();
+  const test::PlainSelection want =
+      c.features == AdaFeatures::keys
+          ? [&] {
+              const std::vector<double> k = test::spec3_keys(a, ref.weights().layers[size_t(l)], a.rotary_embedding(), rec.x, T);
+              return test::plain_greedy(k.data(), T, a.n_kv_heads * a.head_dim, true, c.tau);
+            }()
+          : test::plain_greedy(rec.x.data(), T, a.d_model, true, c.tau);
+  if (want.margin < margin) {
+    std::printf("[ skipped ] %s layer %d: a reference decision within %.1g of theta\n", what.c_str(), l, want.margin);
+    return;
+  }
+  EXPECT_EQ(sel.reps, want.reps) << what << " layer " << l;
+  EXPECT_EQ(sel.parent, want.parent) << what << " layer " << l;
 }
 
 // Largest |engine - oracle| over every layer and row, against the bound rel * max |oracle| + 1e-6;
 // also counts the non-representatives (the copy rule and n_s are exercised only where there are some).
 void expect_oracle(const Model& ref, const Sequence& s, const AttentionTap& tap, const Case& c, int64_t T, double rel,
                    const std::string& what, int64_t* non_reps) {
+  // The selections against the plain reference: float64 features on the CPU, float32 on a GPU.
+  const double margin = rel <= 1e-4 ? 1e-5 : -1;
   const ArchSpec& a = ref.spec();
   const ops::Rotary rotary = a.rotary_embedding();
   for (int l = 0; l < int(a.n_layers); ++l) {
@@ -85,6 +135,7 @@ void expect_oracle(const Model& ref, const Sequence& s, const AttentionTap& tap,
     const select::Selection& sel = s.trace(l)->selection;
     ASSERT_EQ(sel.T(), T) << what << " layer " << l << ": the trace covers every token seen";
     *non_reps += T - int64_t(sel.reps.size());
+    if (margin > 0) expect_selection(ref, rec, sel, l ? &s.trace(l - 1)->selection : nullptr, c, l, T, margin, what);
     const std::vector<double> want =
         test::spec3_attention(a, ref.weights().layers[size_t(l)], rotary, rec.x, T, sel, c.queries, c.proportional);
     double worst = 0, scale = 0;
@@ -130,6 +181,20 @@ std::vector<Case> cases() {
       for (AdaQueries q : {AdaQueries::reps, AdaQueries::all})
         for (bool prop : {false, true}) out.push_back({m, tau, q, prop});
   }
+  // SPEC 6's variants: keys features, dense layers (stories260K has 5 layers, the fixtures 2), span.
+  using F = AdaFeatures;
+  using R = select::Rule;
+  for (const char* m : {"stories260K", "gptj", "llama_gqa", "gpt2"}) {
+    const bool real = std::string(m) == "stories260K";
+    const double tau = real ? 0.3 : 0.8;
+    out.push_back({m, tau, AdaQueries::reps, false, F::keys});
+    out.push_back({m, tau, AdaQueries::all, true, F::keys});
+    out.push_back({m, tau, AdaQueries::reps, false, F::hidden, 1});
+    out.push_back({m, tau, AdaQueries::all, false, F::keys, 1, R::greedy, select::Mode::inherit});
+    out.push_back({m, tau, AdaQueries::reps, true, F::hidden, 0, R::span});
+    out.push_back({m, tau, AdaQueries::all, false, F::keys, 0, R::span});
+  }
+  out.push_back({"stories260K", 0.3, AdaQueries::reps, false, F::hidden, 3});
   return out;
 }
 
