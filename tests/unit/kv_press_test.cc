@@ -413,7 +413,7 @@ std::vector<std::vector<int64_t>> ada_kv_reference(const Recorder& rec, const Ar
       const bool keys = o.ada.features == AdaFeatures::keys;
       const test::PlainSelection p = test::plain_greedy(keys ? k.data() : r.x.data(), C, keys ? kd : a.d_model,
                                                         o.ada.select.similarity == select::Similarity::pearson, o.ada.select.tau);
-      EXPECT_GT(p.margin, 1e-9) << what << " layer " << l << ": a reference decision at theta";
+      EXPECT_GT(p.margin, 1e-12) << what << " layer " << l << ": a reference decision at the threshold";
       reps = p.reps;
     }
     for (int64_t t = 0; t < C; ++t)

@@ -145,7 +145,7 @@ void expect_all_paths(const Features& f, double tau, const std::string& what, co
     below_half.parent[size_t(t)] = t % 2 ? t - 1 : t;
     if (t % 2 == 0) below_half.reps.push_back(t);
   }
-  for (const Selection* below : {&below_one, &below_all, &below_half, &full}) {
+  for (const Selection* below : std::vector<const Selection*>{&below_one, &below_all, &below_half, &full}) {
     const Selection c = run_cascade(f, *below, o);
     EXPECT_EQ(c.reps, want.reps) << what << " cascade from " << below->reps.size() << " reps";
     EXPECT_EQ(c.parent, want.parent) << what << " cascade from " << below->reps.size() << " reps";
@@ -222,7 +222,7 @@ TEST(SpanRule, HandMadeVectors) {
 TEST(SpanRule, PlantedSubspacesMatchTheReference) {
   std::mt19937_64 rng(7);
   std::normal_distribution<double> g;
-  for (const auto& [T, d, dim] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{60, 12, 3}, {300, 40, 6}, {700, 24, 5}}) {
+  for (const auto& [T, d, dim] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{60, 12, 3}, {300, 40, 6}, {400, 24, 5}}) {
     std::vector<std::vector<double>> basis(3, std::vector<double>(size_t(d * dim)));
     for (auto& b : basis)
       for (double& v : b) v = g(rng);
@@ -258,7 +258,7 @@ TEST(SpanRule, Stories260KFeaturesMatchTheReference) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::vector<int32_t> ids = load_tokenizer(test::bundled_model_dir() / "tok512.bin")->encode(ss.str(), true);
-  ids.resize(std::min<size_t>(ids.size(), 128));
+  ids.resize(std::min<size_t>(ids.size(), 100));
   const ExactAttentionFactory exact;
   const AttentionTap tap(exact);
   Sequence s = m->new_sequence(&tap);
@@ -267,7 +267,7 @@ TEST(SpanRule, Stories260KFeaturesMatchTheReference) {
   for (size_t l = 0; l < tap.records().size(); ++l) {
     const std::vector<float>& x = tap.records()[l].x;
     const Features f = normalize(x.data(), T, d, Similarity::pearson);
-    for (double tau : {0.3, 0.5, 0.7}) {
+    for (double tau : {0.3, 0.6}) {
       const std::string what = "layer " + std::to_string(l) + " tau " + std::to_string(tau);
       const RefSel want = ref_span(f, tau);
       ASSERT_GE(margin(want, tau), 1e-11) << what << ": a token within 1e-11 of the threshold";
