@@ -185,7 +185,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     const float* f = features(x, 1, qpos, p.qkv, p.st);
     select::IncrementalSelector::Step st;
     if (span()) {  // the CPU's decision on the downloaded features
-      std::vector<float> fh(size_t(width()));
+      std::vector<float> fh(static_cast<size_t>(width()));
       CASCADE_CUDA_CHECK(cudaMemcpyAsync(fh.data(), f, fh.size() * sizeof(float), cudaMemcpyDeviceToHost, p.st));
       CASCADE_CUDA_CHECK(cudaStreamSynchronize(p.st));
       st = host_selector_->step(fh.data());
