@@ -88,6 +88,10 @@ class Model:
         similarity: "pearson" (centred) or "cosine".
         queries: "reps" (r x r attention; the others copy their parent's output) or "all".
         proportional: add log n_s to the logit of representative s.
+        reconstruct: with queries "reps": "copy" (the parent's output) or "lstsq" (the least-squares
+            mix of the outputs of the at most 8 most correlated earlier representatives).
+        sinks, window: with queries "all": every query t also sees keys 0..sinks-1 and
+            t-window+1..t (non-negative integers, default 0).
         kv_budget: with a KV compression method (required there): the kept fraction of each layer's
             context entries, per KV head, in (0, 1]; kv_seed: the seed of "random".
         """

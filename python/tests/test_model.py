@@ -38,6 +38,20 @@ def test_ada_at_tau_zero_on_distinct_tokens_is_exact(llama_gqa):
     assert np.abs(ada - exact).max() <= 1e-4 * np.abs(exact).max() + 1e-5
 
 
+def test_ada_window_keyword(llama_gqa):
+    # SPEC 6: a window over every token makes all-queries ADA exact attention, whatever the selection.
+    ids = np.load(DATA / "ref" / "llama_gqa" / "ids.npy")
+    exact = llama_gqa.logits(ids)
+    ada = llama_gqa.logits(ids, attention="ada", tau=0.8, queries="all", window=len(ids))
+    assert np.abs(ada - exact).max() <= 1e-4 * np.abs(exact).max() + 1e-5
+    short = llama_gqa.logits(ids, attention="ada", tau=0.8, queries="all", window=2, sinks=1)
+    assert np.isfinite(short).all()
+    with pytest.raises(cascade.CascadeError, match="window: '-2' is not an unsigned integer"):
+        llama_gqa.logits(ids, attention="ada", queries="all", window=-2)
+    with pytest.raises(cascade.CascadeError, match="--ada-queries all"):
+        llama_gqa.logits(ids, attention="ada", window=4)
+
+
 def test_tokenizer_matches_hugging_face():
     m = cascade.load(DATA / "models" / "llama")
     cases = json.loads((DATA / "ref" / "llama" / "tokenizer_hard.json").read_text(encoding="utf-8"))

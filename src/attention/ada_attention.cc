@@ -57,12 +57,13 @@ class AdaLayer : public LayerAttention {
     a.k = k_.data();
     a.v = v_.data();
     a.ldkv = kd();
-    a.nk = plan_->r();
+    a.nk = plan_->cache_size();
     a.heads = c_.spec->n_heads;
     a.kv_heads = c_.spec->n_kv_heads;
     a.head_dim = c_.spec->head_dim;
     a.q_pos = qpos;
-    a.k_pos = plan_->rep_pos().data();
+    a.k_pos = plan_->cache_pos().data();
+    a.keys_sorted = plan_->cache_sorted();
     a.scale = attention_scale(*c_.spec);
     a.out = o;
     a.ldo = qd();
@@ -79,6 +80,20 @@ class AdaLayer : public LayerAttention {
     return buf.data();
   }
 
+  // Token t's output in reps mode: its representative's (copy) or the plan's mix of representatives'.
+  void reconstruct(int32_t copy_from, const MixRow* mix, float* out) const {
+    if (!mix) {
+      const float* src = &rep_out_[size_t(copy_from) * size_t(d())];
+      std::copy(src, src + d(), out);
+      return;
+    }
+    std::fill(out, out + d(), 0.f);
+    for (int k = 0; k < kMixTerms && mix->rep[k] >= 0; ++k) {
+      const float* src = &rep_out_[size_t(mix->rep[k]) * size_t(d())];
+      for (int64_t i = 0; i < d(); ++i) out[i] += mix->coef[k] * src[i];
+    }
+  }
+
   void prefill(const float* x, int64_t n, const int64_t* pos, float* out) {
     auto t0 = Clock::now();
     std::vector<float> buf;
@@ -88,28 +103,32 @@ class AdaLayer : public LayerAttention {
     const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
     trace_.selection = select::run_layer(z, prev, o_.select, o_.mode, c_.layer);
     selector_.emplace(z, trace_.selection, o_.select);
+    plan_.emplace(trace_.selection, pos, n, o_.plan(), &z);
     c_.times->selection += since(t0);
     if (o_.compare_full) trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::run_full(z, o_.select).reps);
-    plan_.emplace(trace_.selection, pos, n, o_.queries, o_.proportional);
     const AdaPlan& p = *plan_;
 
-    // Q/K/V of the query rows at their positions; the compressed cache holds the representatives' K/V.
+    // Q/K/V of the query rows at their positions; the prefill's keys are some of those rows.
     t0 = Clock::now();
     const int64_t rows = int64_t(p.query_tokens().size());
     std::vector<float> xr;
     if (!all()) xr = gather(x, d(), p.query_tokens());
     std::vector<float> q(size_t(rows * qd())), kk(size_t(rows * kd())), vv(size_t(rows * kd()));
     project_qkv(c_, all() ? x : xr.data(), rows, p.query_pos().data(), q.data(), kk.data(), vv.data());
-    k_ = gather(kk.data(), kd(), p.cache_rows());
-    v_ = gather(vv.data(), kd(), p.cache_rows());
+    const std::vector<float> keys_k = gather(kk.data(), kd(), p.key_rows()), keys_v = gather(vv.data(), kd(), p.key_rows());
     c_.times->projections += since(t0);
 
     t0 = Clock::now();
     std::vector<float> o(size_t(rows * qd()));
     ops::AttentionArgs a = args(q.data(), rows, p.query_pos().data(), o.data());
+    a.k = keys_k.data();
+    a.v = keys_v.data();
+    a.nk = p.nk();
+    a.k_pos = p.key_pos().data();
+    a.keys_sorted = true;
     if (!p.bias().empty()) {
       a.bias = p.bias().data();
-      a.ldbias = p.r();
+      a.ldbias = p.nk();
     }
     if (!p.own_key().empty()) {
       a.own_k = kk.data();
@@ -119,6 +138,8 @@ class AdaLayer : public LayerAttention {
     }
     ops::attention(a);
     c_.times->attention += since(t0);
+    k_ = gather(kk.data(), kd(), p.cache_rows());  // the compressed cache decoding continues from
+    v_ = gather(vv.data(), kd(), p.cache_rows());
 
     t0 = Clock::now();
     std::vector<float> sub(size_t(rows * d()));
@@ -126,12 +147,10 @@ class AdaLayer : public LayerAttention {
     c_.times->projections += since(t0);
     if (all()) {
       std::copy(sub.begin(), sub.end(), out);
-    } else {  // the representatives' outputs are kept: a later non-representative copies its parent's
+    } else {  // the representatives' outputs are kept: a later non-representative copies or mixes them
       rep_out_ = std::move(sub);
-      for (int64_t t = 0; t < n; ++t) {
-        const float* src = &rep_out_[size_t(p.copy_from()[size_t(t)]) * size_t(d())];
-        std::copy(src, src + d(), out + t * d());
-      }
+      for (int64_t t = 0; t < n; ++t)
+        reconstruct(p.mixes() ? -1 : p.copy_from()[size_t(t)], p.mixes() ? &p.mix()[size_t(t)] : nullptr, out + t * d());
     }
     plan_->end_prefill();
     if (o_.measure_error) trace_.attention_error = error_against_exact(x, n, pos, out);
@@ -147,6 +166,8 @@ class AdaLayer : public LayerAttention {
     a.v = vv.data();
     a.nk = n;
     a.k_pos = pos;
+    a.keys_sorted = true;
+    a.bias = nullptr;
     ops::attention(a);
     project_out(c_, o.data(), n, full.data());
     double num = 0, den = 0;
@@ -176,10 +197,14 @@ class AdaLayer : public LayerAttention {
     extend_selection(trace_.selection, st);
     ++trace_.decode_tokens;
     if (st.is_rep) ++trace_.decode_reps;
-    const AdaPlan::Step s = plan_->decode(st, p);
-    if (!s.attend) {  // the parent's sub-layer output
-      const float* src = &rep_out_[size_t(s.copy_from) * size_t(d())];
-      std::copy(src, src + d(), out);
+    std::vector<double> z;
+    if (plan_->mixes()) {  // the plan's least squares read the token's normalised features
+      z.resize(size_t(width));
+      select::normalize_row(f, width, o_.select.similarity, z.data());
+    }
+    const AdaPlan::Step s = plan_->decode(st, p, z.empty() ? nullptr : z.data());
+    if (!s.attend) {  // the parent's sub-layer output, or the mix of representatives'
+      reconstruct(s.copy_from, s.copy_from < 0 ? &s.mix : nullptr, out);
       return;
     }
     t0 = Clock::now();
@@ -206,6 +231,10 @@ class AdaLayer : public LayerAttention {
     }
     ops::attention(a);
     c_.times->attention += since(t0);
+    if (s.ring_write) {  // the window's ring slot takes this token (the plan updates its position next step)
+      std::copy(kk.begin(), kk.end(), k_.begin() + s.ring_slot * kd());
+      std::copy(vv.begin(), vv.end(), v_.begin() + s.ring_slot * kd());
+    }
     t0 = Clock::now();
     std::vector<float> sub(static_cast<size_t>(d()));
     project_out(c_, o.data(), 1, sub.data());
@@ -258,6 +287,13 @@ AdaFeatures parse_ada_features(const std::string& text) {
 
 AdaAttentionFactory::AdaAttentionFactory(AdaOptions o) : o_(o) {
   (void)o_.select.theta();  // validates tau
+  if (o_.sinks < 0 || o_.window < 0)
+    fail("--ada-sinks and --ada-window must be non-negative, got ", o_.sinks, " and ", o_.window);
+  if (o_.queries == AdaQueries::all && o_.reconstruct == AdaReconstruct::lstsq)
+    fail("--ada-reconstruct lstsq is for --ada-queries reps (with all, every token attends and nothing is reconstructed)");
+  if (o_.queries == AdaQueries::reps && (o_.sinks > 0 || o_.window > 0))
+    fail("--ada-sinks and --ada-window are for --ada-queries all (with reps only representatives attend, and the"
+         " others copy them)");
   // span needs only the inner products with earlier representatives, which the exact cascade has
   // (select/span_basis.h), so every mode takes it; all-earlier needs every earlier token.
   if (o_.select.rule == select::Rule::all_earlier &&
@@ -272,8 +308,6 @@ void AdaAttentionFactory::check_gpu() const {
   if (o_.mode.mode != select::Mode::full && o_.mode.mode != select::Mode::cascade)
     fail("--select ", select::to_string(o_.mode), " is not yet on the GPU (full and cascade are)", cpu);
   if (o_.select.rule == select::Rule::all_earlier) fail("--rule all-earlier is not yet on the GPU (greedy and span are)", cpu);
-  if (o_.measure_error || o_.compare_full)
-    fail("the study's measurements (attention error, Jaccard against full) are not yet on the GPU", cpu);
 }
 
 std::vector<std::unique_ptr<LayerAttention>> AdaAttentionFactory::make(const std::vector<AttentionContext>& layers) const {

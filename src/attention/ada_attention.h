@@ -5,6 +5,8 @@
 //    positions; a non-representative copies its parent's sub-layer output.
 //  - queries=all: every token's query attends to the representatives before it and to itself.
 //  - proportional: logit of representative s for query position t gets + log n_s(t).
+//  - SPEC 6: reconstruct lstsq (reps: a non-representative takes a least-squares mix of at most 8
+//    earlier representatives' outputs), sinks N and window W (all: extra keys 0..N-1, t-W+1..t).
 // Decoding continues the prefill's selection state token by token, so token-by-token logits equal
 // the prefill logits of the same sequence (every rule is causal). Each layer keeps a trace
 // (selection over every token seen, costs, attention error) for the study and the Python API.
@@ -37,19 +39,23 @@ struct AdaOptions {
   select::ModeSpec mode;           // how layer l+1 is chosen from layer l
   AdaQueries queries = AdaQueries::reps;
   bool proportional = false;
+  AdaReconstruct reconstruct = AdaReconstruct::copy;  // SPEC 6, queries=reps
+  int64_t sinks = 0, window = 0;                      // SPEC 6, queries=all
   bool measure_error = false;      // also run exact attention on the same input (study only)
   bool compare_full = false;       // also run the full selection on the same features (study only;
                                    // its cost and time are not counted in the layer's)
+  AdaPlanOptions plan() const { return {queries, proportional, reconstruct, sinks, window}; }
 };
 
 class AdaAttentionFactory : public AttentionFactory {
  public:
-  explicit AdaAttentionFactory(AdaOptions o);  // validates the options (cascade::Error)
+  // Validates the options (cascade::Error): lstsq needs queries=reps, sinks and window queries=all.
+  explicit AdaAttentionFactory(AdaOptions o);
   std::vector<std::unique_ptr<LayerAttention>> make(const std::vector<AttentionContext>& layers) const override;
   std::vector<std::unique_ptr<GpuLayerAttention>> make_gpu(const std::vector<GpuAttentionContext>& layers) const override;
   // The GPU runs --select full or cascade, --rule greedy or span (span: the features come back to
-  // the host and the CPU's selection runs), either features, either query mode, with or without
-  // --proportional, dense layers.
+  // the host and the CPU's selection runs), either features, dense layers, either query mode, with or
+  // without --proportional, the SPEC-6 variants of the plan and the study's measurements.
   void check_gpu() const override;
   const AdaOptions& options() const { return o_; }
 

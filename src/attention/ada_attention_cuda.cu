@@ -2,11 +2,16 @@
 // (select/gpu_selection.h: full at layer 0 and for --select full, the exact cascade after); the
 // layer's AdaPlan (attention/ada_plan.h, computed on the host from the selection, exactly as the CPU
 // computes it) is uploaded and carried out: the query rows gathered (representatives, or every
-// token), Q/K/V at their positions, the representatives' K/V gathered into the compressed cache,
-// the attention (own key and bias where the plan says), the output projection, and with
-// queries=reps every token copying its parent's output.
+// token), Q/K/V at their positions, the plan's keys (the representatives, sinks; with a window every
+// token's, masked by the plan's bias) attended to, the output projection, and with queries=reps every
+// token copying its parent's output or (lstsq) mixing its representatives' outputs. The compressed
+// cache that decoding continues from is gathered from the same rows. With reconstruct lstsq the plan
+// reads the normalised features on the host: they are downloaded once per layer (T x d float64), and
+// a decoded token's features are normalised on the host from its downloaded row.
 // Decoding: the new token decided on the device (select/gpu_incremental.h), the plan's step
 // carried out on the compressed cache.
+// The study's measurements (measure_error, compare_full) run exact attention and the full selection
+// on the same device input beside the layer, untimed.
 // Variants (SPEC 6): keys features are the layer's K after rotary (projected for every token first),
 // normalised on the device like X_l; the span rule downloads the normalised features and runs the
 // CPU's selection (select/span_basis.h is sequential in token order) and decides a decoded token
@@ -14,6 +19,7 @@
 // layers, traced as keeping every token.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -23,6 +29,8 @@
 #include "attention/exact_attention.h"
 #include "attention/gpu_attention.cuh"
 #include "core/error.h"
+#include "cuda/check.h"
+#include "ops/cuda_common.cuh"
 #include "cuda/pool_buffer.h"
 #include "select/gpu_incremental.h"
 #include "select/gpu_selection.h"
@@ -30,6 +38,47 @@
 namespace cascade {
 
 namespace {
+
+// ---- kernels -----------------------------------------------------------------------------------
+
+// out[t, :] = sum_k mix[t].coef[k] * src[mix[t].rep[k], :] (float32 sums, in term order, as the CPU);
+// one block per row t.
+template <typename T>
+__global__ void mix_rows_kernel(const T* src, const MixRow* mix, int64_t d, T* out) {
+  const int64_t t = blockIdx.x;
+  const MixRow m = mix[t];
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float acc = 0.f;
+    for (int k = 0; k < kMixTerms && m.rep[k] >= 0; ++k) acc += m.coef[k] * ops::gpu::to_float(src[int64_t(m.rep[k]) * d + i]);
+    out[t * d + i] = ops::gpu::from_float<T>(acc);
+  }
+}
+
+// sums[0] += ||a - b||^2, sums[1] += ||b||^2 over n values (float64 sums).
+template <typename T>
+__global__ void diff_norms_kernel(const T* a, const T* b, int64_t n, double* sums) {
+  __shared__ double part[2][32];
+  double num = 0, den = 0;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const double x = ops::gpu::to_float(a[i]), y = ops::gpu::to_float(b[i]);
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    num += __shfl_xor_sync(0xffffffffu, num, o);
+    den += __shfl_xor_sync(0xffffffffu, den, o);
+  }
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) part[0][w] = num, part[1][w] = den;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int i = 1; i < int(blockDim.x >> 5); ++i) num += part[0][i], den += part[1][i];
+    atomicAdd(&sums[0], num);
+    atomicAdd(&sums[1], den);
+  }
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
 
 // Host vector -> device buffer (grown as needed), in stream order.
 template <typename T>
@@ -45,7 +94,8 @@ struct AdaGpuScratch {
   cuda::PoolBytes features;  // the selection's input in float32 (a layer's input or its keys)
   cuda::PoolBytes keys;      // keys features: the keys in the compute dtype, packed [rows, kd]
   cuda::PoolBytes rows;      // gathered query rows [rows, d]
-  cuda::PoolBytes query_tokens, cache_rows, copy_from, query_pos, own_key, bias;
+  cuda::PoolBytes query_tokens, key_pos, cache_rows, copy_from, mix, query_pos, own_key, bias;
+  cuda::PoolBytes full, sums;  // measure_error: exact attention's output [T, d], the two norms
 };
 
 class AdaGpuLayer : public GpuLayerAttention {
@@ -64,7 +114,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     for (int64_t i = 0; i < p.n; ++i) decode(p, at(x, i * d, c_.dtype), i, at(out, i * d, c_.dtype));
   }
 
-  int64_t cache_bytes() const override { return 2 * r_ * c_.kd() * int64_t(dtype_size(c_.dtype)); }
+  int64_t cache_bytes() const override { return 2 * slots_ * c_.kd() * int64_t(dtype_size(c_.dtype)); }
   const AdaLayerTrace* trace() const override { return &trace_; }
 
  private:
@@ -95,56 +145,72 @@ class AdaGpuLayer : public GpuLayerAttention {
   int64_t width() const { return o_.features == AdaFeatures::keys ? c_.kd() : c_.spec->d_model; }
   bool span() const { return o_.select.rule == select::Rule::span; }
 
-  // Room for `need` representatives in the compressed cache (K, V, outputs, positions).
+  // Room for `need` cache slots (K, V, representatives' outputs, positions).
   void reserve(int64_t need, cudaStream_t st) {
     if (need <= cap_) return;
-    const int64_t cap = std::min(c_.spec->max_positions, std::max({need, 2 * cap_, int64_t(64)}));
+    const int64_t cap = std::max(need, std::min(c_.spec->max_positions, std::max(2 * cap_, int64_t(64))));
     const size_t kvb = size_t(c_.kd()) * es(), ob = size_t(c_.spec->d_model) * es();
     cuda::PoolBytes k(size_t(cap) * kvb, st), v(size_t(cap) * kvb, st), o(size_t(cap) * ob, st), p(size_t(cap) * 8, st);
-    if (r_) {
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), k_.data(), size_t(r_) * kvb, cudaMemcpyDeviceToDevice, st));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), v_.data(), size_t(r_) * kvb, cudaMemcpyDeviceToDevice, st));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(o.data(), out_.data(), size_t(r_) * ob, cudaMemcpyDeviceToDevice, st));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(p.data(), rep_pos_.data(), size_t(r_) * 8, cudaMemcpyDeviceToDevice, st));
+    if (slots_) {
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), k_.data(), size_t(slots_) * kvb, cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), v_.data(), size_t(slots_) * kvb, cudaMemcpyDeviceToDevice, st));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(p.data(), pos_.data(), size_t(slots_) * 8, cudaMemcpyDeviceToDevice, st));
+      if (!all()) CASCADE_CUDA_CHECK(cudaMemcpyAsync(o.data(), out_.data(), size_t(slots_) * ob, cudaMemcpyDeviceToDevice, st));
     }
     k_ = std::move(k);
     v_ = std::move(v);
     out_ = std::move(o);
-    rep_pos_ = std::move(p);
+    pos_ = std::move(p);
     cap_ = cap;
   }
-  const int64_t* rep_pos() const { return reinterpret_cast<const int64_t*>(rep_pos_.data()); }
+  const int64_t* cache_pos() const { return reinterpret_cast<const int64_t*>(pos_.data()); }
+
+  // out [n, d] = the plan's mixes of the representatives' outputs.
+  void mix_rows(const MixRow* mix, int64_t n, void* out, cudaStream_t st) const {
+    ops::gpu::dispatch_dtype(c_.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      mix_rows_kernel<T><<<unsigned(n), 128, 0, st>>>(reinterpret_cast<const T*>(out_.data()), mix, c_.spec->d_model,
+                                                      static_cast<T*>(out));
+    });
+    CASCADE_CUDA_CHECK(cudaGetLastError());
+  }
 
   void prefill(const GpuPass& p, const void* x, void* out) {
     const int64_t n = p.n, d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
     select::gpu::DeviceFeatures z =
         select::gpu::normalize_device(features(x, n, p.pos, p.qkv, p.st), n, width(), o_.select.similarity);
     const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
+    const bool lstsq = o_.reconstruct == AdaReconstruct::lstsq && !all();
+    std::optional<select::Features> zh;  // the features on the host: span's selection, lstsq's plan
+    if (span() || lstsq) zh.emplace(select::Features{n, width(), z.download()});
     if (span()) {  // the CPU's selection on the downloaded features
       const auto t0 = std::chrono::steady_clock::now();
-      select::Features hz{n, width(), z.download()};
-      trace_.selection = select::run_layer(hz, prev, o_.select, o_.mode, c_.layer);
-      host_selector_.emplace(hz, trace_.selection, o_.select);
+      trace_.selection = select::run_layer(*zh, prev, o_.select, o_.mode, c_.layer);
+      host_selector_.emplace(*zh, trace_.selection, o_.select);
       c_.times->selection += z.ms_normalize() * 1e-3 +
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (o_.compare_full) trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::run_full(*zh, o_.select).reps);
     } else {
       select::gpu::GpuSelection g = (prev && o_.mode.mode == select::Mode::cascade)
                                         ? select::gpu::run_cascade(z, *prev, o_.select)
                                         : select::gpu::run_full(z, o_.select, {}, prev);
       c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
       trace_.selection = std::move(g.sel);
-      z_.emplace(std::move(z));
+      if (o_.compare_full)  // the full selection on the same device features, beside the layer (untimed)
+        trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::gpu::run_full(z, o_.select).sel.reps);
     }
     std::vector<int64_t> pos(static_cast<size_t>(n));
     std::iota(pos.begin(), pos.end(), int64_t(0));  // a prefill starts at position 0
-    plan_.emplace(trace_.selection, pos.data(), n, o_.queries, o_.proportional);
+    {
+      const auto t0 = std::chrono::steady_clock::now();
+      plan_.emplace(trace_.selection, pos.data(), n, o_.plan(), lstsq ? &*zh : nullptr);
+      c_.times->selection += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    if (!span()) z_.emplace(std::move(z));  // the device selector's rows (greedy decoding)
     const AdaPlan& pl = *plan_;
-    const int64_t r = pl.r(), rows = int64_t(pl.query_tokens().size());
+    const int64_t rows = int64_t(pl.query_tokens().size()), nk = pl.nk();
 
-    reserve(r, p.st);
     const int64_t* qpos = upload(sc_->query_pos, pl.query_pos(), p.st);
-    const int32_t* cache_rows = upload(sc_->cache_rows, pl.cache_rows(), p.st);
-    CASCADE_CUDA_CHECK(cudaMemcpyAsync(rep_pos_.data(), pl.rep_pos().data(), size_t(r) * 8, cudaMemcpyHostToDevice, p.st));
     const void* xq = x;
     if (!all()) {
       sc_->rows.reserve(size_t(rows * d) * es(), p.st);
@@ -152,23 +218,65 @@ class AdaGpuLayer : public GpuLayerAttention {
       xq = sc_->rows.data();
     }
     gpu_project_qkv(c_, xq, rows, qpos, p.qkv, p.st);
-    ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd, c_.dtype), ld, cache_rows, r, kd, k_.data(), kd, p.st);
-    ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd + kd, c_.dtype), ld, cache_rows, r, kd, v_.data(), kd, p.st);
-    r_ = r;
-    ops::AttentionArgs g2 = gpu_attention_args(c_, p.qkv, ld, rows, qpos, k_.data(), v_.data(), r, rep_pos(), p.o);
+    // The compressed cache decoding continues from: rows of the projected K/V. Without a window those
+    // are also the prefill's keys; with one the prefill attends to every row of p.qkv, masked.
+    reserve(int64_t(pl.cache_rows().size()), p.st);
+    slots_ = int64_t(pl.cache_rows().size());
+    const int32_t* cache_rows = upload(sc_->cache_rows, pl.cache_rows(), p.st);
+    ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd, c_.dtype), ld, cache_rows, slots_, kd, k_.data(), kd, p.st);
+    ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd + kd, c_.dtype), ld, cache_rows, slots_, kd, v_.data(), kd, p.st);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data(), pl.cache_pos().data(), size_t(slots_) * 8, cudaMemcpyHostToDevice, p.st));
+    ops::AttentionArgs g2 = gpu_attention_args(c_, p.qkv, ld, rows, qpos, k_.data(), v_.data(), nk, cache_pos(), p.o);
+    if (!pl.cache_sorted()) {  // a window: every row's K/V, at the rows' positions
+      g2.k = at(p.qkv, qd, c_.dtype);
+      g2.v = at(p.qkv, qd + kd, c_.dtype);
+      g2.ldkv = ld;
+      g2.k_pos = upload(sc_->key_pos, pl.key_pos(), p.st);
+    }
     if (!pl.bias().empty()) {
       g2.bias = upload(sc_->bias, pl.bias(), p.st);
-      g2.ldbias = r;
+      g2.ldbias = nk;
     }
     if (!pl.own_key().empty()) own_keys(g2, p, upload(sc_->own_key, pl.own_key(), p.st));
     p.timer->run(g2, p.st);
     if (all()) {
       gpu_project_out(c_, p.o, rows, out, p.st);
-    } else {  // the representatives' outputs are kept: every token takes its parent's
+    } else if (pl.mixes()) {  // the representatives' outputs are kept; every token mixes them
+      gpu_project_out(c_, p.o, rows, out_.data(), p.st);
+      mix_rows(upload(sc_->mix, pl.mix(), p.st), n, out, p.st);
+    } else {  // the representatives' outputs are kept; every token takes its parent's
       gpu_project_out(c_, p.o, rows, out_.data(), p.st);
       ops::gpu::embed(c_.dtype, out_.data(), upload(sc_->copy_from, pl.copy_from(), p.st), n, d, out, p.st);
     }
     plan_->end_prefill();
+    if (o_.measure_error) trace_.attention_error = error_against_exact(p, x, out);
+  }
+
+  // ||O_ada - O_full||_F / ||O_full||_F with exact attention on the same layer input x (the pass's
+  // scratch is free again), beside the layer: its kernels are not in the pass's attention time.
+  double error_against_exact(const GpuPass& p, const void* x, const void* ada) {
+    const int64_t n = p.n, d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
+    gpu_project_qkv(c_, x, n, p.pos, p.qkv, p.st);
+    ops::AttentionArgs g =
+        gpu_attention_args(c_, p.qkv, ld, n, p.pos, at(p.qkv, qd, c_.dtype), at(p.qkv, qd + kd, c_.dtype), n, p.pos, p.o);
+    g.ldkv = ld;
+    ops::gpu::attention(g, p.st);
+    sc_->full.reserve(size_t(n * d) * es(), p.st);
+    gpu_project_out(c_, p.o, n, sc_->full.data(), p.st);
+    sc_->sums.reserve(2 * sizeof(double), p.st);
+    double* sums = reinterpret_cast<double*>(sc_->sums.data());
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(sums, 0, 2 * sizeof(double), p.st));
+    ops::gpu::dispatch_dtype(c_.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const unsigned blocks = unsigned(std::min<int64_t>(1024, (n * d + 255) / 256));
+      diff_norms_kernel<T><<<blocks, 256, 0, p.st>>>(static_cast<const T*>(ada), reinterpret_cast<const T*>(sc_->full.data()),
+                                                     n * d, sums);
+    });
+    CASCADE_CUDA_CHECK(cudaGetLastError());
+    double h[2];
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(h, sums, sizeof h, cudaMemcpyDeviceToHost, p.st));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(p.st));
+    return h[1] > 0 ? std::sqrt(h[0] / h[1]) : 0.0;
   }
 
   // The queries of the fused Q/K/V rows in p.qkv flagged in mask (device) also see their own K/V there.
@@ -177,6 +285,17 @@ class AdaGpuLayer : public GpuLayerAttention {
     g.own_v = at(p.qkv, c_.qd() + c_.kd(), c_.dtype);
     g.ldown = c_.qkv_ld();
     g.own_mask = mask;
+  }
+
+  // A decoded token's normalised features on the host (lstsq), from its row of the selection's input.
+  std::vector<double> host_features(const float* x_device, cudaStream_t st) const {
+    const int64_t d = width();
+    std::vector<float> xf(static_cast<size_t>(d));
+    std::vector<double> z(static_cast<size_t>(d));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(xf.data(), x_device, size_t(d) * sizeof(float), cudaMemcpyDeviceToHost, st));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+    select::normalize_row(xf.data(), d, o_.select.similarity, z.data());
+    return z;
   }
 
   void decode(const GpuPass& p, const void* x, int64_t i, void* out) {
@@ -200,23 +319,26 @@ class AdaGpuLayer : public GpuLayerAttention {
     extend_selection(trace_.selection, st);
     ++trace_.decode_tokens;
     if (st.is_rep) ++trace_.decode_reps;
-    const AdaPlan::Step s = plan_->decode(st, p.start + i);
-    if (!s.attend) {  // the parent's sub-layer output
+    const std::vector<double> z = plan_->mixes() ? host_features(f, p.st) : std::vector<double>{};
+    const AdaPlan::Step s = plan_->decode(st, p.start + i, z.empty() ? nullptr : z.data());
+    if (!s.attend && s.copy_from >= 0) {  // the parent's sub-layer output
       CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, out_.data() + size_t(s.copy_from) * size_t(d) * es(), size_t(d) * es(),
                                          cudaMemcpyDeviceToDevice, p.st));
       return;
     }
+    if (!s.attend) {  // the mix of representatives' outputs
+      mix_rows(upload(sc_->mix, std::vector<MixRow>{s.mix}, p.st), 1, out, p.st);
+      return;
+    }
     if (o_.features == AdaFeatures::hidden) gpu_project_qkv(c_, x, 1, qpos, p.qkv, p.st);  // keys: done above
     if (s.append) {
-      reserve(r_ + 1, p.st);
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(rep_pos_.data() + size_t(r_) * 8, qpos, 8, cudaMemcpyDeviceToDevice, p.st));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(k_.data() + size_t(r_ * kd) * es(), at(p.qkv, c_.qd(), c_.dtype), size_t(kd) * es(),
-                                         cudaMemcpyDeviceToDevice, p.st));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(v_.data() + size_t(r_ * kd) * es(), at(p.qkv, c_.qd() + kd, c_.dtype),
-                                         size_t(kd) * es(), cudaMemcpyDeviceToDevice, p.st));
-      ++r_;
+      reserve(slots_ + 1, p.st);
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data() + size_t(slots_) * 8, qpos, 8, cudaMemcpyDeviceToDevice, p.st));
+      copy_kv(p, slots_);
+      ++slots_;
     }
-    ops::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, 1, qpos, k_.data(), v_.data(), r_, rep_pos(), p.o);
+    ops::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, 1, qpos, k_.data(), v_.data(), slots_, cache_pos(), p.o);
+    g.keys_sorted = plan_->cache_sorted();
     if (!s.bias.empty()) {
       g.bias = upload(sc_->bias, s.bias, p.st);
       g.ldbias = int64_t(s.bias.size());
@@ -227,13 +349,31 @@ class AdaGpuLayer : public GpuLayerAttention {
       own_keys(g, p, reinterpret_cast<const uint8_t*>(sc_->own_key.data()));
     }
     p.timer->run(g, p.st);
+    if (s.ring_slot >= 0) {  // after the attention: the window's ring slot takes this token, or is hidden
+      void* slot_pos = pos_.data() + size_t(s.ring_slot) * 8;
+      if (s.ring_write) {
+        CASCADE_CUDA_CHECK(cudaMemcpyAsync(slot_pos, qpos, 8, cudaMemcpyDeviceToDevice, p.st));
+        copy_kv(p, s.ring_slot);
+      } else {
+        CASCADE_CUDA_CHECK(cudaMemcpyAsync(slot_pos, &kHiddenPos, 8, cudaMemcpyHostToDevice, p.st));
+      }
+    }
     if (!s.append || all()) {
       gpu_project_out(c_, p.o, 1, out, p.st);
       return;
     }
-    void* kept = out_.data() + size_t((r_ - 1) * d) * es();  // a later non-representative copies it
+    void* kept = out_.data() + size_t((slots_ - 1) * d) * es();  // a later non-representative copies it
     gpu_project_out(c_, p.o, 1, kept, p.st);
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, kept, size_t(d) * es(), cudaMemcpyDeviceToDevice, p.st));
+  }
+
+  // The pass's (one-row) K and V into cache slot `slot`.
+  void copy_kv(const GpuPass& p, int64_t slot) {
+    const int64_t kd = c_.kd();
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(k_.data() + size_t(slot * kd) * es(), at(p.qkv, c_.qd(), c_.dtype), size_t(kd) * es(),
+                                       cudaMemcpyDeviceToDevice, p.st));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(v_.data() + size_t(slot * kd) * es(), at(p.qkv, c_.qd() + kd, c_.dtype),
+                                       size_t(kd) * es(), cudaMemcpyDeviceToDevice, p.st));
   }
 
   GpuAttentionContext c_;
@@ -245,14 +385,18 @@ class AdaGpuLayer : public GpuLayerAttention {
   std::optional<select::gpu::DeviceIncremental> selector_;
   std::optional<select::IncrementalSelector> host_selector_;  // span: decisions on the host
   std::optional<AdaPlan> plan_;
-  cuda::PoolBytes k_, v_, out_, rep_pos_;  // [cap, kd], [cap, kd], [cap, d] (reps' outputs), [cap] int64
-  int64_t r_ = 0, cap_ = 0;
+  // The compressed cache, the plan's slots ([ring][persistent keys]): [cap, kd] K and V, [cap] int64
+  // positions, and with queries=reps [cap, d] the representatives' outputs.
+  cuda::PoolBytes k_, v_, out_, pos_;
+  int64_t slots_ = 0, cap_ = 0;
 };
 
 // A dense layer (--ada-dense-layers): the exact GPU layer, traced as a selection that keeps every token.
 class AdaDenseGpuLayer : public GpuLayerAttention {
  public:
-  explicit AdaDenseGpuLayer(std::unique_ptr<GpuLayerAttention> exact) : exact_(std::move(exact)) {}
+  AdaDenseGpuLayer(std::unique_ptr<GpuLayerAttention> exact, bool measured) : exact_(std::move(exact)) {
+    if (measured) trace_.attention_error = 0;  // it is exact attention
+  }
   void prepare(const GpuPass& p) override { exact_->prepare(p); }
   void forward(const GpuPass& p, const void* x, void* out) override {
     exact_->forward(p, x, out);
@@ -275,7 +419,7 @@ std::vector<std::unique_ptr<GpuLayerAttention>> AdaAttentionFactory::make_gpu(
   std::vector<std::unique_ptr<GpuLayerAttention>> out;
   const size_t dense = size_t(std::min<int64_t>(o_.dense_layers, int64_t(layers.size())));
   auto exact = ExactAttentionFactory().make_gpu({layers.begin(), layers.begin() + ptrdiff_t(dense)});
-  for (auto& e : exact) out.push_back(std::make_unique<AdaDenseGpuLayer>(std::move(e)));
+  for (auto& e : exact) out.push_back(std::make_unique<AdaDenseGpuLayer>(std::move(e), o_.measure_error));
   const AdaGpuLayer* below = nullptr;  // layer `dense` runs the full selection
   for (size_t l = dense; l < layers.size(); ++l) {
     auto a = std::make_unique<AdaGpuLayer>(layers[l], o_, below, scratch);

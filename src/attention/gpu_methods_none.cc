@@ -32,5 +32,10 @@ std::vector<std::unique_ptr<GpuLayerAttention>> KvPressFactory::make_gpu(const s
   fail("--device cuda: this build has no CUDA backend");
 }
 
+std::vector<double> press::h2o_scores_on_gpu(const Context&, int64_t) {
+  cuda::require_gpu();
+  fail("h2o on the GPU: this build has no CUDA backend");
+}
+
 }  // namespace cascade
 #endif

@@ -105,9 +105,8 @@ std::vector<double> h2o(const Context& c) {
       attention_row(c, h, i, w);
       for (int64_t j = 0; j <= i; ++j) received[size_t(h * c.n + j)] += w[size_t(j)];
     }
-    for (int64_t j = 0; j < c.n; ++j) received[size_t(h * c.n + j)] /= double(c.n - j);
   }
-  return mean_over_group(c, received, c.n);
+  return h2o_from_received(c, std::move(received));
 }
 
 // knorm_press.py: minus the key's L2 norm, so that the smallest norms are kept.
@@ -149,6 +148,12 @@ bool parse_method(const std::string& name, Method* m) {
 }
 
 const std::string& method_name(Method m) { return method_names()[size_t(m)]; }
+
+std::vector<double> h2o_from_received(const Context& c, std::vector<double> received) {
+  for (int64_t h = 0; h < c.heads; ++h)
+    for (int64_t j = 0; j < c.n; ++j) received[size_t(h * c.n + j)] /= double(c.n - j);
+  return mean_over_group(c, received, c.n);
+}
 
 int64_t kept_count(double budget, int64_t n) { return std::min(n, int64_t(std::floor(budget * double(n) + 0.5))); }
 

@@ -45,6 +45,15 @@ int64_t kept_count(double budget, int64_t n);
 // first. cascade::Error where kvpress asserts: streaming with n <= n_sink, snapkv with n <= window.
 std::vector<double> scores(Method m, const Context& c, int64_t n_kept, const Params& p);
 
+// h2o's last step on each query head's received attention [heads * n] (an entry's summed causal
+// attention over the context's queries): divided by how many queries see the entry, averaged over
+// the group. The host's h2o and the GPU's (h2o_scores_on_gpu) share it.
+std::vector<double> h2o_from_received(const Context& c, std::vector<double> received);
+// scores(Method::h2o, c, ...) computed on the GPU (kv_press_scores_cuda.cu) from c's host Q and K:
+// the same numbers up to the order of float64 sums. panel_rows > 0 bounds the query rows per GEMM
+// (tests cross panels with it). cascade::Error without a GPU or in a CPU-only build.
+std::vector<double> h2o_scores_on_gpu(const Context& c, int64_t panel_rows = 0);
+
 // Per KV head, the n_kept positions of highest score in increasing order. Ties (streaming's and
 // snapkv's equal scores when n_kept is below their sink or window count) go to the earlier
 // position: the first n_kept of a stable sort by decreasing score.

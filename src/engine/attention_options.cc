@@ -1,6 +1,7 @@
 #include "engine/attention_options.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
@@ -55,12 +56,13 @@ void check_value(const AttentionOptions& o, const std::string& name, const std::
   if (name == "kv_budget" && !(o.kv_budget > 0 && o.kv_budget <= 1))
     fail(label, " must be in (0, 1], got ", o.kv_budget);
   if (name == "kv_seed") (void)parse_seed(o.kv_seed, label);
+  if (name == "sinks") (void)parse_count(o.sinks, label);
+  if (name == "window") (void)parse_count(o.window, label);
   if (name == "select") (void)select::parse_mode(o.select);
   if (name == "tau") (void)select::Options{.tau = o.tau}.theta();
   if (name == "rule") (void)select::parse_rule(o.rule);
   if (name == "similarity") (void)select::parse_similarity(o.similarity);
-  if (name == "dense_layers" || name == "sinks" || name == "window")
-    (void)parse_count(name == "dense_layers" ? o.dense_layers : name == "sinks" ? o.sinks : o.window, label);
+  if (name == "dense_layers") (void)parse_count(o.dense_layers, label);
   if (name == "dtype" && !o.dtype.empty()) (void)parse_compute_dtype(o.dtype);
 }
 
@@ -113,16 +115,20 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"dense_layers", "--ada-dense-layers", &O::dense_layers, {},
        "ada and ada-kv: layers 0..K-1 run exact attention, layer K the full selection, the cascade"
        " continues from it; K at or past the number of layers: exact everywhere"},
-      {"sinks", "--ada-sinks", &O::sinks, {}, "ada all-queries / ada-kv: the first N tokens are kept as keys too"},
-      {"window", "--ada-window", &O::window, {}, "ada all-queries / ada-kv: the last W tokens are kept as keys too"},
       {"tau", "--tau", &O::tau, {}, "Gram threshold; a token is redundant at correlation >= 1 - tau^2"},
       {"similarity", "--similarity", &O::similarity, {}, "pearson (centred) or cosine"},
       {"queries", "--ada-queries", &O::queries, {"reps", "all"}, "reps (r x r attention, others copy their parent) or all"},
       {"proportional", "--proportional", &O::proportional, {}, "Add log(n_s) to the logit of representative s"},
+      {"reconstruct", "--ada-reconstruct", &O::reconstruct, {"copy", "lstsq"},
+       "With --ada-queries reps: a non-representative copies its parent's output (copy), or takes the"
+       " least-squares mix of the outputs of its (at most 8) most correlated earlier representatives (lstsq)"},
+      {"sinks", "--ada-sinks", &O::sinks, {}, "With --ada-queries all: every query also sees keys 0..N-1 (N >= 0)"},
+      {"window", "--ada-window", &O::window, {},
+       "With --ada-queries all: every query t also sees keys t-W+1..t (W >= 0)"},
       {"device", "--device", &O::device, {"cpu", "cuda"},
        "cpu, or cuda (the GPU engine: exact attention, the KV compression methods ada-kv included, and ada with"
-       " --select full|cascade, --rule greedy|span, --ada-queries reps|all, --proportional; needs a CUDA build"
-       " and a GPU)",
+       " --select full|cascade, --rule greedy|span, --ada-features, --ada-dense-layers, --ada-queries reps|all,"
+       " --proportional, --ada-reconstruct, --ada-sinks, --ada-window; needs a CUDA build and a GPU)",
        true},
       {"dtype", "--dtype", &O::dtype, {},
        "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
@@ -185,12 +191,17 @@ AdaOptions ada_options(const AttentionOptions& o) {
   a.proportional = o.proportional;
   a.features = parse_ada_features(o.features);
   a.dense_layers = parse_count(o.dense_layers, "--ada-dense-layers");
+  a.reconstruct = o.reconstruct == "lstsq" ? AdaReconstruct::lstsq : AdaReconstruct::copy;
+  a.sinks = parse_count(o.sinks, "--ada-sinks");
+  a.window = parse_count(o.window, "--ada-window");
   return a;
 }
 
 KvPressOptions ada_kv_options(const AttentionOptions& o) {
   KvPressOptions p;
-  p.ada_kv = AdaKvOptions{ada_options(o), parse_count(o.sinks, "--ada-sinks"), parse_count(o.window, "--ada-window")};
+  AdaOptions a = ada_options(o);
+  p.ada_kv = AdaKvOptions{a, a.sinks, a.window};
+  p.ada_kv->ada.sinks = p.ada_kv->ada.window = 0;  // ada-kv's own, not ADA attention's (queries all)
   return p;
 }
 

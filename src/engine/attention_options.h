@@ -24,10 +24,12 @@ struct AttentionOptions {
   std::string rule = "greedy";
   std::string features = "hidden";    // parse_ada_features
   std::string dense_layers = "0";     // a non-negative integer
-  std::string sinks = "0", window = "0";  // non-negative integers: ada-kv's kept sinks and recent window
   std::string similarity = "pearson";
   std::string queries = "reps";
   bool proportional = false;
+  std::string reconstruct = "copy";  // SPEC 6: copy | lstsq (queries reps)
+  std::string sinks = "0";           // SPEC 6: a non-negative integer (queries all; ada-kv)
+  std::string window = "0";          // SPEC 6: a non-negative integer (queries all; ada-kv)
   std::string device = "cpu";
   std::string dtype;  // empty: f32 on the CPU, bf16 on the GPU
   std::string cuda_graphs = "on";

@@ -88,16 +88,27 @@ TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
     AdaQueries q;
     bool prop;
     const char* rule;
+    AdaReconstruct rec = AdaReconstruct::copy;
+    int64_t sinks = 0, window = 0;  // window 3: a ring of 2 slots, reused while decoding
     AdaFeatures features = AdaFeatures::hidden;
     int64_t dense = 0;
   } cases[] = {{"cascade", AdaQueries::reps, false, "greedy"}, {"cascade", AdaQueries::all, false, "greedy"},
                {"cascade", AdaQueries::reps, true, "greedy"},  {"inherit", AdaQueries::reps, false, "greedy"},
                {"capped:1", AdaQueries::reps, true, "greedy"}, {"full", AdaQueries::reps, false, "all-earlier"},
-               {"cascade", AdaQueries::reps, false, "span"},   {"cascade", AdaQueries::all, false, "greedy", AdaFeatures::keys},
-               {"inherit", AdaQueries::reps, true, "span", AdaFeatures::keys, 1}};
+               {"cascade", AdaQueries::reps, false, "greedy", AdaReconstruct::lstsq},
+               {"cascade", AdaQueries::reps, true, "greedy", AdaReconstruct::lstsq},
+               {"cascade", AdaQueries::all, true, "greedy", AdaReconstruct::copy, 2, 3},
+               {"cascade", AdaQueries::all, false, "greedy", AdaReconstruct::copy, 6, 5},
+               {"cascade", AdaQueries::reps, false, "span"},
+               {"cascade", AdaQueries::all, false, "greedy", AdaReconstruct::copy, 0, 0, AdaFeatures::keys},
+               {"inherit", AdaQueries::reps, true, "span", AdaReconstruct::copy, 0, 0, AdaFeatures::keys, 1},
+               {"cascade", AdaQueries::reps, false, "span", AdaReconstruct::lstsq, 0, 0, AdaFeatures::keys}};
   for (const auto& c : cases) {
     AdaOptions o = ada(0.8, c.mode, c.q, c.prop);  // a high tau: random weights correlate little
     o.select.rule = select::parse_rule(c.rule);
+    o.reconstruct = c.rec;
+    o.sinks = c.sinks;
+    o.window = c.window;
     o.features = c.features;
     o.dense_layers = c.dense;
     const AdaAttentionFactory f(o);
@@ -123,6 +134,25 @@ TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
         << c.mode << ": decoding chooses as many representatives as the prefill of the same tokens";
     for (int l = 0; l < int(m->spec().n_layers); ++l)
       EXPECT_EQ(s.trace(l)->selection.reps, ps.trace(l)->selection.reps) << c.mode << " layer " << l;
+  }
+}
+
+// SPEC 6: a window or sinks covering every token make all-queries ADA exact attention (every key
+// seen once, at its position), whatever the selection.
+TEST_P(AdaOnFixture, WindowOrSinksOverEveryTokenEqualExactAttention) {
+  const test::Seed seed(13);
+  auto m = Model::load(data_dir() / "models" / GetParam());
+  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 16, seed.value());
+  for (int i = 0; i < 8; ++i) ids.push_back(ids[size_t(i)]);
+  const int64_t T = int64_t(ids.size());
+  const Tensor exact = run(*m, ids, nullptr);
+  for (auto [sinks, window] : {std::pair<int64_t, int64_t>{0, T}, {T, 0}, {0, 2 * T}}) {
+    AdaOptions o = ada(0.8, "cascade", AdaQueries::all);
+    o.sinks = sinks;
+    o.window = window;
+    const AdaAttentionFactory f(o);
+    const Tensor got = run(*m, ids, &f);
+    EXPECT_LE(max_diff(got, exact, T), 1e-5f * max_abs(exact) + 1e-6f) << "sinks " << sinks << " window " << window;
   }
 }
 
@@ -190,6 +220,13 @@ TEST(AdaOptions, BadCombinationsAreErrors) {
   EXPECT_THROW(parse_ada_features("values"), Error);
   EXPECT_THROW(AdaAttentionFactory{ada(1.0)}, Error);
   EXPECT_THROW(AdaAttentionFactory{ada(-0.1)}, Error);
+  AdaOptions lstsq_all = ada(0.3, "cascade", AdaQueries::all), sinks_reps = ada(0.3), window_reps = ada(0.3),
+             negative = ada(0.3, "cascade", AdaQueries::all);
+  lstsq_all.reconstruct = AdaReconstruct::lstsq;
+  sinks_reps.sinks = 4;
+  window_reps.window = 8;
+  negative.window = -1;
+  for (const AdaOptions& bad : {lstsq_all, sinks_reps, window_reps, negative}) EXPECT_THROW(AdaAttentionFactory{bad}, Error);
   auto m = Model::load(data_dir() / "models" / "llama");
   const AdaAttentionFactory f(ada(0.3, "random:1"));
   Sequence s = m->new_sequence(&f);

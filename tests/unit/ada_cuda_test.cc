@@ -88,6 +88,8 @@ struct Param {
   double tau;
   AdaQueries queries = AdaQueries::reps;
   bool proportional = false;
+  AdaReconstruct reconstruct = AdaReconstruct::copy;  // SPEC 6
+  int64_t sinks = 0, window = 0;
   AdaFeatures features = AdaFeatures::hidden;
   select::Rule rule = select::Rule::greedy;
   int64_t dense = 0;
@@ -101,6 +103,9 @@ AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQue
   o.queries = queries;
   o.proportional = proportional;
   if (variant) {
+    o.reconstruct = variant->reconstruct;
+    o.sinks = variant->sinks;
+    o.window = variant->window;
     o.features = variant->features;
     o.select.rule = variant->rule;
     o.dense_layers = variant->dense;
@@ -113,6 +118,13 @@ std::string variant_name(const Param& p) {
          (p.dense ? " dense " + std::to_string(p.dense) : "");
 }
 
+// Compressed cache rows of a layer: the representatives, the sinks that are not, and the window's ring.
+int64_t cache_rows(const select::Selection& sel, const AdaOptions& o) {
+  int64_t n = int64_t(sel.reps.size());
+  for (int64_t t = 0; t < std::min(o.sinks, sel.T()); ++t) n += sel.parent[size_t(t)] != t;
+  return n + o.plan().ring();
+}
+
 class AdaCuda : public ::testing::TestWithParam<Param> {
  protected:
   void SetUp() override {
@@ -122,9 +134,11 @@ class AdaCuda : public ::testing::TestWithParam<Param> {
 
 TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   const Param& P = GetParam();
-  const auto& [name, t, tau, queries, proportional, features, rule, dense] = P;
+  const auto& [name, t, tau, queries, proportional, reconstruct, sinks, window, features, rule, dense] = P;
   const std::string what = std::string(name) + " tau " + std::to_string(tau).substr(0, 4) +
                            (queries == AdaQueries::all ? " all-queries" : "") + (proportional ? " proportional" : "") +
+                           (reconstruct == AdaReconstruct::lstsq ? " lstsq" : "") +
+                           (sinks || window ? " sinks " + std::to_string(sinks) + " window " + std::to_string(window) : "") +
                            variant_name(P);
   auto cpu = Model::load(model_path(name));
   const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
@@ -152,7 +166,7 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   if (diff == 0) expect_close(got, want, t, what + " GPU ADA vs CPU ADA");
   EXPECT_EQ(gs.cache_bytes(), [&] {
     int64_t b = 0;
-    for (int64_t l = 0; l < L; ++l) b += 2 * int64_t(gs.trace(int(l))->selection.reps.size());
+    for (int64_t l = 0; l < L; ++l) b += 2 * cache_rows(gs.trace(int(l))->selection, f.options());
     return b * cpu->spec().n_kv_heads * cpu->spec().head_dim * int64_t(dtype_size(t));
   }()) << what;
 
@@ -189,15 +203,19 @@ std::vector<Param> params() {
       p.push_back({f, t, 0.80, AdaQueries::all});
       p.push_back({f, t, 0.80, AdaQueries::reps, true});
       if (t == DType::F32) p.push_back({f, t, 0.80, AdaQueries::all, true});
+      if (t == DType::F16) continue;  // SPEC 6's variants in f32 and bf16
+      p.push_back({f, t, 0.80, AdaQueries::reps, false, AdaReconstruct::lstsq});
+      p.push_back({f, t, 0.80, AdaQueries::all, t == DType::F32, AdaReconstruct::copy, 2, 4});
     }
   using F = AdaFeatures;
   using R = select::Rule;
   for (const char* f : {"gptj", "llama_gqa", "gpt2", "stories260K"})
     for (DType t : {DType::F32, DType::BF16}) {
-      p.push_back({f, t, 0.80, AdaQueries::reps, false, F::keys});
-      p.push_back({f, t, 0.80, AdaQueries::all, false, F::hidden, R::span});
-      p.push_back({f, t, 0.80, AdaQueries::reps, true, F::keys, R::span, 1});
-      p.push_back({f, t, 0.30, AdaQueries::reps, false, F::hidden, R::greedy, 1});
+      const AdaReconstruct copy = AdaReconstruct::copy;
+      p.push_back({f, t, 0.80, AdaQueries::reps, false, copy, 0, 0, F::keys});
+      p.push_back({f, t, 0.80, AdaQueries::all, false, copy, 0, 0, F::hidden, R::span});
+      p.push_back({f, t, 0.80, AdaQueries::reps, true, copy, 0, 0, F::keys, R::span, 1});
+      p.push_back({f, t, 0.30, AdaQueries::reps, false, copy, 0, 0, F::hidden, R::greedy, 1});
     }
   return p;
 }
@@ -205,9 +223,42 @@ std::vector<Param> params() {
 INSTANTIATE_TEST_SUITE_P(Fixtures, AdaCuda, ::testing::ValuesIn(params()), [](const auto& info) {
   return std::string(info.param.name) + "_" + dtype_name(info.param.t) + (info.param.tau > 0.5 ? "_tau80" : "_tau30") +
          (info.param.queries == AdaQueries::all ? "_all" : "") + (info.param.proportional ? "_prop" : "") +
+         (info.param.reconstruct == AdaReconstruct::lstsq ? "_lstsq" : "") + (info.param.window ? "_sinks_window" : "") +
          (info.param.features == AdaFeatures::keys ? "_keys" : "") + (info.param.rule == select::Rule::span ? "_span" : "") +
          (info.param.dense ? "_dense" + std::to_string(info.param.dense) : "");
 });
+
+// The study's measurements on the GPU (attention error against exact attention on the same layer
+// input, Jaccard against the full selection on the same features) equal the CPU's, layer by layer,
+// in float32 where both pick the same representatives.
+TEST(AdaCudaStudy, MeasurementsMatchCpu) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
+  for (const char* name : {"llama_gqa", "gpt2"}) {
+    auto cpu = Model::load(model_path(name));
+    const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
+    AdaOptions o = options(0.8);
+    o.measure_error = o.compare_full = true;
+    const AdaAttentionFactory f(o);
+    Sequence cs = cpu->new_sequence(&f);
+    cpu->forward(cs, ids);
+    auto gpu = Model::load(model_path(name));
+    gpu->to_device(Device::Cuda, DType::F32);
+    Sequence gs = gpu->new_sequence(&f);
+    gpu->forward(gs, ids);
+    double largest = 0;
+    for (int l = 0; l < int(cpu->spec().n_layers); ++l) {
+      const AdaLayerTrace& c = *cs.trace(l);
+      const AdaLayerTrace& g = *gs.trace(l);
+      ASSERT_EQ(differing(c.selection, g.selection), 0) << name << " layer " << l;
+      EXPECT_GE(g.attention_error, 0) << name << " layer " << l << ": not measured";
+      EXPECT_NEAR(g.attention_error, c.attention_error, 1e-4 + 1e-3 * c.attention_error) << name << " layer " << l;
+      EXPECT_EQ(g.jaccard_vs_full, c.jaccard_vs_full) << name << " layer " << l;
+      largest = std::max(largest, c.attention_error);
+    }
+    EXPECT_GT(largest, 0) << name << ": every token a representative at every layer; the case tests nothing";
+    std::printf("[ measured ] %s: largest attention error over layers %.4f\n", name, largest);
+  }
+}
 
 TEST(AdaCudaErrors, OptionsTheGpuLacksAreRefused) {
   if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";

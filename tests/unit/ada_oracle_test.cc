@@ -3,7 +3,8 @@
 // layer's own input and the engine's own selection, for queries=reps and all, with and without
 // proportional, at several tau on stories260K (real text) and the architecture fixtures (repeated
 // ids, so that the copy rule and n_s are exercised). The same after a short prefill continued token
-// by token (SPEC 4), whose selections must equal the whole prefill's at every layer.
+// by token (SPEC 4), whose selections must equal the whole prefill's at every layer. The SPEC-6
+// variants of the plan too: reconstruct lstsq (reps), sinks and window (all).
 // The variants of SPEC 6: with --ada-features keys every layer's selection is SPEC 1's greedy set
 // (support/selection_reference.h) of the oracle's own keys after rotary; with --ada-dense-layers K,
 // layers 0..K-1 keep every token (their output is exact attention) and layer K's set is the full
@@ -39,6 +40,8 @@ struct Case {
   double tau;
   AdaQueries queries;
   bool proportional;
+  AdaReconstruct reconstruct = AdaReconstruct::copy;
+  int64_t sinks = 0, window = 0;
   AdaFeatures features = AdaFeatures::hidden;
   int64_t dense = 0;
   select::Rule rule = select::Rule::greedy;
@@ -47,7 +50,9 @@ struct Case {
 
 std::string name(const Case& c) {
   return c.model + " tau " + std::to_string(c.tau).substr(0, 4) + (c.queries == AdaQueries::all ? " all" : " reps") +
-         (c.proportional ? " proportional" : "") + (c.features == AdaFeatures::keys ? " keys" : "") +
+         (c.proportional ? " proportional" : "") + (c.reconstruct == AdaReconstruct::lstsq ? " lstsq" : "") +
+         (c.sinks ? " sinks " + std::to_string(c.sinks) : "") + (c.window ? " window " + std::to_string(c.window) : "") +
+         (c.features == AdaFeatures::keys ? " keys" : "") +
          (c.dense ? " dense " + std::to_string(c.dense) : "") + (c.rule == select::Rule::span ? " span" : "") +
          (c.mode == select::Mode::inherit ? " inherit" : "");
 }
@@ -82,6 +87,9 @@ AdaOptions options(const Case& c) {
   o.select.tau = c.tau;
   o.queries = c.queries;
   o.proportional = c.proportional;
+  o.reconstruct = c.reconstruct;
+  o.sinks = c.sinks;
+  o.window = c.window;
   o.features = c.features;
   o.dense_layers = c.dense;
   o.select.rule = c.rule;
@@ -138,7 +146,7 @@ void expect_oracle(const Model& ref, const Sequence& s, const AttentionTap& tap,
     *non_reps += T - int64_t(sel.reps.size());
     if (margin > 0) expect_selection(ref, rec, sel, l ? &s.trace(l - 1)->selection : nullptr, c, l, T, margin, what);
     const std::vector<double> want =
-        test::spec3_attention(a, ref.weights().layers[size_t(l)], rotary, rec.x, T, sel, c.queries, c.proportional);
+        test::spec3_attention(a, ref.weights().layers[size_t(l)], rotary, rec.x, T, sel, options(c).plan());
     double worst = 0, scale = 0;
     for (size_t i = 0; i < want.size(); ++i) {
       worst = std::max(worst, std::fabs(double(rec.out[i]) - want[i]));
@@ -181,6 +189,15 @@ std::vector<Case> cases() {
     for (double tau : real ? std::vector<double>{0.3, 0.5} : std::vector<double>{0.5, 0.8})
       for (AdaQueries q : {AdaQueries::reps, AdaQueries::all})
         for (bool prop : {false, true}) out.push_back({m, tau, q, prop});
+    // SPEC 6 at the larger tau (more non-representatives): lstsq; sinks and a window (a ring of 3
+    // slots, shorter than the decoded part, so slots are reused and hidden).
+    const double tau = real ? 0.5 : 0.8;
+    for (bool prop : {false, true}) {
+      out.push_back({m, tau, AdaQueries::reps, prop, AdaReconstruct::lstsq});
+      out.push_back({m, tau, AdaQueries::all, prop, AdaReconstruct::copy, 2, 4});
+    }
+    out.push_back({m, tau, AdaQueries::all, false, AdaReconstruct::copy, 0, 1});
+    out.push_back({m, tau, AdaQueries::all, false, AdaReconstruct::copy, 3, 0});
   }
   // SPEC 6's variants: keys features, dense layers (stories260K has 5 layers, the fixtures 2), span.
   using F = AdaFeatures;
@@ -188,14 +205,15 @@ std::vector<Case> cases() {
   for (const char* m : {"stories260K", "gptj", "llama_gqa", "gpt2"}) {
     const bool real = std::string(m) == "stories260K";
     const double tau = real ? 0.3 : 0.8;
-    out.push_back({m, tau, AdaQueries::reps, false, F::keys});
-    out.push_back({m, tau, AdaQueries::all, true, F::keys});
-    out.push_back({m, tau, AdaQueries::reps, false, F::hidden, 1});
-    out.push_back({m, tau, AdaQueries::all, false, F::keys, 1, R::greedy, select::Mode::inherit});
-    out.push_back({m, tau, AdaQueries::reps, true, F::hidden, 0, R::span});
-    out.push_back({m, tau, AdaQueries::all, false, F::keys, 0, R::span});
+    const AdaReconstruct copy = AdaReconstruct::copy;
+    out.push_back({m, tau, AdaQueries::reps, false, copy, 0, 0, F::keys});
+    out.push_back({m, tau, AdaQueries::all, true, copy, 0, 0, F::keys});
+    out.push_back({m, tau, AdaQueries::reps, false, copy, 0, 0, F::hidden, 1});
+    out.push_back({m, tau, AdaQueries::all, false, copy, 0, 0, F::keys, 1, R::greedy, select::Mode::inherit});
+    out.push_back({m, tau, AdaQueries::reps, true, copy, 0, 0, F::hidden, 0, R::span});
+    out.push_back({m, tau, AdaQueries::all, false, copy, 0, 0, F::keys, 0, R::span});
   }
-  out.push_back({"stories260K", 0.3, AdaQueries::reps, false, F::hidden, 3});
+  out.push_back({"stories260K", 0.3, AdaQueries::reps, false, AdaReconstruct::copy, 0, 0, F::hidden, 3});
   return out;
 }
 

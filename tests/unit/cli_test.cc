@@ -320,6 +320,17 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
                "--kv-budget is for the KV compression methods"});
   c.push_back({"--kv-seed negative", "generate --model " + llama + " --prompt hi --attention random --kv-budget 0.5 --kv-seed -3",
                "--kv-seed: '-3' is not an unsigned integer"});
+  // SPEC 6's variants: counts that are not, and the combinations ADA refuses.
+  c.push_back({"--ada-sinks negative", "generate --model " + llama + " --prompt hi --attention ada --ada-queries all --ada-sinks -1",
+               "--ada-sinks: '-1' is not an unsigned integer"});
+  c.push_back({"--ada-window not an integer", "generate --model " + llama + " --prompt hi --attention ada --ada-queries all --ada-window 3.5",
+               "--ada-window: '3.5' is not an unsigned integer"});
+  c.push_back({"--ada-reconstruct unknown", "generate --model " + llama + " --prompt hi --attention ada --ada-reconstruct mean",
+               "--ada-reconstruct: mean not in {copy,lstsq}"});
+  c.push_back({"lstsq with all queries", "generate --model " + llama + " --prompt hi --attention ada --ada-queries all --ada-reconstruct lstsq",
+               "--ada-reconstruct lstsq is for --ada-queries reps"});
+  c.push_back({"window with reps queries", "generate --model " + llama + " --prompt hi --attention ada --ada-window 8",
+               "--ada-sinks and --ada-window are for --ada-queries all"});
   c.push_back({"snapkv context within its window", "generate --model " + llama + " --prompt hi --attention snapkv --kv-budget 0.5",
                "needs a context longer than its observation window of 64 tokens"});
   // SPEC 6's variants: features, dense layers, the span rule, ada-kv and its sinks and window.

@@ -42,8 +42,8 @@ TEST(AttentionOptionTable, NamesAndFlagsAreUniqueAndDefaultsReadBack) {
     EXPECT_EQ(engine::attention_option_text(o, spec.name), text) << spec.name;
   }
   EXPECT_EQ(names, (std::set<std::string>{"attention", "kv_budget", "kv_seed", "select", "tau", "rule", "similarity",
-                                          "features", "dense_layers", "sinks", "window", "queries", "proportional",
-                                          "device", "dtype", "cuda_graphs"}));
+                                          "queries", "proportional", "reconstruct", "sinks", "window", "device", "dtype",
+                                          "cuda_graphs", "features", "dense_layers"}));
   EXPECT_EQ(engine::find_attention_option("features")->flag, "--ada-features");
   EXPECT_EQ(engine::find_attention_option("dense_layers")->flag, "--ada-dense-layers");
   EXPECT_EQ(engine::attention_option_text(defaults, "tau"), "0.3");
@@ -97,6 +97,10 @@ TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
   EXPECT_EQ(set("kv_budget", "nan", "--kv-budget"), "--kv-budget must be in (0, 1], got nan");
   EXPECT_EQ(set("kv_seed", "-1", "--kv-seed"), "--kv-seed: '-1' is not an unsigned integer");
   EXPECT_EQ(set("queries", "some", "--ada-queries"), "--ada-queries: some not in {reps,all}");
+  EXPECT_EQ(set("reconstruct", "mean", "--ada-reconstruct"), "--ada-reconstruct: mean not in {copy,lstsq}");
+  EXPECT_EQ(set("sinks", "-3", "--ada-sinks"), "--ada-sinks: '-3' is not an unsigned integer");
+  EXPECT_EQ(set("window", "2.5", "window"), "window: '2.5' is not an unsigned integer");
+  EXPECT_EQ(set("window", "99999999999", "--ada-window"), "--ada-window: 99999999999 is too large");
   EXPECT_EQ(set("tau", "1.5", "--tau"), "selection tau must be in [0, 1), got 1.5");
   EXPECT_EQ(set("tau", "nan", "tau"), "selection tau must be in [0, 1), got nan");
   EXPECT_EQ(set("tau", "0.3x", "--tau"), "--tau: '0.3x' is not a number");

@@ -39,6 +39,72 @@ struct Key {
   double bias;
 };
 
+// z_t: x_t centred over its d features and scaled to unit length (0 for a constant row).
+std::vector<std::vector<double>> pearson(const std::vector<float>& x, int64_t T, int64_t d) {
+  std::vector<std::vector<double>> z(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(d)));
+  for (int64_t t = 0; t < T; ++t) {
+    double mean = 0, norm = 0;
+    for (int64_t i = 0; i < d; ++i) mean += x[size_t(t * d + i)];
+    mean /= double(d);
+    for (int64_t i = 0; i < d; ++i) norm += (x[size_t(t * d + i)] - mean) * (x[size_t(t * d + i)] - mean);
+    for (int64_t i = 0; i < d; ++i) z[size_t(t)][size_t(i)] = norm > 0 ? (x[size_t(t * d + i)] - mean) / std::sqrt(norm) : 0.0;
+  }
+  return z;
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// SPEC 6 lstsq: the (representative, coefficient) pairs of non-representative t: the at most 8
+// earlier representatives of largest rho (ties: the smaller), c = argmin ||z_t - sum c_s z_s|| by
+// modified Gram-Schmidt in that order, a column whose residual has squared norm <= kRankTol times
+// its own dropped (coefficient 0, the rule the engine states for its Cholesky).
+std::vector<std::pair<int64_t, double>> lstsq_terms(const std::vector<std::vector<double>>& z, const select::Selection& sel,
+                                                    int64_t t) {
+  std::vector<int64_t> cand;
+  for (int32_t s : sel.reps)
+    if (s < t) cand.push_back(s);
+  std::stable_sort(cand.begin(), cand.end(),
+                   [&](int64_t a, int64_t b) { return dot(z[size_t(t)], z[size_t(a)]) > dot(z[size_t(t)], z[size_t(b)]); });
+  cand.resize(std::min<size_t>(cand.size(), 8));
+  std::vector<int64_t> kept;
+  std::vector<std::vector<double>> qs;  // orthonormal basis of the kept columns
+  std::vector<std::vector<double>> R;   // R[a][b] = <q_a, z_{kept b}> (a <= b)
+  for (int64_t s : cand) {
+    std::vector<double> w = z[size_t(s)];
+    std::vector<double> col;
+    for (const auto& q : qs) {
+      const double c = dot(q, w);
+      col.push_back(c);
+      for (size_t i = 0; i < w.size(); ++i) w[i] -= c * q[i];
+    }
+    const double n2 = dot(w, w), v2 = dot(z[size_t(s)], z[size_t(s)]);
+    if (!(v2 > 0) || n2 <= 1e-10 * v2) continue;
+    for (double& e : w) e /= std::sqrt(n2);
+    col.push_back(std::sqrt(n2));
+    for (size_t a = 0; a < col.size(); ++a) {
+      if (R.size() <= a) R.emplace_back();
+      R[a].resize(col.size(), 0.0);
+      R[a][col.size() - 1] = col[a];
+    }
+    qs.push_back(w);
+    kept.push_back(s);
+  }
+  const size_t r = kept.size();
+  std::vector<double> c(r);
+  for (size_t a = r; a-- > 0;) {
+    double y = dot(qs[a], z[size_t(t)]);
+    for (size_t b = a + 1; b < r; ++b) y -= R[a][b] * c[b];
+    c[a] = y / R[a][a];
+  }
+  std::vector<std::pair<int64_t, double>> terms;
+  for (size_t a = 0; a < r; ++a) terms.push_back({kept[a], c[a]});
+  return terms;
+}
+
 }  // namespace
 
 std::vector<double> spec3_keys(const ArchSpec& a, const LayerWeights& w, const ops::Rotary& rotary,
@@ -62,7 +128,9 @@ select::Selection every_token(int64_t T) {
 
 std::vector<double> spec3_attention(const ArchSpec& a, const LayerWeights& w, const ops::Rotary& rotary,
                                     const std::vector<float>& x, int64_t T, const select::Selection& sel,
-                                    AdaQueries queries, bool proportional) {
+                                    const AdaPlanOptions& o) {
+  const AdaQueries queries = o.queries;
+  const bool proportional = o.proportional;
   const int64_t d = a.d_model, H = a.n_heads, Hkv = a.n_kv_heads, hd = a.head_dim;
   std::vector<std::vector<double>> q(static_cast<size_t>(T)), k(static_cast<size_t>(T)), v(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
@@ -101,16 +169,28 @@ std::vector<double> spec3_attention(const ArchSpec& a, const LayerWeights& w, co
     return apply(w.o, o.data());
   };
   std::vector<double> out(size_t(T * d));
+  const bool lstsq = o.reconstruct == AdaReconstruct::lstsq;
+  const std::vector<std::vector<double>> z = lstsq ? pearson(x, T, d) : std::vector<std::vector<double>>{};
   for (int64_t t = 0; t < T; ++t) {
     std::vector<double> y;
-    if (queries == AdaQueries::reps && !is_rep(t)) {  // the parent's output (computed already: parent < t)
+    if (queries == AdaQueries::reps && !is_rep(t) && !lstsq) {  // the parent's output (computed already: parent < t)
       const int64_t p = sel.parent[size_t(t)];
       std::copy(out.begin() + p * d, out.begin() + (p + 1) * d, out.begin() + t * d);
       continue;
     }
+    if (queries == AdaQueries::reps && !is_rep(t)) {  // lstsq: earlier representatives' outputs, mixed
+      for (const auto& [s, c] : lstsq_terms(z, sel, t))
+        for (int64_t i = 0; i < d; ++i) out[size_t(t * d + i)] += c * out[size_t(s * d + i)];
+      continue;
+    }
     std::vector<Key> keys;
-    for (int64_t s = 0; s <= t; ++s)
-      if (is_rep(s)) keys.push_back({s, proportional ? std::log(double(n_s(s, t))) : 0.0});
+    for (int64_t s = 0; s <= t; ++s) {
+      const bool extra = s < o.sinks || t - s < o.window;  // a sink or inside the window (SPEC 6)
+      if (is_rep(s))
+        keys.push_back({s, proportional ? std::log(double(n_s(s, t))) : 0.0});
+      else if (s != t && extra)
+        keys.push_back({s, 0.0});
+    }
     if (!is_rep(t)) keys.push_back({t, 0.0});  // queries=all: a non-representative also sees itself
     y = attend(t, keys);
     std::copy(y.begin(), y.end(), out.begin() + t * d);

@@ -1,0 +1,116 @@
+// h2o's scores (kvpress's observed attention) on the GPU. Its host statement in kv_press_scores.cc
+// costs O(n^2 d) float64 work per layer on the host, about a second a layer at n = 8192 on 16 cores,
+// which would dominate a study's time; here each query head's causal scores Q K^T are one float64
+// GEMM per row panel (FP64 tensor cores), then one block per query row turns its row into softmax
+// weights and one thread per key adds its column over the panel's rows, in increasing row order as the
+// host does. The numbers are the host's up to the order of the float64 dot products and of the
+// softmax's denominator (~1e-15 relative), so the same entries are kept except at exact ties.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "attention/kv_press_scores.h"
+#include "attention/kv_press_scores_cuda.cuh"
+#include "cuda/context.h"
+#include "cuda/pool_buffer.h"
+#include "cuda/runtime.h"
+
+namespace cascade::press {
+
+namespace {
+
+// Column `col` (one head's q or k slice) of rows [n, ld] float32 to a contiguous float64 [n, hd].
+__global__ void widen_head(const float* x, int64_t ld, int64_t col, int64_t n, int64_t hd, double* y) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * hd) return;
+  const int64_t r = i / hd, c = i % hd;
+  y[i] = double(x[r * ld + col + c]);
+}
+
+// Block per panel row: row i = row0 + blockIdx.x of s (ld ld, entries j <= i valid) becomes its causal
+// softmax weights exp(scale s - max) / sum, as attention_row in kv_press_scores.cc.
+__global__ void softmax_rows(double* s, int64_t ld, int64_t row0, double scale) {
+  const int64_t i = row0 + blockIdx.x;
+  double* row = s + int64_t(blockIdx.x) * ld;
+  __shared__ double red[256];
+  double mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) mx = fmax(mx, row[j] * scale);
+  red[threadIdx.x] = mx;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) red[threadIdx.x] = fmax(red[threadIdx.x], red[threadIdx.x + w]);
+    __syncthreads();
+  }
+  mx = red[0];
+  __syncthreads();
+  double sum = 0;
+  for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) sum += (row[j] = exp(row[j] * scale - mx));
+  red[threadIdx.x] = sum;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  sum = red[0];
+  for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) row[j] /= sum;
+}
+
+// Thread per key j: received[j] += w_ij for the panel's rows i >= j, in increasing i.
+__global__ void add_columns(const double* w, int64_t ld, int64_t row0, int64_t rows, double* received) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= row0 + rows) return;
+  double r = received[j];
+  for (int64_t i = std::max(j, row0); i < row0 + rows; ++i) r += w[(i - row0) * ld + j];
+  received[j] = r;
+}
+
+unsigned blocks(int64_t n, int64_t per) { return unsigned((n + per - 1) / per); }
+
+}  // namespace
+
+std::vector<double> h2o_scores_device(const DeviceQK& x, const Context& shape, cudaStream_t st, int64_t panel_rows) {
+  const int64_t n = shape.n, hd = shape.head_dim, group = shape.heads / shape.kv_heads;
+  // A panel of 2^25 float64 (256 MiB) unless asked otherwise.
+  const int64_t P = panel_rows > 0 ? std::min(panel_rows, n) : std::clamp<int64_t>((int64_t(1) << 25) / n, 1, n);
+  cuda::PoolBytes q(size_t(n * hd) * 8, st), k(size_t(n * hd) * 8, st), s(size_t(P * n) * 8, st),
+      received(size_t(shape.heads * n) * 8, st);
+  CASCADE_CUDA_CHECK(cudaMemsetAsync(received.data(), 0, received.bytes(), st));
+  double* qd = reinterpret_cast<double*>(q.data());
+  double* kd = reinterpret_cast<double*>(k.data());
+  double* sd = reinterpret_cast<double*>(s.data());
+  const double one = 1.0, zero = 0.0;
+  cublasHandle_t blas = cuda::context().blas;  // bound to the context's stream, the passes' stream
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    double* rec = reinterpret_cast<double*>(received.data()) + h * n;
+    widen_head<<<blocks(n * hd, 256), 256, 0, st>>>(x.q, x.ldq, h * hd, n, hd, qd);
+    widen_head<<<blocks(n * hd, 256), 256, 0, st>>>(x.k, x.ldk, (h / group) * hd, n, hd, kd);
+    for (int64_t row0 = 0; row0 < n; row0 += P) {
+      const int64_t rows = std::min(P, n - row0), cols = row0 + rows;
+      // s [rows, n] row-major = Q[row0 .. row0 + rows) K[0 .. cols)^T: in cuBLAS's column-major terms
+      // s^T (cols x rows, ld n) = K^T' Q' with K and Q read as column-major [hd, .] matrices.
+      CASCADE_CUBLAS_CHECK(cublasDgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(cols), int(rows), int(hd), &one, kd, int(hd),
+                                       qd + row0 * hd, int(hd), &zero, sd, int(n)));
+      softmax_rows<<<unsigned(rows), 256, 0, st>>>(sd, n, row0, shape.scale);
+      add_columns<<<blocks(cols, 256), 256, 0, st>>>(sd, n, row0, rows, rec);
+    }
+  }
+  CASCADE_CUDA_LAUNCH_CHECK();
+  std::vector<double> per_head(size_t(shape.heads * n));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(per_head.data(), received.data(), per_head.size() * 8, cudaMemcpyDeviceToHost, st));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  return h2o_from_received(shape, std::move(per_head));
+}
+
+std::vector<double> h2o_scores_on_gpu(const Context& c, int64_t panel_rows) {
+  cuda::require_gpu();
+  const cudaStream_t st = cuda::context().stream;
+  const int64_t qn = c.n * c.heads * c.head_dim, kn = c.n * c.kv_heads * c.head_dim;
+  cuda::PoolBytes q(size_t(qn) * 4, st), k(size_t(kn) * 4, st);
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(q.data(), c.q, size_t(qn) * 4, cudaMemcpyHostToDevice, st));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), c.k, size_t(kn) * 4, cudaMemcpyHostToDevice, st));
+  const DeviceQK x{reinterpret_cast<const float*>(q.data()), c.heads * c.head_dim,
+                   reinterpret_cast<const float*>(k.data()), c.kv_heads * c.head_dim};
+  return h2o_scores_device(x, c, st, panel_rows);
+}
+
+}  // namespace cascade::press

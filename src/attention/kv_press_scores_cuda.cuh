@@ -1,0 +1,24 @@
+// h2o's scores from a layer's Q and K already on the device (attention/kv_press_scores_cuda.cu).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "attention/kv_press_scores.h"
+
+namespace cascade::press {
+
+// Float32 rows after rotary: q [n, ldq] holding the query heads from column 0, k [n, ldk] the KV heads.
+struct DeviceQK {
+  const float* q = nullptr;
+  int64_t ldq = 0;
+  const float* k = nullptr;
+  int64_t ldk = 0;
+};
+
+// scores(Method::h2o, ...) with shape's n, heads, kv_heads, head_dim and scale (its q and k unused),
+// computed on stream st; panel_rows > 0 bounds the query rows scored per GEMM (tests), 0 chooses.
+std::vector<double> h2o_scores_device(const DeviceQK& x, const Context& shape, cudaStream_t st, int64_t panel_rows = 0);
+
+}  // namespace cascade::press
