@@ -206,3 +206,20 @@ def test_logits_after_a_context(stories):
     assert np.abs(quarter - whole[100:]).max() > 1e-2 * scale  # three quarters of the context are gone
     with pytest.raises(cascade.CascadeError, match="outside the vocabulary"):
         stories.logits([1, 2], context=[99999])
+
+
+def test_ada_variant_keywords(stories, llama_gqa):
+    """SPEC 6's variants through the keywords the CLI's flags are: dense_layers at the model's depth is
+    exact attention, and the trace shows every token kept there; features, rule span and ada-kv run,
+    and a bad value is a CascadeError naming the flag."""
+    ids = np.load(DATA / "ref" / "llama_gqa" / "ids.npy")
+    exact = llama_gqa.logits(ids)
+    np.testing.assert_array_equal(llama_gqa.logits(ids, attention="ada", dense_layers=3, tau=0.8), exact)
+    layers = llama_gqa.trace(ids, tau=0.8, dense_layers=1, features="keys", rule="span")
+    assert len(layers[0]["reps"]) == len(ids) and len(layers[1]["reps"]) < len(ids)
+    prompt = "Once upon a time there was a little girl named Lily. She loved to play outside in the park"
+    assert stories.generate(prompt, max_new_tokens=8, attention="ada-kv", tau=0.5, sinks=4, window=8)
+    with pytest.raises(cascade.CascadeError, match="--ada-features|features"):
+        stories.generate(prompt, max_new_tokens=4, attention="ada", features="values")
+    with pytest.raises(cascade.CascadeError, match="dense_layers"):
+        stories.generate(prompt, max_new_tokens=4, attention="ada", dense_layers=-1)

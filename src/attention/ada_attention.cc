@@ -2,10 +2,12 @@
 // same projections and attention core as exact attention (attention/projections.h, ops/attention.h).
 #include "attention/ada_attention.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
 
+#include "attention/exact_attention.h"
 #include "attention/projections.h"
 #include "core/error.h"
 #include "ops/attention.h"
@@ -68,6 +70,16 @@ class AdaLayer : public LayerAttention {
     return a;
   }
 
+  // What the selection reads for n tokens x at positions pos: x itself (hidden) or their keys after
+  // rotary (keys, computed into buf); its width in *width.
+  const float* features(const float* x, int64_t n, const int64_t* pos, std::vector<float>& buf, int64_t* width) const {
+    *width = o_.features == AdaFeatures::keys ? kd() : d();
+    if (o_.features == AdaFeatures::hidden) return x;
+    buf.resize(size_t(n * kd()));
+    project_keys(c_, x, n, pos, buf.data());
+    return buf.data();
+  }
+
   // Token t's output in reps mode: its representative's (copy) or the plan's mix of representatives'.
   void reconstruct(int32_t copy_from, const MixRow* mix, float* out) const {
     if (!mix) {
@@ -84,7 +96,10 @@ class AdaLayer : public LayerAttention {
 
   void prefill(const float* x, int64_t n, const int64_t* pos, float* out) {
     auto t0 = Clock::now();
-    const select::Features z = select::normalize(x, n, d(), o_.select.similarity);
+    std::vector<float> buf;
+    int64_t width = 0;
+    const float* f = features(x, n, pos, buf, &width);
+    const select::Features z = select::normalize(f, n, width, o_.select.similarity);
     const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
     trace_.selection = select::run_layer(z, prev, o_.select, o_.mode, c_.layer);
     selector_.emplace(z, trace_.selection, o_.select);
@@ -168,12 +183,15 @@ class AdaLayer : public LayerAttention {
       fail("--select random is a prefill control (its set is not causal); it cannot decode new tokens");
     auto t0 = Clock::now();
     const int64_t t = trace_.selection.T();
+    std::vector<float> buf;
+    int64_t width = 0;
+    const float* f = features(x, 1, &p, buf, &width);
     select::IncrementalSelector::Step st;
     if (o_.mode.mode == select::Mode::inherit && below_) {
       const auto& below_parent = below_->trace_.selection.parent;
-      st = selector_->step_imposed(x, below_parent[size_t(t)] == t);
+      st = selector_->step_imposed(f, below_parent[size_t(t)] == t);
     } else {
-      st = selector_->step(x);
+      st = selector_->step(f);
     }
     c_.times->selection += since(t0);
     extend_selection(trace_.selection, st);
@@ -181,8 +199,8 @@ class AdaLayer : public LayerAttention {
     if (st.is_rep) ++trace_.decode_reps;
     std::vector<double> z;
     if (plan_->mixes()) {  // the plan's least squares read the token's normalised features
-      z.resize(size_t(d()));
-      select::normalize_row(x, d(), o_.select.similarity, z.data());
+      z.resize(size_t(width));
+      select::normalize_row(f, width, o_.select.similarity, z.data());
     }
     const AdaPlan::Step s = plan_->decode(st, p, z.empty() ? nullptr : z.data());
     if (!s.attend) {  // the parent's sub-layer output, or the mix of representatives'
@@ -235,7 +253,37 @@ class AdaLayer : public LayerAttention {
   std::vector<float> rep_out_;      // queries=reps: [r, d_model] the representatives' sub-layer outputs
 };
 
+// A dense layer (--ada-dense-layers): exact attention, traced as a selection that keeps every token.
+class AdaDenseLayer : public LayerAttention {
+ public:
+  AdaDenseLayer(std::unique_ptr<LayerAttention> exact, bool measured) : exact_(std::move(exact)) {
+    if (measured) trace_.attention_error = 0;  // it is exact attention
+  }
+  void forward(const float* x, int64_t n, const int64_t* pos, float* out) override {
+    exact_->forward(x, n, pos, out);
+    extend_dense(trace_, n);
+  }
+  int64_t cache_bytes() const override { return exact_->cache_bytes(); }
+  const AdaLayerTrace* trace() const override { return &trace_; }
+
+ private:
+  std::unique_ptr<LayerAttention> exact_;
+  AdaLayerTrace trace_;
+};
+
 }  // namespace
+
+void extend_dense(AdaLayerTrace& trace, int64_t n) {
+  const bool decoding = trace.selection.T() > 0;
+  for (int64_t i = 0; i < n; ++i) extend_selection(trace.selection, {true, int32_t(trace.selection.T())});
+  if (decoding) trace.decode_tokens += n, trace.decode_reps += n;
+}
+
+AdaFeatures parse_ada_features(const std::string& text) {
+  if (text == "hidden") return AdaFeatures::hidden;
+  if (text == "keys") return AdaFeatures::keys;
+  fail("unknown ADA features '", text, "' (expected hidden or keys)");
+}
 
 AdaAttentionFactory::AdaAttentionFactory(AdaOptions o) : o_(o) {
   (void)o_.select.theta();  // validates tau
@@ -246,26 +294,32 @@ AdaAttentionFactory::AdaAttentionFactory(AdaOptions o) : o_(o) {
   if (o_.queries == AdaQueries::reps && (o_.sinks > 0 || o_.window > 0))
     fail("--ada-sinks and --ada-window are for --ada-queries all (with reps only representatives attend, and the"
          " others copy them)");
+  // span needs only the inner products with earlier representatives, which the exact cascade has
+  // (select/span_basis.h), so every mode takes it; all-earlier needs every earlier token.
   if (o_.select.rule == select::Rule::all_earlier &&
       (o_.mode.mode == select::Mode::cascade || o_.mode.mode == select::Mode::capped))
     fail("--rule all-earlier works with --select full, inherit or random: the exact cascade validates against "
-         "representatives only, which is the greedy rule (SPEC section 2)");
+         "representatives only, which the greedy and span rules do (SPEC section 2)");
+  if (o_.dense_layers < 0) fail("--ada-dense-layers must be >= 0, got ", o_.dense_layers);
 }
 
 void AdaAttentionFactory::check_gpu() const {
   const char* cpu = ": use --device cpu for it";
   if (o_.mode.mode != select::Mode::full && o_.mode.mode != select::Mode::cascade)
     fail("--select ", select::to_string(o_.mode), " is not yet on the GPU (full and cascade are)", cpu);
-  if (o_.select.rule != select::Rule::greedy) fail("--rule all-earlier is not yet on the GPU (greedy is)", cpu);
+  if (o_.select.rule == select::Rule::all_earlier) fail("--rule all-earlier is not yet on the GPU (greedy and span are)", cpu);
 }
 
 std::vector<std::unique_ptr<LayerAttention>> AdaAttentionFactory::make(const std::vector<AttentionContext>& layers) const {
   std::vector<std::unique_ptr<LayerAttention>> out;
-  const AdaLayer* below = nullptr;
-  for (const auto& c : layers) {
-    auto l = std::make_unique<AdaLayer>(c, o_, below);
-    below = l.get();
-    out.push_back(std::move(l));
+  const size_t dense = size_t(std::min<int64_t>(o_.dense_layers, int64_t(layers.size())));
+  auto exact = ExactAttentionFactory().make({layers.begin(), layers.begin() + ptrdiff_t(dense)});
+  for (auto& e : exact) out.push_back(std::make_unique<AdaDenseLayer>(std::move(e), o_.measure_error));
+  const AdaLayer* below = nullptr;  // layer `dense` runs the full selection
+  for (size_t l = dense; l < layers.size(); ++l) {
+    auto a = std::make_unique<AdaLayer>(layers[l], o_, below);
+    below = a.get();
+    out.push_back(std::move(a));
   }
   return out;
 }

@@ -10,9 +10,13 @@
 // Decoding continues the prefill's selection state token by token, so token-by-token logits equal
 // the prefill logits of the same sequence (every rule is causal). Each layer keeps a trace
 // (selection over every token seen, costs, attention error) for the study and the Python API.
+// Variants (SPEC 6): the features selected on (the layer's input X_l, or its keys after rotary), the
+// rule (select::Rule, span included), and dense layers: layers 0..K-1 run exact attention (their
+// trace: every token a representative), layer K the full selection, the cascade continuing from it.
 // The CPU layers are in ada_attention.cc, the GPU layers in ada_attention_cuda.cu.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "attention/ada_plan.h"
@@ -22,8 +26,17 @@
 
 namespace cascade {
 
+// What a layer selects on: hidden = X_l [T, d_model] (SPEC notation); keys = the layer's keys after
+// rotary, all KV heads concatenated [T, n_kv_heads * head_dim] (position-aware on a rotary model).
+enum class AdaFeatures { hidden, keys };
+AdaFeatures parse_ada_features(const std::string& text);  // "hidden" | "keys"; cascade::Error otherwise
+
 struct AdaOptions {
   select::Options select;          // tau, similarity, rule
+  AdaFeatures features = AdaFeatures::hidden;
+  // Layers 0..dense_layers-1 run exact attention, layer dense_layers the full selection; a count at or
+  // past the model's layers makes every layer exact (clamped: one setting fits models of any depth).
+  int64_t dense_layers = 0;
   select::ModeSpec mode;           // how layer l+1 is chosen from layer l
   AdaQueries queries = AdaQueries::reps;
   bool proportional = false;
@@ -44,13 +57,17 @@ class AdaAttentionFactory : public AttentionFactory {
   explicit AdaAttentionFactory(AdaOptions o);
   std::vector<std::unique_ptr<LayerAttention>> make(const std::vector<AttentionContext>& layers) const override;
   std::vector<std::unique_ptr<GpuLayerAttention>> make_gpu(const std::vector<GpuAttentionContext>& layers) const override;
-  // The GPU runs --select full or cascade, --rule greedy, either query mode, with or without
-  // --proportional, the SPEC-6 variants of the plan and the study's measurements.
+  // The GPU runs --select full or cascade, --rule greedy or span (span: the features come back to
+  // the host and the CPU's selection runs), either features, dense layers, either query mode, with or
+  // without --proportional, the SPEC-6 variants of the plan and the study's measurements.
   void check_gpu() const override;
   const AdaOptions& options() const { return o_; }
 
  private:
   AdaOptions o_;
 };
+
+// A dense layer's trace after n more tokens: each one a representative (exact attention keeps all).
+void extend_dense(AdaLayerTrace& trace, int64_t n);
 
 }  // namespace cascade

@@ -12,6 +12,11 @@
 // carried out on the compressed cache.
 // The study's measurements (measure_error, compare_full) run exact attention and the full selection
 // on the same device input beside the layer, untimed.
+// Variants (SPEC 6): keys features are the layer's K after rotary (projected for every token first),
+// normalised on the device like X_l; the span rule downloads the normalised features and runs the
+// CPU's selection (select/span_basis.h is sequential in token order) and decides a decoded token
+// with the CPU's incremental selector on its downloaded features; dense layers are the exact GPU
+// layers, traced as keeping every token.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include "attention/ada_attention.h"
+#include "attention/exact_attention.h"
 #include "attention/gpu_attention.cuh"
 #include "core/error.h"
 #include "cuda/check.h"
@@ -85,7 +91,8 @@ const T* upload(cuda::PoolBytes& b, const std::vector<T>& h, cudaStream_t st) {
 // Scratch shared by the ADA layers of one sequence (they run one at a time), from the stream-ordered
 // pool: a new sequence's scratch costs no cudaMalloc (which would synchronise the device).
 struct AdaGpuScratch {
-  cuda::PoolBytes features;  // a layer's input in float32, the selection's input
+  cuda::PoolBytes features;  // the selection's input in float32 (a layer's input or its keys)
+  cuda::PoolBytes keys;      // keys features: the keys in the compute dtype, packed [rows, kd]
   cuda::PoolBytes rows;      // gathered query rows [rows, d]
   cuda::PoolBytes query_tokens, key_pos, cache_rows, copy_from, mix, query_pos, own_key, bias;
   cuda::PoolBytes full, sums;  // measure_error: exact attention's output [T, d], the two norms
@@ -114,14 +121,29 @@ class AdaGpuLayer : public GpuLayerAttention {
   bool all() const { return o_.queries == AdaQueries::all; }
   size_t es() const { return dtype_size(c_.dtype); }
 
-  // x [rows, d] in the compute dtype -> float32 (the selection's input).
-  const float* features_f32(const void* x, int64_t rows, cudaStream_t st) {
+  // x [rows, width] in the compute dtype -> float32.
+  const float* to_f32(const void* x, int64_t rows, int64_t width, cudaStream_t st) {
     if (c_.dtype == DType::F32) return static_cast<const float*>(x);
-    sc_->features.reserve(size_t(rows * c_.spec->d_model) * sizeof(float), st);
+    sc_->features.reserve(size_t(rows * width) * sizeof(float), st);
     float* f = reinterpret_cast<float*>(sc_->features.data());
-    ops::gpu::to_f32(c_.dtype, x, f, rows * c_.spec->d_model, st);
+    ops::gpu::to_f32(c_.dtype, x, f, rows * width, st);
     return f;
   }
+
+  // The selection's input for the pass's rows x [rows, d] at device positions pos, in float32: x
+  // (hidden), or the keys after rotary (keys: Q/K/V projected into qkv, the K columns packed).
+  const float* features(const void* x, int64_t rows, const int64_t* pos, void* qkv, cudaStream_t st) {
+    if (o_.features == AdaFeatures::hidden) return to_f32(x, rows, c_.spec->d_model, st);
+    const int64_t kd = c_.kd();
+    const size_t es = dtype_size(c_.dtype);
+    gpu_project_qkv(c_, x, rows, pos, qkv, st);
+    sc_->keys.reserve(size_t(rows * kd) * es, st);
+    CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(sc_->keys.data(), size_t(kd) * es, at(qkv, c_.qd(), c_.dtype), size_t(c_.qkv_ld()) * es,
+                                         size_t(kd) * es, size_t(rows), cudaMemcpyDeviceToDevice, st));
+    return to_f32(sc_->keys.data(), rows, kd, st);
+  }
+  int64_t width() const { return o_.features == AdaFeatures::keys ? c_.kd() : c_.spec->d_model; }
+  bool span() const { return o_.select.rule == select::Rule::span; }
 
   // Room for `need` cache slots (K, V, representatives' outputs, positions).
   void reserve(int64_t need, cudaStream_t st) {
@@ -156,26 +178,37 @@ class AdaGpuLayer : public GpuLayerAttention {
   void prefill(const GpuPass& p, const void* x, void* out) {
     const int64_t n = p.n, d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
     select::gpu::DeviceFeatures z =
-        select::gpu::normalize_device(features_f32(x, n, p.st), n, d, o_.select.similarity, o_.gram_precision);
+        select::gpu::normalize_device(features(x, n, p.pos, p.qkv, p.st), n, width(), o_.select.similarity,
+                                        o_.gram_precision);
     const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
-    const select::gpu::GpuOptions go{o_.gram_precision};
-    select::gpu::GpuSelection g = (prev && o_.mode.mode == select::Mode::cascade)
-                                      ? select::gpu::run_cascade(z, *prev, o_.select, go)
-                                      : select::gpu::run_full(z, o_.select, go, prev);
-    c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
-    trace_.selection = std::move(g.sel);
-    if (o_.compare_full)  // the full selection on the same device features, beside the layer (untimed)
-      trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::gpu::run_full(z, o_.select).sel.reps);
+    const bool lstsq = o_.reconstruct == AdaReconstruct::lstsq && !all();
+    std::optional<select::Features> zh;  // the features on the host: span's selection, lstsq's plan
+    if (span() || lstsq) zh.emplace(select::Features{n, width(), z.download()});
+    if (span()) {  // the CPU's selection on the downloaded features
+      const auto t0 = std::chrono::steady_clock::now();
+      trace_.selection = select::run_layer(*zh, prev, o_.select, o_.mode, c_.layer);
+      host_selector_.emplace(*zh, trace_.selection, o_.select);
+      c_.times->selection += z.ms_normalize() * 1e-3 +
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (o_.compare_full) trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::run_full(*zh, o_.select).reps);
+    } else {
+      const select::gpu::GpuOptions go{o_.gram_precision};
+      select::gpu::GpuSelection g = (prev && o_.mode.mode == select::Mode::cascade)
+                                        ? select::gpu::run_cascade(z, *prev, o_.select, go)
+                                        : select::gpu::run_full(z, o_.select, go, prev);
+      c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
+      trace_.selection = std::move(g.sel);
+      if (o_.compare_full)  // the full selection on the same device features, beside the layer (untimed)
+        trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::gpu::run_full(z, o_.select).sel.reps);
+    }
     std::vector<int64_t> pos(static_cast<size_t>(n));
     std::iota(pos.begin(), pos.end(), int64_t(0));  // a prefill starts at position 0
     {
       const auto t0 = std::chrono::steady_clock::now();
-      std::optional<select::Features> zh;  // lstsq: the features on the host
-      if (o_.reconstruct == AdaReconstruct::lstsq && !all()) zh.emplace(select::Features{n, d, z.download()});
-      plan_.emplace(trace_.selection, pos.data(), n, o_.plan(), zh ? &*zh : nullptr);
+      plan_.emplace(trace_.selection, pos.data(), n, o_.plan(), lstsq ? &*zh : nullptr);
       c_.times->selection += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
-    z_.emplace(std::move(z));
+    if (!span()) z_.emplace(std::move(z));  // the device selector's rows (greedy decoding)
     const AdaPlan& pl = *plan_;
     const int64_t rows = int64_t(pl.query_tokens().size()), nk = pl.nk();
 
@@ -256,9 +289,9 @@ class AdaGpuLayer : public GpuLayerAttention {
     g.own_mask = mask;
   }
 
-  // A decoded token's normalised features on the host (lstsq), from its row of the layer input.
+  // A decoded token's normalised features on the host (lstsq), from its row of the selection's input.
   std::vector<double> host_features(const float* x_device, cudaStream_t st) const {
-    const int64_t d = c_.spec->d_model;
+    const int64_t d = width();
     std::vector<float> xf(static_cast<size_t>(d));
     std::vector<double> z(static_cast<size_t>(d));
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(xf.data(), x_device, size_t(d) * sizeof(float), cudaMemcpyDeviceToHost, st));
@@ -269,17 +302,26 @@ class AdaGpuLayer : public GpuLayerAttention {
 
   void decode(const GpuPass& p, const void* x, int64_t i, void* out) {
     const int64_t d = c_.spec->d_model, kd = c_.kd(), ld = c_.qkv_ld();
-    if (!selector_) {  // the representatives' rows, made on the first decoded token; the features go
-      CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
-      selector_.emplace(*z_, trace_.selection, o_.select);
-      z_.reset();
+    const int64_t* qpos = p.pos + i;  // this token's position on the device
+    const float* f = features(x, 1, qpos, p.qkv, p.st);
+    select::IncrementalSelector::Step st;
+    if (span()) {  // the CPU's decision on the downloaded features
+      std::vector<float> fh(static_cast<size_t>(width()));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(fh.data(), f, fh.size() * sizeof(float), cudaMemcpyDeviceToHost, p.st));
+      CASCADE_CUDA_CHECK(cudaStreamSynchronize(p.st));
+      st = host_selector_->step(fh.data());
+    } else {
+      if (!selector_) {  // the representatives' rows, made on the first decoded token; the features go
+        CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
+        selector_.emplace(*z_, trace_.selection, o_.select);
+        z_.reset();
+      }
+      st = selector_->step(f);
     }
-    const float* xf = features_f32(x, 1, p.st);
-    const select::IncrementalSelector::Step st = selector_->step(xf);
     extend_selection(trace_.selection, st);
     ++trace_.decode_tokens;
     if (st.is_rep) ++trace_.decode_reps;
-    const std::vector<double> z = plan_->mixes() ? host_features(xf, p.st) : std::vector<double>{};
+    const std::vector<double> z = plan_->mixes() ? host_features(f, p.st) : std::vector<double>{};
     const AdaPlan::Step s = plan_->decode(st, p.start + i, z.empty() ? nullptr : z.data());
     if (!s.attend && s.copy_from >= 0) {  // the parent's sub-layer output
       CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, out_.data() + size_t(s.copy_from) * size_t(d) * es(), size_t(d) * es(),
@@ -290,8 +332,7 @@ class AdaGpuLayer : public GpuLayerAttention {
       mix_rows(upload(sc_->mix, std::vector<MixRow>{s.mix}, p.st), 1, out, p.st);
       return;
     }
-    const int64_t* qpos = p.pos + i;  // this token's position on the device
-    gpu_project_qkv(c_, x, 1, qpos, p.qkv, p.st);
+    if (o_.features == AdaFeatures::hidden) gpu_project_qkv(c_, x, 1, qpos, p.qkv, p.st);  // keys: done above
     if (s.append) {
       reserve(slots_ + 1, p.st);
       CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data() + size_t(slots_) * 8, qpos, 8, cudaMemcpyDeviceToDevice, p.st));
@@ -344,11 +385,31 @@ class AdaGpuLayer : public GpuLayerAttention {
   AdaLayerTrace trace_;
   std::optional<select::gpu::DeviceFeatures> z_;  // the prefill's features, until decoding starts
   std::optional<select::gpu::DeviceIncremental> selector_;
+  std::optional<select::IncrementalSelector> host_selector_;  // span: decisions on the host
   std::optional<AdaPlan> plan_;
   // The compressed cache, the plan's slots ([ring][persistent keys]): [cap, kd] K and V, [cap] int64
   // positions, and with queries=reps [cap, d] the representatives' outputs.
   cuda::PoolBytes k_, v_, out_, pos_;
   int64_t slots_ = 0, cap_ = 0;
+};
+
+// A dense layer (--ada-dense-layers): the exact GPU layer, traced as a selection that keeps every token.
+class AdaDenseGpuLayer : public GpuLayerAttention {
+ public:
+  AdaDenseGpuLayer(std::unique_ptr<GpuLayerAttention> exact, bool measured) : exact_(std::move(exact)) {
+    if (measured) trace_.attention_error = 0;  // it is exact attention
+  }
+  void prepare(const GpuPass& p) override { exact_->prepare(p); }
+  void forward(const GpuPass& p, const void* x, void* out) override {
+    exact_->forward(p, x, out);
+    extend_dense(trace_, p.n);
+  }
+  int64_t cache_bytes() const override { return exact_->cache_bytes(); }
+  const AdaLayerTrace* trace() const override { return &trace_; }
+
+ private:
+  std::unique_ptr<GpuLayerAttention> exact_;
+  AdaLayerTrace trace_;
 };
 
 }  // namespace
@@ -358,11 +419,14 @@ std::vector<std::unique_ptr<GpuLayerAttention>> AdaAttentionFactory::make_gpu(
   check_gpu();
   auto scratch = std::make_shared<AdaGpuScratch>();
   std::vector<std::unique_ptr<GpuLayerAttention>> out;
-  const AdaGpuLayer* below = nullptr;
-  for (const auto& c : layers) {
-    auto l = std::make_unique<AdaGpuLayer>(c, o_, below, scratch);
-    below = l.get();
-    out.push_back(std::move(l));
+  const size_t dense = size_t(std::min<int64_t>(o_.dense_layers, int64_t(layers.size())));
+  auto exact = ExactAttentionFactory().make_gpu({layers.begin(), layers.begin() + ptrdiff_t(dense)});
+  for (auto& e : exact) out.push_back(std::make_unique<AdaDenseGpuLayer>(std::move(e), o_.measure_error));
+  const AdaGpuLayer* below = nullptr;  // layer `dense` runs the full selection
+  for (size_t l = dense; l < layers.size(); ++l) {
+    auto a = std::make_unique<AdaGpuLayer>(layers[l], o_, below, scratch);
+    below = a.get();
+    out.push_back(std::move(a));
   }
   return out;
 }

@@ -1,7 +1,9 @@
 #include "attention/kv_press.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 
 #include "attention/projections.h"
 #include "core/error.h"
@@ -22,8 +24,10 @@ struct HeadCache {
 
 class KvPressAttention : public LayerAttention {
  public:
-  KvPressAttention(const AttentionContext& c, const KvPressOptions& o)
-      : c_(c), o_(o), heads_(size_t(c.spec->n_kv_heads)) {}
+  // below: ada-kv's layer under this one whose selection the cascade continues (null at layer 0 and
+  // after dense layers, and for the peers).
+  KvPressAttention(const AttentionContext& c, const KvPressOptions& o, const KvPressAttention* below)
+      : c_(c), o_(o), below_(below), heads_(size_t(c.spec->n_kv_heads)) {}
 
   void forward(const float* x, int64_t n, const int64_t* pos, float* out) override {
     const ArchSpec& a = *c_.spec;
@@ -41,7 +45,7 @@ class KvPressAttention : public LayerAttention {
 
     if (!compressed_) {
       t0 = Clock::now();
-      compress(q.data(), k.data(), n);
+      compress(x, q.data(), k.data(), n);
       c_.times->selection += since(t0);  // choosing the kept entries is this method's selection
     }
 
@@ -97,22 +101,37 @@ class KvPressAttention : public LayerAttention {
     }
   }
 
-  // After the context's exact prefill (the caches hold exactly its n entries, in order): keep each
-  // KV head's chosen entries. A budget that keeps everything scores nothing (kvpress returns early
-  // at compression_ratio 0), so it never meets the methods' minimum context lengths.
-  void compress(const float* q, const float* k, int64_t n) {
-    compressed_ = true;
+  // Per KV head, the kept entries of the context x (its Q and K after rotary): the peers' scores,
+  // or ada-kv's selection. A budget that keeps everything scores nothing (kvpress returns early at
+  // compression_ratio 0), so it never meets the methods' minimum context lengths.
+  std::vector<std::vector<int64_t>> choose(const float* x, const float* q, const float* k, int64_t n) {
     const ArchSpec& a = *c_.spec;
-    const int64_t hd = a.head_dim, kept = press::kept_count(o_.budget, n);
-    trace_.context = n;
-    if (kept == n) {
-      trace_.kept.assign(heads_.size(), heads_.front().pos);
-      return;
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), int64_t(0));
+    if (o_.ada_kv) {
+      if (c_.layer < o_.ada_kv->ada.dense_layers) return std::vector<std::vector<int64_t>>(heads_.size(), all);
+      const bool keys = o_.ada_kv->ada.features == AdaFeatures::keys;
+      AdaKvChoice ch = ada_kv_choose(*o_.ada_kv, keys ? k : x, n, keys ? a.n_kv_heads * a.head_dim : a.d_model,
+                                     below_ ? &below_->trace_.selection : nullptr, c_.layer);
+      trace_.selection = std::move(ch.selection);
+      return std::vector<std::vector<int64_t>>(heads_.size(), ch.kept);
     }
-    const press::Context ctx{n, a.n_heads, a.n_kv_heads, hd, q, k, double(attention_scale(a))};
-    trace_.kept = press::top_positions(press::scores(o_.method, ctx, kept, o_.params), a.n_kv_heads, n, kept);
+    const int64_t kept = press::kept_count(o_.budget, n);
+    if (kept == n) return std::vector<std::vector<int64_t>>(heads_.size(), all);
+    const press::Context ctx{n, a.n_heads, a.n_kv_heads, a.head_dim, q, k, double(attention_scale(a))};
+    return press::top_positions(press::scores(o_.method, ctx, kept, o_.params), a.n_kv_heads, n, kept);
+  }
+
+  // After the context's exact prefill (the caches hold exactly its n entries, in order, at positions
+  // 0..n-1): keep each KV head's chosen entries.
+  void compress(const float* x, const float* q, const float* k, int64_t n) {
+    compressed_ = true;
+    const int64_t hd = c_.spec->head_dim;
+    trace_.context = n;
+    trace_.kept = choose(x, q, k, n);
     for (size_t g = 0; g < heads_.size(); ++g) {
       HeadCache& h = heads_[g];
+      if (int64_t(trace_.kept[g].size()) == n) continue;
       HeadCache kept_cache;
       for (int64_t j : trace_.kept[g]) {
         kept_cache.k.insert(kept_cache.k.end(), h.k.begin() + j * hd, h.k.begin() + (j + 1) * hd);
@@ -125,6 +144,7 @@ class KvPressAttention : public LayerAttention {
 
   AttentionContext c_;
   KvPressOptions o_;
+  const KvPressAttention* below_;
   std::vector<HeadCache> heads_;
   bool compressed_ = false;
   KvPressTrace trace_;
@@ -139,13 +159,37 @@ double KvPressTrace::kept_fraction() const {
   return sum / double(kept.size());
 }
 
+AdaKvChoice ada_kv_choose(const AdaKvOptions& o, const float* f, int64_t n, int64_t width,
+                          const select::Selection* below, int layer) {
+  AdaKvChoice ch;
+  const select::Features z = select::normalize(f, n, width, o.ada.select.similarity);
+  ch.selection = select::run_layer(z, below, o.ada.select, o.ada.mode, layer);
+  std::vector<uint8_t> keep(size_t(n), 0);
+  for (int32_t s : ch.selection.reps) keep[size_t(s)] = 1;
+  for (int64_t t = 0; t < std::min(o.sinks, n); ++t) keep[size_t(t)] = 1;
+  for (int64_t t = std::max<int64_t>(0, n - o.window); t < n; ++t) keep[size_t(t)] = 1;
+  for (int64_t t = 0; t < n; ++t)
+    if (keep[size_t(t)]) ch.kept.push_back(t);
+  return ch;
+}
+
 KvPressFactory::KvPressFactory(KvPressOptions o) : o_(o) {
   if (!(o_.budget > 0 && o_.budget <= 1)) fail("--kv-budget must be in (0, 1], got ", o_.budget);
+  if (o_.ada_kv) {
+    (void)AdaAttentionFactory(o_.ada_kv->ada);  // ADA's own checks of the selection options
+    if (o_.ada_kv->sinks < 0 || o_.ada_kv->window < 0)
+      fail("--ada-sinks and --ada-window must be >= 0, got ", o_.ada_kv->sinks, " and ", o_.ada_kv->window);
+  }
 }
 
 std::vector<std::unique_ptr<LayerAttention>> KvPressFactory::make(const std::vector<AttentionContext>& layers) const {
   std::vector<std::unique_ptr<LayerAttention>> out;
-  for (const auto& c : layers) out.push_back(std::make_unique<KvPressAttention>(c, o_));
+  const KvPressAttention* below = nullptr;  // ada-kv: the cascade continues from the layer below
+  for (const auto& c : layers) {
+    auto l = std::make_unique<KvPressAttention>(c, o_, below);
+    below = o_.ada_kv && c.layer >= o_.ada_kv->ada.dense_layers ? l.get() : nullptr;
+    out.push_back(std::move(l));
+  }
   return out;
 }
 

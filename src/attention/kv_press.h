@@ -8,29 +8,53 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "attention/ada_attention.h"
 #include "attention/kv_press_scores.h"
 #include "attention/layer_attention.h"
 
 namespace cascade {
 
+// ada-kv's settings: the selection's (AdaOptions: select, features, dense_layers; its queries and
+// proportional are attention settings that ada-kv does not use) and what it keeps besides.
+struct AdaKvOptions {
+  AdaOptions ada;
+  int64_t sinks = 0;   // the first `sinks` context entries are kept too
+  int64_t window = 0;  // the last `window` context entries are kept too
+};
+
 struct KvPressOptions {
   press::Method method = press::Method::streaming;
   double budget = 1;  // kept fraction of the context's entries, in (0, 1]
   press::Params params;
+  std::optional<AdaKvOptions> ada_kv;  // set: the method is ada-kv (method and budget are not used)
 };
 
 // What a layer kept of its context (empty until its first forward()).
 struct KvPressTrace {
   int64_t context = 0;                     // C, the entries of the first forward()
   std::vector<std::vector<int64_t>> kept;  // per KV head, the kept context positions, increasing
+  select::Selection selection;             // ada-kv: the layer's selection over the context (empty in a
+                                           // dense layer, which keeps everything, and for the peers)
   double kept_fraction() const;            // mean over KV heads of kept / C (1 before the first forward())
 };
 
+// ada-kv's choice in one layer of a context of n tokens: the selection of f [n, width] (the layer's
+// input X_l or its keys after rotary, as o.ada.features says) from the layer below's selection (null:
+// the full selection), and the kept positions: its representatives, 0..sinks-1 and n-window..n-1.
+struct AdaKvChoice {
+  select::Selection selection;
+  std::vector<int64_t> kept;
+};
+AdaKvChoice ada_kv_choose(const AdaKvOptions& o, const float* f, int64_t n, int64_t width,
+                          const select::Selection* below, int layer);
+
 class KvPressFactory : public AttentionFactory {
  public:
-  explicit KvPressFactory(KvPressOptions o);  // cascade::Error for a budget outside (0, 1]
+  // cascade::Error for a budget outside (0, 1], and for ada-kv options ADA refuses (AdaAttentionFactory)
+  explicit KvPressFactory(KvPressOptions o);
   std::vector<std::unique_ptr<LayerAttention>> make(const std::vector<AttentionContext>& layers) const override;
   std::vector<std::unique_ptr<GpuLayerAttention>> make_gpu(const std::vector<GpuAttentionContext>& layers) const override;
   void check_gpu() const override {}

@@ -3,9 +3,12 @@
 // K come back to the host once and the CPU's scoring (attention/kv_press_scores.h, float64) chooses
 // the kept entries, which are gathered on the device; h2o, whose scores cost O(n^2 d), is scored on
 // the device in float64 (kv_press_scores_cuda.cu). Later tokens attend per KV head (its group of
-// query heads over its own entries) with the attention kernels.
+// query heads over its own entries) with the attention kernels. ada-kv likewise: the context's
+// features (the layer's input, or the keys) come back to the host once and the CPU's selection
+// (ada_kv_choose) chooses.
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 #include <vector>
 
 #include "attention/gpu_attention.cuh"
@@ -25,16 +28,28 @@ struct GpuHeadCache {
   int64_t n = 0, cap = 0;
 };
 
+// Rows [rows, ld] of a device buffer in dtype t -> their first `width` columns in float32 on the host.
+std::vector<float> host_rows(DType t, const void* src, int64_t rows, int64_t width, int64_t ld, cudaStream_t st) {
+  cuda::PoolBytes f32(size_t(rows * ld) * 4, st);
+  ops::gpu::to_f32(t, src, reinterpret_cast<float*>(f32.data()), rows * ld, st);
+  std::vector<float> all(size_t(rows * ld)), out(size_t(rows * width));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(all.data(), f32.data(), all.size() * 4, cudaMemcpyDeviceToHost, st));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  for (int64_t i = 0; i < rows; ++i) std::copy_n(&all[size_t(i * ld)], width, &out[size_t(i * width)]);
+  return out;
+}
+
 class KvPressGpuLayer : public GpuLayerAttention {
  public:
-  KvPressGpuLayer(const GpuAttentionContext& c, const KvPressOptions& o)
-      : c_(c), o_(o), heads_(size_t(c.spec->n_kv_heads)) {}
+  // below: as KvPressAttention's (ada-kv's layer whose selection the cascade continues).
+  KvPressGpuLayer(const GpuAttentionContext& c, const KvPressOptions& o, const KvPressGpuLayer* below)
+      : c_(c), o_(o), below_(below), heads_(size_t(c.spec->n_kv_heads)) {}
 
   void forward(const GpuPass& p, const void* x, void* out) override {
     gpu_project_qkv(c_, x, p.n, p.pos, p.qkv, p.st);
     append(p);
     attend(p);
-    if (!compressed_) compress(p);
+    if (!compressed_) compress(p, x);
     gpu_project_out(c_, p.o, p.n, out, p.st);
   }
 
@@ -96,14 +111,26 @@ class KvPressGpuLayer : public GpuLayerAttention {
     }
   }
 
-  // After the context's exact prefill (each head's cache holds exactly its n entries, positions 0..n-1):
-  // the context's Q and K to the host, the CPU's scores, and each head's kept entries gathered.
-  void compress(const GpuPass& p) {
-    compressed_ = true;
-    const auto t0 = Clock::now();
+  // Per KV head, the kept entries of the context (the pass p, its input x): the peers' scores of the
+  // context's Q and K (h2o's on the device, the others' on the host), or ada-kv's selection of its
+  // features, brought to the host once.
+  std::vector<std::vector<int64_t>> choose(const GpuPass& p, const void* x) {
     const ArchSpec& a = *c_.spec;
-    const int64_t n = p.n, ld = c_.qkv_ld(), qd = c_.qd(), kd = c_.kd(), kept = press::kept_count(o_.budget, n);
-    if (kept == n) return;  // a budget that keeps everything scores nothing (kvpress returns early)
+    const int64_t n = p.n, ld = c_.qkv_ld(), qd = c_.qd(), kd = c_.kd();
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), int64_t(0));
+    if (o_.ada_kv) {
+      if (c_.layer < o_.ada_kv->ada.dense_layers) return std::vector<std::vector<int64_t>>(heads_.size(), all);
+      const bool keys = o_.ada_kv->ada.features == AdaFeatures::keys;
+      const int64_t width = keys ? kd : a.d_model;
+      const std::vector<float> f =
+          keys ? host_rows(c_.dtype, at(p.qkv, qd, c_.dtype), n, kd, ld, p.st) : host_rows(c_.dtype, x, n, width, width, p.st);
+      AdaKvChoice ch = ada_kv_choose(*o_.ada_kv, f.data(), n, width, below_ ? &below_->selection_ : nullptr, c_.layer);
+      selection_ = std::move(ch.selection);
+      return std::vector<std::vector<int64_t>>(heads_.size(), ch.kept);
+    }
+    const int64_t kept = press::kept_count(o_.budget, n);
+    if (kept == n) return std::vector<std::vector<int64_t>>(heads_.size(), all);  // nothing scored (kvpress returns early)
     cuda::PoolBytes f32(size_t(n * ld) * 4, p.st);
     const float* qkv_f32 = reinterpret_cast<const float*>(f32.data());
     ops::gpu::to_f32(c_.dtype, p.qkv, reinterpret_cast<float*>(f32.data()), n * ld, p.st);
@@ -123,8 +150,18 @@ class KvPressGpuLayer : public GpuLayerAttention {
       ctx.k = k.data();
       scores = press::scores(o_.method, ctx, kept, o_.params);
     }
-    const auto keep = press::top_positions(scores, a.n_kv_heads, n, kept);
+    return press::top_positions(scores, a.n_kv_heads, n, kept);
+  }
+
+  // After the context's exact prefill (each head's cache holds exactly its n entries, positions 0..n-1):
+  // each head's kept entries gathered.
+  void compress(const GpuPass& p, const void* x) {
+    compressed_ = true;
+    const auto t0 = Clock::now();
+    const auto keep = choose(p, x);
     for (size_t g = 0; g < heads_.size(); ++g) {
+      const int64_t kept = int64_t(keep[g].size());
+      if (kept == p.n) continue;
       GpuHeadCache& h = heads_[g];
       const std::vector<int32_t> rows(keep[g].begin(), keep[g].end());
       cuda::PoolBytes ids(std::max<size_t>(1, rows.size()) * 4, p.st);
@@ -148,6 +185,8 @@ class KvPressGpuLayer : public GpuLayerAttention {
 
   GpuAttentionContext c_;
   KvPressOptions o_;
+  const KvPressGpuLayer* below_;
+  select::Selection selection_;  // ada-kv: this layer's selection of the context
   std::vector<GpuHeadCache> heads_;
   bool compressed_ = false;
 };
@@ -156,7 +195,12 @@ class KvPressGpuLayer : public GpuLayerAttention {
 
 std::vector<std::unique_ptr<GpuLayerAttention>> KvPressFactory::make_gpu(const std::vector<GpuAttentionContext>& layers) const {
   std::vector<std::unique_ptr<GpuLayerAttention>> out;
-  for (const auto& c : layers) out.push_back(std::make_unique<KvPressGpuLayer>(c, o_));
+  const KvPressGpuLayer* below = nullptr;  // ada-kv: the cascade continues from the layer below
+  for (const auto& c : layers) {
+    auto l = std::make_unique<KvPressGpuLayer>(c, o_, below);
+    below = o_.ada_kv && c.layer >= o_.ada_kv->ada.dense_layers ? l.get() : nullptr;
+    out.push_back(std::move(l));
+  }
   return out;
 }
 

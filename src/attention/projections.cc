@@ -16,6 +16,13 @@ void project_qkv(const AttentionContext& c, const float* x, int64_t n, const int
   c.rotary->apply(k, n, kd, a.n_kv_heads, a.head_dim, pos);
 }
 
+void project_keys(const AttentionContext& c, const float* x, int64_t n, const int64_t* pos, float* k) {
+  const ArchSpec& a = *c.spec;
+  const int64_t kd = a.n_kv_heads * a.head_dim;
+  ops::linear(c.w->k, x, n, a.d_model, k, kd);
+  c.rotary->apply(k, n, kd, a.n_kv_heads, a.head_dim, pos);
+}
+
 void project_out(const AttentionContext& c, const float* attn, int64_t n, float* out) {
   const ArchSpec& a = *c.spec;
   ops::linear(c.w->o, attn, n, a.n_heads * a.head_dim, out, a.d_model);

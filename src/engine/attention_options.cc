@@ -44,7 +44,7 @@ uint64_t parse_seed(const std::string& value, const std::string& label) {
   return x;
 }
 
-// A count of tokens (--ada-sinks, --ada-window): a non-negative integer.
+// A non-negative integer option (a layer or token count).
 int64_t parse_count(const std::string& value, const std::string& label) {
   const uint64_t x = parse_seed(value, label);
   if (x > uint64_t(INT32_MAX)) fail(label, ": ", value, " is too large");
@@ -62,6 +62,7 @@ void check_value(const AttentionOptions& o, const std::string& name, const std::
   if (name == "tau") (void)select::Options{.tau = o.tau}.theta();
   if (name == "rule") (void)select::parse_rule(o.rule);
   if (name == "similarity") (void)select::parse_similarity(o.similarity);
+  if (name == "dense_layers") (void)parse_count(o.dense_layers, label);
   if (name == "dtype" && !o.dtype.empty()) (void)parse_compute_dtype(o.dtype);
 }
 
@@ -81,12 +82,13 @@ void check_placement(const AttentionOptions& o) {
     fail("--gram-precision ", o.gram_precision, " is the GPU selection's: it needs --device cuda --attention ada");
   if (d == Device::Cuda) {
     if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
+    if (o.attention == "ada-kv") KvPressFactory(ada_kv_options(o)).check_gpu();
     cuda::require_gpu();
   }
 }
 
 std::vector<std::string> attention_methods() {
-  std::vector<std::string> m = {"full", "ada"};
+  std::vector<std::string> m = {"full", "ada", "ada-kv"};
   m.insert(m.end(), press::method_names().begin(), press::method_names().end());
   return m;
 }
@@ -98,7 +100,9 @@ const std::vector<OptionSpec>& attention_option_specs() {
   static const std::vector<OptionSpec> specs = {
       {"attention", "--attention", &O::attention, attention_methods(),
        "full (exact), ada (attention on representative tokens), or a KV compression method after an exact"
-       " prefill of the context (kvpress's definitions): streaming | snapkv | tova | h2o | knorm | random"},
+       " prefill of the context: ada-kv (each layer keeps the K/V of its ADA representatives, chosen as --select,"
+       " --rule, --tau, --similarity, --ada-features, --ada-dense-layers say, plus --ada-sinks and --ada-window),"
+       " or kvpress's streaming | snapkv | tova | h2o | knorm | random"},
       {"kv_budget", "--kv-budget", &O::kv_budget, {},
        "With a KV compression method (required there, refused elsewhere): the kept fraction F of each"
        " layer's context entries, per KV head: round(F C) of C (halves up), F in (0, 1]"},
@@ -106,7 +110,16 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"select", "--select", &O::select, {},
        "With ada: how layer l+1's set is chosen from layer l's: full | cascade (exact, same set as full) |"
        " inherit | capped:K | random[:SEED]"},
-      {"rule", "--rule", &O::rule, {}, "Selection rule: greedy | all-earlier"},
+      {"rule", "--rule", &O::rule, {},
+       "Selection rule: greedy (t redundant when its correlation with an earlier representative reaches"
+       " 1 - tau^2) | all-earlier (with any earlier token; --select full, inherit or random) | span (when"
+       " its projection on the span of the earlier representatives has squared norm >= 1 - tau^2)"},
+      {"features", "--ada-features", &O::features, {"hidden", "keys"},
+       "What ada and ada-kv select on: hidden (the layer's normalised input X_l) or keys (its keys after"
+       " rotary, every KV head)"},
+      {"dense_layers", "--ada-dense-layers", &O::dense_layers, {},
+       "ada and ada-kv: layers 0..K-1 run exact attention, layer K the full selection, the cascade"
+       " continues from it; K at or past the number of layers: exact everywhere"},
       {"tau", "--tau", &O::tau, {}, "Gram threshold; a token is redundant at correlation >= 1 - tau^2"},
       {"similarity", "--similarity", &O::similarity, {}, "pearson (centred) or cosine"},
       {"queries", "--ada-queries", &O::queries, {"reps", "all"}, "reps (r x r attention, others copy their parent) or all"},
@@ -118,9 +131,9 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"window", "--ada-window", &O::window, {},
        "With --ada-queries all: every query t also sees keys t-W+1..t (W >= 0)"},
       {"device", "--device", &O::device, {"cpu", "cuda"},
-       "cpu, or cuda (the GPU engine: exact attention, the KV compression methods, and ada with --select"
-       " full|cascade, --rule greedy, --ada-queries reps|all, --proportional, --ada-reconstruct, --ada-sinks,"
-       " --ada-window; needs a CUDA build and a GPU)",
+       "cpu, or cuda (the GPU engine: exact attention, the KV compression methods ada-kv included, and ada with"
+       " --select full|cascade, --rule greedy|span, --ada-features, --ada-dense-layers, --ada-queries reps|all,"
+       " --proportional, --ada-reconstruct, --ada-sinks, --ada-window; needs a CUDA build and a GPU)",
        true},
       {"dtype", "--dtype", &O::dtype, {},
        "Compute dtype of weights and activations (float32 accumulation): f32 | fp16 | bf16;"
@@ -186,11 +199,21 @@ AdaOptions ada_options(const AttentionOptions& o) {
   a.mode = select::parse_mode(o.select);
   a.queries = o.queries == "all" ? AdaQueries::all : AdaQueries::reps;
   a.proportional = o.proportional;
+  a.features = parse_ada_features(o.features);
+  a.dense_layers = parse_count(o.dense_layers, "--ada-dense-layers");
   a.reconstruct = o.reconstruct == "lstsq" ? AdaReconstruct::lstsq : AdaReconstruct::copy;
   a.sinks = parse_count(o.sinks, "--ada-sinks");
   a.window = parse_count(o.window, "--ada-window");
   a.gram_precision = select::gpu::parse_precision(o.gram_precision, "--gram-precision");
   return a;
+}
+
+KvPressOptions ada_kv_options(const AttentionOptions& o) {
+  KvPressOptions p;
+  AdaOptions a = ada_options(o);
+  p.ada_kv = AdaKvOptions{a, a.sinks, a.window};
+  p.ada_kv->ada.sinks = p.ada_kv->ada.window = 0;  // ada-kv's own, not ADA attention's (queries all)
+  return p;
 }
 
 std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool measured) {
@@ -208,7 +231,11 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool
   if (!std::isnan(o.kv_budget))
     fail("--kv-budget is for the KV compression methods (--attention streaming|snapkv|tova|h2o|knorm|random), not --attention ",
          o.attention);
+  if ((parse_count(o.sinks, "--ada-sinks") > 0 || parse_count(o.window, "--ada-window") > 0) && o.attention != "ada-kv" &&
+      o.attention != "ada")
+    fail("--ada-sinks and --ada-window are for --attention ada (all queries) and ada-kv, not --attention ", o.attention);
   if (o.attention == "full") return nullptr;
+  if (o.attention == "ada-kv") return std::make_unique<KvPressFactory>(ada_kv_options(o));
   return std::make_unique<AdaAttentionFactory>(a);
 }
 

@@ -10,23 +10,26 @@
 #include <vector>
 
 #include "attention/ada_attention.h"
+#include "attention/kv_press.h"
 #include "model/model.h"
 
 namespace cascade::engine {
 
 struct AttentionOptions {
-  std::string attention = "full";  // full (exact) | ada | a KV compression method (press::method_names)
+  std::string attention = "full";  // full (exact) | ada | ada-kv | a KV compression method (press::method_names)
   double kv_budget = NAN;          // the compression methods' kept fraction, in (0, 1]; NaN: not given
   std::string kv_seed = "0";       // random's seed, an unsigned integer
   std::string select = "cascade";  // select::parse_mode's syntax
   double tau = 0.30;
   std::string rule = "greedy";
+  std::string features = "hidden";    // parse_ada_features
+  std::string dense_layers = "0";     // a non-negative integer
   std::string similarity = "pearson";
   std::string queries = "reps";
   bool proportional = false;
   std::string reconstruct = "copy";  // SPEC 6: copy | lstsq (queries reps)
-  std::string sinks = "0";           // SPEC 6: a non-negative integer (queries all)
-  std::string window = "0";          // SPEC 6: a non-negative integer (queries all)
+  std::string sinks = "0";           // SPEC 6: a non-negative integer (queries all; ada-kv)
+  std::string window = "0";          // SPEC 6: a non-negative integer (queries all; ada-kv)
   std::string device = "cpu";
   std::string dtype;  // empty: f32 on the CPU, bf16 on the GPU
   std::string cuda_graphs = "on";
@@ -57,10 +60,12 @@ void set_attention_option(AttentionOptions& o, const std::string& name, const st
 std::string attention_option_text(const AttentionOptions& o, const std::string& name);
 
 AdaOptions ada_options(const AttentionOptions& o);
+// ada-kv's KV-method options (the selection's from ada_options, plus sinks and window).
+KvPressOptions ada_kv_options(const AttentionOptions& o);
 
 // The attention factory of a sequence: nullptr for exact attention, else ADA (with the study's
 // per-layer measurements when `measured`, for a trace) or a KV compression method, which needs
-// --kv-budget (which nothing else takes). Also checks the placement before any
+// --kv-budget (which nothing else takes); ada-kv is a KV method whose kept set is ADA's selection. Also checks the placement before any
 // model is read: a CPU-only build, no GPU, a 16-bit dtype on the CPU or ADA options the GPU lacks
 // (AttentionFactory::check_gpu) is a cascade::Error. The one place the engine's front ends build attention.
 std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool measured = false);

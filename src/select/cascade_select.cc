@@ -4,7 +4,9 @@
 // this scan. A kept representative reads its column from the cross-Gram; an added one (a token not in
 // the layer below's set) gets its column on the spot with one GEMV over the rows after it, which is
 // all the later scan can ask of it. The decisions use exactly the rule and the tie order of run_full,
-// so the set and the parents are the same.
+// so the set and the parents are the same. The span rule is exact here too: its decision for t needs
+// only t's inner products with the representatives chosen before it (select/span_basis.h), the
+// values the greedy scan reads.
 #include <cblas.h>
 
 #include <algorithm>
@@ -12,21 +14,22 @@
 
 #include "core/error.h"
 #include "select/scan_util.h"
+#include "select/span_basis.h"
 
 namespace cascade::select {
 namespace {
 
-void require_greedy(const Options& opts) {
-  CASCADE_CHECK(opts.rule == Rule::greedy,
-                "the cascade needs the greedy rule: under all-earlier a token's decision depends on "
-                "its correlation with every earlier token, not only with representatives, so a "
-                "cross-Gram against the layer below's representatives cannot decide it (use mode "
+void require_reps_rule(const Options& opts) {
+  CASCADE_CHECK(opts.rule != Rule::all_earlier,
+                "the cascade needs the greedy or the span rule: under all-earlier a token's decision "
+                "depends on its correlation with every earlier token, not only with representatives, "
+                "so a cross-Gram against the layer below's representatives cannot decide it (use mode "
                 "full with all-earlier)");
 }
 
 // The cascade scan; cap < 0 means no cap. Returns false, with out holding the cost so far, as soon as
 // an addition would exceed cap.
-bool cascade_scan(const Features& z, const Selection& prev, double theta, int64_t cap, Selection& out) {
+bool cascade_scan(const Features& z, const Selection& prev, Rule rule, double theta, int64_t cap, Selection& out) {
   const int64_t T = z.T, d = z.d;
   detail::CrossGram cross(z, prev.reps, out);
   std::vector<int32_t> prev_index(size_t(T), -1);  // position -> column of cross, or -1
@@ -35,22 +38,29 @@ bool cascade_scan(const Features& z, const Selection& prev, double theta, int64_
   std::vector<int32_t> cross_col;
   std::vector<std::vector<double>> spot;  // spot[k][u - s - 1] = rho(u, s) for u > s = out.reps[k]
   int64_t additions = 0;
+  detail::SpanBasis span;
+  std::vector<double> g;  // span: rho(t, s) for the representatives s chosen so far, in order
   out.parent.assign(size_t(T), 0);
   for (int64_t a = 0; a < T; a += detail::CrossGram::kPanelRows) {
     const int64_t b = std::min(T, a + detail::CrossGram::kPanelRows);
     cross.fill(a, b);
     for (int64_t t = a; t < b; ++t) {
       detail::Best best;
+      g.clear();
       for (size_t k = 0; k < out.reps.size(); ++k) {
         const int32_t s = out.reps[k];
-        best.offer(cross_col[k] >= 0 ? cross.at(t, cross_col[k]) : spot[k][size_t(t - s - 1)], s);
+        const double rho = cross_col[k] >= 0 ? cross.at(t, cross_col[k]) : spot[k][size_t(t - s - 1)];
+        best.offer(rho, s);
+        g.push_back(rho);
       }
-      if (t > 0 && detail::reaches(best.rho, theta)) {
+      const double top = rule == Rule::span ? span.projection(g.data()) : best.rho;
+      if (t > 0 && detail::reaches(top, theta)) {
         out.parent[size_t(t)] = best.pos;
         continue;
       }
       out.parent[size_t(t)] = int32_t(t);
       out.reps.push_back(int32_t(t));
+      if (rule == Rule::span) span.add(detail::is_zero_row(z.row(t), d));
       cross_col.push_back(prev_index[size_t(t)]);
       spot.emplace_back();
       if (cross_col.back() >= 0) continue;  // kept from the layer below
@@ -73,23 +83,23 @@ bool cascade_scan(const Features& z, const Selection& prev, double theta, int64_
 
 Selection run_cascade(const Features& z, const Selection& prev, const Options& opts) {
   const double theta = opts.theta();
-  require_greedy(opts);
+  require_reps_rule(opts);
   detail::check_prev(z, prev);
   const auto t0 = std::chrono::steady_clock::now();
   Selection out;
-  cascade_scan(z, prev, theta, -1, out);
+  cascade_scan(z, prev, opts.rule, theta, -1, out);
   out.cost.seconds = detail::seconds_since(t0);
   return out;
 }
 
 Selection run_capped(const Features& z, const Selection& prev, const Options& opts, int64_t cap) {
   const double theta = opts.theta();
-  require_greedy(opts);
+  require_reps_rule(opts);
   detail::check_prev(z, prev);
   CASCADE_CHECK(cap >= 0, "the cap of capped:K must be >= 0, got ", cap);
   const auto t0 = std::chrono::steady_clock::now();
   Selection partial;
-  if (cascade_scan(z, prev, theta, cap, partial)) {
+  if (cascade_scan(z, prev, opts.rule, theta, cap, partial)) {
     partial.cost.seconds = detail::seconds_since(t0);
     return partial;
   }

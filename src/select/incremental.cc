@@ -37,6 +37,17 @@ IncrementalSelector::IncrementalSelector(const Features& z, const Selection& sel
     }
   }
   T_ = z.T;
+  if (opts.rule != Rule::span) return;
+  // The factor of the representatives' Gram, rebuilt in position order from their rows (r^2 d / 2
+  // inner products once; keep_all_ is false, so rows_ holds exactly the representatives).
+  std::vector<double> g(reps_.size());
+  for (size_t j = 0; j < reps_.size(); ++j) {
+    const double* zj = rows_.data() + j * size_t(d_);
+    if (j > 0)
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, int(j), int(d_), 1.0, rows_.data(), int(d_), zj, 1, 0.0, g.data(), 1);
+    span_.projection(g.data());
+    span_.add(detail::is_zero_row(zj, d_));
+  }
 }
 
 IncrementalSelector::Scores IncrementalSelector::correlate(const float* x) {
@@ -74,8 +85,10 @@ IncrementalSelector::Step IncrementalSelector::commit(bool is_rep, int32_t best_
 IncrementalSelector::Step IncrementalSelector::step(const float* x) {
   const auto t0 = std::chrono::steady_clock::now();
   const Scores s = correlate(x);
-  const double top = keep_all_ ? s.top : s.best_rho;
+  double top = keep_all_ ? s.top : s.best_rho;
+  if (opts_.rule == Rule::span) top = span_.projection(rho_.data());  // rho_ is aligned with reps_
   const Step out = commit(T_ == 0 || !detail::reaches(top, theta_), s.best_rep);
+  if (out.is_rep && opts_.rule == Rule::span) span_.add(detail::is_zero_row(z_.data(), d_));
   cost_.seconds += detail::seconds_since(t0);
   return out;
 }

@@ -1,13 +1,15 @@
 // Incremental selection for decoding (SPEC 4): one object per layer holds what deciding the next token
 // needs, so token-by-token decoding makes exactly the full selection's decisions on the extended
 // sequence (every rule is causal). Greedy keeps the z rows of the representatives and decides a new
-// token with r inner products; all-earlier must also see every earlier token, so it keeps all rows.
+// token with r inner products; all-earlier must also see every earlier token, so it keeps all rows;
+// span keeps the representatives' rows and the Cholesky factor of their Gram (select/span_basis.h).
 // It also keeps n_s (1 + children so far) per representative for the `proportional` attention option.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "select/selection.h"
+#include "select/span_basis.h"
 
 namespace cascade::select {
 
@@ -55,6 +57,7 @@ class IncrementalSelector {
   std::vector<int32_t> row_rep_;   // per kept row: its index in reps_, or -1 for a non-representative
   std::vector<int32_t> reps_, counts_;
   std::vector<double> z_, rho_;    // the new token's z and its correlations (scratch)
+  detail::SpanBasis span_;         // span: the representatives' factor, grown with reps_
   GramCounts cost_;
 };
 

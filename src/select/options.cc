@@ -25,7 +25,8 @@ Similarity parse_similarity(std::string_view text) {
 Rule parse_rule(std::string_view text) {
   if (text == "greedy") return Rule::greedy;
   if (text == "all-earlier") return Rule::all_earlier;
-  fail("unknown selection rule '", text, "' (expected greedy or all-earlier)");
+  if (text == "span") return Rule::span;
+  fail("unknown selection rule '", text, "' (expected greedy, all-earlier or span)");
 }
 
 // A non-negative decimal integer filling the whole text, or a cascade::Error naming what.
@@ -65,7 +66,14 @@ ModeSpec parse_mode(std::string_view text) {
 }
 
 std::string to_string(Similarity s) { return s == Similarity::pearson ? "pearson" : "cosine"; }
-std::string to_string(Rule r) { return r == Rule::greedy ? "greedy" : "all-earlier"; }
+std::string to_string(Rule r) {
+  switch (r) {
+    case Rule::greedy: return "greedy";
+    case Rule::all_earlier: return "all-earlier";
+    case Rule::span: return "span";
+  }
+  return "";  // unreachable: every enumerator returns above
+}
 
 std::string to_string(const ModeSpec& m) {
   switch (m.mode) {

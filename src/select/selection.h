@@ -19,7 +19,9 @@
 namespace cascade::select {
 
 enum class Similarity { pearson, cosine };  // pearson centres each row over its d features
-enum class Rule { greedy, all_earlier };    // SPEC 1: decide against representatives / all earlier
+// SPEC 1: decide against representatives / all earlier tokens; SPEC 6 `span`: against the span of the
+// earlier representatives (||P z_t||^2 >= 1 - tau^2; select/span_basis.h)
+enum class Rule { greedy, all_earlier, span };
 enum class Mode { full, cascade, inherit, capped, random };
 
 // rho >= theta - kRhoSlack counts as rho >= theta (see the design note).
@@ -42,7 +44,7 @@ struct ModeSpec {
 
 // Parse helpers for option text; each throws cascade::Error on anything else.
 Similarity parse_similarity(std::string_view text);  // "pearson" | "cosine"
-Rule parse_rule(std::string_view text);              // "greedy" | "all-earlier"
+Rule parse_rule(std::string_view text);              // "greedy" | "all-earlier" | "span"
 ModeSpec parse_mode(std::string_view text);  // "full" "cascade" "inherit" "capped:K" "random[:SEED]"
 std::string to_string(Similarity s);
 std::string to_string(Rule r);
@@ -95,8 +97,9 @@ struct Selection {
 // SPEC 1: the reference. The whole causal Gram, then a scan in token order. prev (optional) only
 // fills added / removed.
 Selection run_full(const Features& z, const Options& opts, const Selection* prev = nullptr);
-// SPEC 2: exact cascade from the layer below; the same set and parents as run_full. Greedy rule
-// only (cascade::Error otherwise).
+// SPEC 2: exact cascade from the layer below; the same set and parents as run_full. Rules greedy and
+// span, which decide t from its inner products with the representatives before it (cascade::Error
+// for all-earlier).
 Selection run_cascade(const Features& z, const Selection& prev, const Options& opts);
 // The cascade allowed at most cap additions; past that a full selection (refreshed = true) whose
 // cost adds to what the cascade had evaluated before it stopped.

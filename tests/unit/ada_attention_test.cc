@@ -90,19 +90,27 @@ TEST_P(AdaOnFixture, DecodingReproducesPrefill) {
     const char* rule;
     AdaReconstruct rec = AdaReconstruct::copy;
     int64_t sinks = 0, window = 0;  // window 3: a ring of 2 slots, reused while decoding
+    AdaFeatures features = AdaFeatures::hidden;
+    int64_t dense = 0;
   } cases[] = {{"cascade", AdaQueries::reps, false, "greedy"}, {"cascade", AdaQueries::all, false, "greedy"},
                {"cascade", AdaQueries::reps, true, "greedy"},  {"inherit", AdaQueries::reps, false, "greedy"},
                {"capped:1", AdaQueries::reps, true, "greedy"}, {"full", AdaQueries::reps, false, "all-earlier"},
                {"cascade", AdaQueries::reps, false, "greedy", AdaReconstruct::lstsq},
                {"cascade", AdaQueries::reps, true, "greedy", AdaReconstruct::lstsq},
                {"cascade", AdaQueries::all, true, "greedy", AdaReconstruct::copy, 2, 3},
-               {"cascade", AdaQueries::all, false, "greedy", AdaReconstruct::copy, 6, 5}};
+               {"cascade", AdaQueries::all, false, "greedy", AdaReconstruct::copy, 6, 5},
+               {"cascade", AdaQueries::reps, false, "span"},
+               {"cascade", AdaQueries::all, false, "greedy", AdaReconstruct::copy, 0, 0, AdaFeatures::keys},
+               {"inherit", AdaQueries::reps, true, "span", AdaReconstruct::copy, 0, 0, AdaFeatures::keys, 1},
+               {"cascade", AdaQueries::reps, false, "span", AdaReconstruct::lstsq, 0, 0, AdaFeatures::keys}};
   for (const auto& c : cases) {
     AdaOptions o = ada(0.8, c.mode, c.q, c.prop);  // a high tau: random weights correlate little
     o.select.rule = select::parse_rule(c.rule);
     o.reconstruct = c.rec;
     o.sinks = c.sinks;
     o.window = c.window;
+    o.features = c.features;
+    o.dense_layers = c.dense;
     const AdaAttentionFactory f(o);
     Sequence ps = m->new_sequence(&f);
     const Tensor pre = m->forward(ps, ids);
@@ -171,10 +179,45 @@ TEST_P(AdaOnFixture, AppendingTokensChangesNoEarlierPosition) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, AdaOnFixture, ::testing::Values("gpt2", "opt_postln", "gptj", "neox", "llama_gqa"),
                          [](const auto& info) { return std::string(info.param); });
 
+// --ada-dense-layers K: layers below K are exact attention and traced as keeping every token; a K at
+// or past the model's depth is exact attention everywhere (clamped, not an error).
+TEST_P(AdaOnFixture, DenseLayersAreExactAttention) {
+  auto m = Model::load(data_dir() / "models" / GetParam());
+  std::vector<int32_t> ids = distinct_ids(m->spec().vocab_size, 20, 5);
+  for (int i = 0; i < 8; ++i) ids.push_back(ids[size_t(i * 2)]);
+  const int64_t L = m->spec().n_layers, T = int64_t(ids.size());
+  const Tensor exact = run(*m, ids, nullptr);
+  for (int64_t K : {L, L + 3}) {
+    AdaOptions o = ada(0.8);
+    o.dense_layers = K;
+    const AdaAttentionFactory f(o);
+    Sequence s = m->new_sequence(&f);
+    const Tensor got = m->forward(s, ids);
+    EXPECT_EQ(max_diff(got, exact, T), 0.f) << "K = " << K;
+    for (int l = 0; l < int(L); ++l) EXPECT_EQ(int64_t(s.trace(l)->selection.reps.size()), T) << "K = " << K << " layer " << l;
+  }
+  // K = 1: layer 0 keeps all; layer 1 selects from scratch (its set is the full selection's even under
+  // inherit, which would otherwise keep the dense layer's every token).
+  AdaOptions o = ada(0.8, "inherit");
+  o.dense_layers = 1;
+  const AdaAttentionFactory f(o);
+  Sequence s = m->new_sequence(&f);
+  (void)m->forward(s, ids);
+  EXPECT_EQ(int64_t(s.trace(0)->selection.reps.size()), T);
+  EXPECT_LT(int64_t(s.trace(1)->selection.reps.size()), T);
+  EXPECT_EQ(s.trace(1)->selection.cost.needed, T * (T - 1) / 2) << "layer 1 runs the full selection";
+  EXPECT_TRUE(s.trace(1)->selection.trace.full_gram);
+}
+
 TEST(AdaOptions, BadCombinationsAreErrors) {
   AdaOptions o = ada(0.3, "cascade");
   o.select.rule = select::Rule::all_earlier;
   EXPECT_THROW(AdaAttentionFactory{o}, Error);
+  o.select.rule = select::Rule::span;  // span has an exact cascade
+  EXPECT_NO_THROW(AdaAttentionFactory{o});
+  o.dense_layers = -1;
+  EXPECT_THROW(AdaAttentionFactory{o}, Error);
+  EXPECT_THROW(parse_ada_features("values"), Error);
   EXPECT_THROW(AdaAttentionFactory{ada(1.0)}, Error);
   EXPECT_THROW(AdaAttentionFactory{ada(-0.1)}, Error);
   AdaOptions lstsq_all = ada(0.3, "cascade", AdaQueries::all), sinks_reps = ada(0.3), window_reps = ada(0.3),

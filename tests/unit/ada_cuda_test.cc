@@ -11,6 +11,8 @@
 // - --select full and --select cascade give the same selections and logits on the GPU (SPEC 2).
 // - The same for --ada-queries all at tau 0.80 (every token's query, over the representatives and
 //   its own key) and for --proportional (log n_s on the representatives' logits) with either.
+// - The same for SPEC 6's variants: keys features (normalised on the device), the span rule (the
+//   CPU's selection on the downloaded features) and dense layers (the exact GPU layers).
 // - Decoding token by token against the compressed cache reproduces the prefill logits (f32 bound).
 // - Options the GPU lacks are a cascade::Error; an explicit ExactAttentionFactory runs exact attention.
 // Skips when there is no GPU; one skipped test in a CPU-only build.
@@ -88,6 +90,9 @@ struct Param {
   bool proportional = false;
   AdaReconstruct reconstruct = AdaReconstruct::copy;  // SPEC 6
   int64_t sinks = 0, window = 0;
+  AdaFeatures features = AdaFeatures::hidden;
+  select::Rule rule = select::Rule::greedy;
+  int64_t dense = 0;
 };
 
 AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQueries queries = AdaQueries::reps,
@@ -101,8 +106,16 @@ AdaOptions options(double tau, select::Mode mode = select::Mode::cascade, AdaQue
     o.reconstruct = variant->reconstruct;
     o.sinks = variant->sinks;
     o.window = variant->window;
+    o.features = variant->features;
+    o.select.rule = variant->rule;
+    o.dense_layers = variant->dense;
   }
   return o;
+}
+
+std::string variant_name(const Param& p) {
+  return std::string(p.features == AdaFeatures::keys ? " keys" : "") + (p.rule == select::Rule::span ? " span" : "") +
+         (p.dense ? " dense " + std::to_string(p.dense) : "");
 }
 
 // Compressed cache rows of a layer: the representatives, the sinks that are not, and the window's ring.
@@ -120,15 +133,17 @@ class AdaCuda : public ::testing::TestWithParam<Param> {
 };
 
 TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
-  const auto [name, t, tau, queries, proportional, reconstruct, sinks, window] = GetParam();
+  const Param& P = GetParam();
+  const auto& [name, t, tau, queries, proportional, reconstruct, sinks, window, features, rule, dense] = P;
   const std::string what = std::string(name) + " tau " + std::to_string(tau).substr(0, 4) +
                            (queries == AdaQueries::all ? " all-queries" : "") + (proportional ? " proportional" : "") +
                            (reconstruct == AdaReconstruct::lstsq ? " lstsq" : "") +
-                           (sinks || window ? " sinks " + std::to_string(sinks) + " window " + std::to_string(window) : "");
+                           (sinks || window ? " sinks " + std::to_string(sinks) + " window " + std::to_string(window) : "") +
+                           variant_name(P);
   auto cpu = Model::load(model_path(name));
   const std::vector<int32_t> ids = ids_for(name, cpu->spec().vocab_size);
   const int64_t T = int64_t(ids.size()), L = cpu->spec().n_layers;
-  const AdaAttentionFactory f(options(tau, select::Mode::cascade, queries, proportional, &GetParam()));
+  const AdaAttentionFactory f(options(tau, select::Mode::cascade, queries, proportional, &P));
   Sequence cs = cpu->new_sequence(&f);
   const Tensor want = cpu->forward(cs, ids);
 
@@ -156,7 +171,7 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
   }()) << what;
 
   // --select full: the same selections and logits (the cascade is exact).
-  const AdaAttentionFactory ff(options(tau, select::Mode::full, queries, proportional, &GetParam()));
+  const AdaAttentionFactory ff(options(tau, select::Mode::full, queries, proportional, &P));
   Sequence fs_ = gpu->new_sequence(&ff);
   const Tensor full = gpu->forward(fs_, ids);
   for (int64_t l = 0; l < L; ++l)
@@ -192,13 +207,25 @@ std::vector<Param> params() {
       p.push_back({f, t, 0.80, AdaQueries::reps, false, AdaReconstruct::lstsq});
       p.push_back({f, t, 0.80, AdaQueries::all, t == DType::F32, AdaReconstruct::copy, 2, 4});
     }
+  using F = AdaFeatures;
+  using R = select::Rule;
+  for (const char* f : {"gptj", "llama_gqa", "gpt2", "stories260K"})
+    for (DType t : {DType::F32, DType::BF16}) {
+      const AdaReconstruct copy = AdaReconstruct::copy;
+      p.push_back({f, t, 0.80, AdaQueries::reps, false, copy, 0, 0, F::keys});
+      p.push_back({f, t, 0.80, AdaQueries::all, false, copy, 0, 0, F::hidden, R::span});
+      p.push_back({f, t, 0.80, AdaQueries::reps, true, copy, 0, 0, F::keys, R::span, 1});
+      p.push_back({f, t, 0.30, AdaQueries::reps, false, copy, 0, 0, F::hidden, R::greedy, 1});
+    }
   return p;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, AdaCuda, ::testing::ValuesIn(params()), [](const auto& info) {
   return std::string(info.param.name) + "_" + dtype_name(info.param.t) + (info.param.tau > 0.5 ? "_tau80" : "_tau30") +
          (info.param.queries == AdaQueries::all ? "_all" : "") + (info.param.proportional ? "_prop" : "") +
-         (info.param.reconstruct == AdaReconstruct::lstsq ? "_lstsq" : "") + (info.param.window ? "_sinks_window" : "");
+         (info.param.reconstruct == AdaReconstruct::lstsq ? "_lstsq" : "") + (info.param.window ? "_sinks_window" : "") +
+         (info.param.features == AdaFeatures::keys ? "_keys" : "") + (info.param.rule == select::Rule::span ? "_span" : "") +
+         (info.param.dense ? "_dense" + std::to_string(info.param.dense) : "");
 });
 
 // The study's measurements on the GPU (attention error against exact attention on the same layer

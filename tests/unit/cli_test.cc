@@ -304,7 +304,7 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
   c.push_back({"unknown option (study)", "study --model " + llama + " --text " + text + " --ctx 32 --out " + (d / "s").string() + " --frobnicate", "frobnicate"});
   c.push_back({"unknown option (bench)", "bench --model " + llama + " --frobnicate", "frobnicate"});
   c.push_back({"unknown command", "frobnicate --model " + llama, "unknown command 'frobnicate'"});
-  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}"});
+  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random}"});
   // The KV compression methods' budget: absent, outside (0, 1], not a number, on another method;
   // a context shorter than snapkv's window.
   c.push_back({"compression without --kv-budget", "generate --model " + llama + " --prompt hi --attention snapkv",
@@ -333,6 +333,22 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
                "--ada-sinks and --ada-window are for --ada-queries all"});
   c.push_back({"snapkv context within its window", "generate --model " + llama + " --prompt hi --attention snapkv --kv-budget 0.5",
                "needs a context longer than its observation window of 64 tokens"});
+  // SPEC 6's variants: features, dense layers, the span rule, ada-kv and its sinks and window.
+  c.push_back({"unknown --ada-features", "generate --model " + llama + " --prompt hi --attention ada --ada-features values",
+               "--ada-features: values not in {hidden,keys}"});
+  c.push_back({"negative --ada-dense-layers", "generate --model " + llama + " --prompt hi --attention ada --ada-dense-layers -1",
+               "--ada-dense-layers: '-1' is not an unsigned integer"});
+  c.push_back({"--ada-dense-layers of text", "logits --model " + llama + " --ids " + ids + " --out " + out + " --attention ada-kv --ada-dense-layers two",
+               "--ada-dense-layers: 'two' is not an unsigned integer"});
+  c.push_back({"unknown --rule", "generate --model " + llama + " --prompt hi --attention ada --rule spam",
+               "unknown selection rule 'spam' (expected greedy, all-earlier or span)"});
+  c.push_back({"ada-kv with all-earlier and the cascade", "generate --model " + llama + " --prompt hi --attention ada-kv --rule all-earlier",
+               "--rule all-earlier works with --select full, inherit or random"});
+  c.push_back({"ada-kv with --kv-budget", "generate --model " + llama + " --prompt hi --attention ada-kv --kv-budget 0.5",
+               "--kv-budget is for the KV compression methods"});
+  c.push_back({"--ada-sinks with exact attention", "generate --model " + llama + " --prompt hi --ada-sinks 4",
+               "--ada-sinks and --ada-window are for --attention ada (all queries) and ada-kv"});
+  c.push_back({"--ada-window of text", "bench --model " + llama + " --attention ada-kv --ada-window wide", "--ada-window: 'wide' is not an unsigned integer"});
   c.push_back({"unknown similarity", "study --model " + llama + " --text " + text + " --ctx 32 --similarity dot --out " + (d / "s").string(), "unknown similarity 'dot'"});
   c.push_back({"non-numeric ctx", "perplexity --model " + llama + " --text " + text + " --ctx many", "Could not convert: --ctx = many"});
 }

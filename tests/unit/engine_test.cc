@@ -43,7 +43,9 @@ TEST(AttentionOptionTable, NamesAndFlagsAreUniqueAndDefaultsReadBack) {
   }
   EXPECT_EQ(names, (std::set<std::string>{"attention", "kv_budget", "kv_seed", "select", "tau", "rule", "similarity",
                                           "queries", "proportional", "reconstruct", "sinks", "window", "device", "dtype",
-                                          "cuda_graphs", "gram_precision"}));
+                                          "cuda_graphs", "gram_precision", "features", "dense_layers"}));
+  EXPECT_EQ(engine::find_attention_option("features")->flag, "--ada-features");
+  EXPECT_EQ(engine::find_attention_option("dense_layers")->flag, "--ada-dense-layers");
   EXPECT_EQ(engine::attention_option_text(defaults, "tau"), "0.3");
   EXPECT_EQ(engine::find_attention_option("queries")->flag, "--ada-queries");
   EXPECT_TRUE(engine::find_attention_option("device")->placement);
@@ -65,6 +67,19 @@ TEST(AttentionOptionTable, ValuesBecomeAdaOptions) {
   EXPECT_TRUE(a.proportional);
   EXPECT_TRUE(engine::make_attention(o));
   EXPECT_FALSE(engine::make_attention(AttentionOptions{}));  // exact attention
+  // SPEC 6's variants, and ada-kv with its sinks and window.
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"features", "keys"}, {"dense_layers", "2"}, {"rule", "span"}, {"select", "cascade"},
+           {"attention", "ada-kv"}, {"sinks", "4"}, {"window", "16"}})
+    engine::set_attention_option(o, name, value, name);
+  const KvPressOptions k = engine::ada_kv_options(o);
+  ASSERT_TRUE(k.ada_kv.has_value());
+  EXPECT_EQ(k.ada_kv->ada.features, AdaFeatures::keys);
+  EXPECT_EQ(k.ada_kv->ada.dense_layers, 2);
+  EXPECT_EQ(k.ada_kv->ada.select.rule, select::Rule::span);
+  EXPECT_EQ(k.ada_kv->sinks, 4);
+  EXPECT_EQ(k.ada_kv->window, 16);
+  EXPECT_NE(dynamic_cast<KvPressFactory*>(engine::make_attention(o).get()), nullptr);
 }
 
 TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
@@ -75,8 +90,8 @@ TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
     });
   };
   EXPECT_EQ(set("attention", "sparse", "--attention"),
-            "--attention: sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}");
-  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada,streaming,snapkv,tova,h2o,knorm,random}");
+            "--attention: sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random}");
+  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random}");
   EXPECT_EQ(set("kv_budget", "0", "--kv-budget"), "--kv-budget must be in (0, 1], got 0");
   EXPECT_EQ(set("kv_budget", "1.5", "kv_budget"), "kv_budget must be in (0, 1], got 1.5");
   EXPECT_EQ(set("kv_budget", "nan", "--kv-budget"), "--kv-budget must be in (0, 1], got nan");

@@ -2,7 +2,9 @@
 // (attention/kv_press.cc, itself held against plain statements of kvpress's definitions in
 // kv_press_test): a context prefilled, compressed, then a continuation chunk; in float32 the GPU's
 // continuation logits equal the CPU's within the conformance bound, and so does its cache's size;
-// token-by-token decoding on the GPU equals its own chunked continuation. Skips without a GPU.
+// token-by-token decoding on the GPU equals its own chunked continuation. ada-kv too (its selection
+// on the context's features, brought to the host), over hidden and keys features, greedy and span,
+// dense layers, sinks and window. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -46,28 +48,44 @@ TEST_P(KvPressCuda, ContinuationEqualsTheCpu) {
   auto cpu = Model::load(path), gpu = Model::load(path);
   gpu->to_device(Device::Cuda, DType::F32);
   const std::vector<int32_t> context = ids(cpu->spec().vocab_size, 100, 3), next = ids(cpu->spec().vocab_size, 20, 4);
+  std::vector<std::pair<std::string, KvPressOptions>> methods;
   for (const std::string& name : press::method_names())
     for (double budget : {0.25, 0.7, 0.004}) {
       KvPressOptions o;
       ASSERT_TRUE(press::parse_method(name, &o.method));
       o.budget = budget;
-      const KvPressFactory f(o);
-      const std::string what = std::string(GetParam()) + " " + name + " budget " + std::to_string(budget);
-      Sequence cs = cpu->new_sequence(&f), gs = gpu->new_sequence(&f);
-      expect_close(gpu->forward(gs, context), cpu->forward(cs, context), int64_t(context.size()), what + " context");
-      const Tensor want = cpu->forward(cs, next), got = gpu->forward(gs, next);
-      expect_close(got, want, int64_t(next.size()), what + " continuation");
-      EXPECT_EQ(gs.cache_bytes(), cs.cache_bytes()) << what;
-      // Token by token on the GPU: its own chunked continuation.
-      Sequence ds = gpu->new_sequence(&f);
-      gpu->forward(ds, context);
-      Tensor step = Tensor::zeros({int64_t(next.size()), got.dim(1)});
-      for (size_t i = 0; i < next.size(); ++i) {
-        const Tensor l = gpu->forward(ds, std::vector<int32_t>{next[i]}, true);
-        std::copy(l.data(), l.data() + l.dim(1), step.row(int64_t(i)));
-      }
-      expect_close(step, got, int64_t(next.size()), what + " decoding");
+      methods.push_back({name + " budget " + std::to_string(budget), o});
     }
+  for (int v = 0; v < 4; ++v) {
+    AdaKvOptions a;
+    a.ada.select.tau = v == 3 ? 0.5 : 0.8;
+    a.ada.features = v % 2 ? AdaFeatures::keys : AdaFeatures::hidden;
+    a.ada.select.rule = v >= 2 ? select::Rule::span : select::Rule::greedy;
+    a.ada.dense_layers = v == 1 ? 1 : 0;
+    a.sinks = v == 2 ? 4 : 0;
+    a.window = v == 2 ? 8 : 0;
+    KvPressOptions o;
+    o.ada_kv = a;
+    methods.push_back({"ada-kv variant " + std::to_string(v), o});
+  }
+  for (const auto& [label, o] : methods) {
+    const KvPressFactory f(o);
+    const std::string what = std::string(GetParam()) + " " + label;
+    Sequence cs = cpu->new_sequence(&f), gs = gpu->new_sequence(&f);
+    expect_close(gpu->forward(gs, context), cpu->forward(cs, context), int64_t(context.size()), what + " context");
+    const Tensor want = cpu->forward(cs, next), got = gpu->forward(gs, next);
+    expect_close(got, want, int64_t(next.size()), what + " continuation");
+    EXPECT_EQ(gs.cache_bytes(), cs.cache_bytes()) << what;
+    // Token by token on the GPU: its own chunked continuation.
+    Sequence ds = gpu->new_sequence(&f);
+    gpu->forward(ds, context);
+    Tensor step = Tensor::zeros({int64_t(next.size()), got.dim(1)});
+    for (size_t i = 0; i < next.size(); ++i) {
+      const Tensor l = gpu->forward(ds, std::vector<int32_t>{next[i]}, true);
+      std::copy(l.data(), l.data() + l.dim(1), step.row(int64_t(i)));
+    }
+    expect_close(step, got, int64_t(next.size()), what + " decoding");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressCuda, ::testing::Values("llama_gqa", "gpt2", "gptj"));

@@ -4,6 +4,9 @@
 // where every (layer, KV head)'s kept positions, every prefill row (exact attention) and every
 // continuation row (attention over the kept entries and the tokens after them) are checked; budget
 // 1 is exact attention; token-by-token decoding equals one chunked continuation.
+// ada-kv (SPEC 6) the same way: its kept set is SPEC 1's greedy set of each layer's context features
+// (support/selection_reference.h: the layer's input, or its keys), with dense layers, sinks and
+// window; at tau = 0 it keeps every token but exact duplicates.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include "attention/projections.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "support/selection_reference.h"
 #include "support/test_paths.h"
 
 namespace cascade {
@@ -243,6 +247,45 @@ double max_diff(const float* a, const float* b, int64_t n) {
   return m;
 }
 
+// Every prefill row is exact attention and every continuation row attends to its KV head's kept
+// entries (want) and to the continuation up to itself: the sub-layer output against float64 attention
+// on the layer's recorded input.
+void expect_attention_over_kept(const Recorder::Layer& r, const ArchSpec& a, int64_t C,
+                                const std::vector<std::vector<int64_t>>& want, const std::string& what) {
+  const int64_t hd = a.head_dim, H = a.n_heads, Hkv = a.n_kv_heads, qd = H * hd, kd = Hkv * hd, G = H / Hkv;
+  const int64_t T = int64_t(r.pos.size());
+  std::vector<float> q(size_t(T * qd)), k(size_t(T * kd)), v(size_t(T * kd));
+  project_qkv(r.c, r.x.data(), T, r.pos.data(), q.data(), k.data(), v.data());
+  // The attention rows: key j is visible to row i when j <= i, and for a continuation row
+  // when j is a kept entry of the head's KV head or a continuation token.
+  std::vector<float> attn(size_t(T * qd));
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t h = 0; h < H; ++h) {
+      const auto& kept = want[size_t(h / G)];
+      std::vector<int64_t> keys;
+      for (int64_t j = 0; j <= i; ++j)
+        if (i < C || j >= C || std::binary_search(kept.begin(), kept.end(), j)) keys.push_back(j);
+      std::vector<double> w;
+      for (int64_t j : keys) {
+        double dot = 0;
+        for (int64_t d = 0; d < hd; ++d) dot += double(q[size_t(i * qd + h * hd + d)]) * double(k[size_t(j * kd + (h / G) * hd + d)]);
+        w.push_back(dot * attention_scale(a));
+      }
+      const double mx = *std::max_element(w.begin(), w.end());
+      double sum = 0;
+      for (double& e : w) sum += (e = std::exp(e - mx));
+      for (int64_t d = 0; d < hd; ++d) {
+        double o = 0;
+        for (size_t t = 0; t < keys.size(); ++t) o += w[t] / sum * double(v[size_t(keys[t] * kd + (h / G) * hd + d)]);
+        attn[size_t(i * qd + h * hd + d)] = float(o);
+      }
+    }
+  std::vector<float> out(size_t(T * a.d_model));
+  project_out(r.c, attn.data(), T, out.data());
+  EXPECT_LE(max_diff(out.data(), r.out.data(), T * a.d_model), 1e-4 * max_abs(out.data(), T * a.d_model))
+      << what;
+}
+
 KvPressOptions options(Method m, double budget) {
   KvPressOptions o;
   o.method = m;
@@ -265,7 +308,7 @@ class KvPressOnFixture : public ::testing::TestWithParam<const char*> {
 TEST_P(KvPressOnFixture, KeptEntriesAndAttentionFollowTheDefinitions) {
   const ArchSpec& a = m_->spec();
   const int64_t C = kContext, T = kContext + kContinuation, hd = a.head_dim, H = a.n_heads, Hkv = a.n_kv_heads;
-  const int64_t qd = H * hd, kd = Hkv * hd, G = H / Hkv;
+  const int64_t qd = H * hd, kd = Hkv * hd;
   const auto context = ids(kContext, 1), continuation = ids(kContinuation, 2);
   for (Method m : kMethods)
     for (double budget : {0.25, 0.7, 0.01}) {
@@ -289,35 +332,7 @@ TEST_P(KvPressOnFixture, KeptEntriesAndAttentionFollowTheDefinitions) {
         EXPECT_EQ(trace->kept, want) << what << " layer " << l;
         EXPECT_DOUBLE_EQ(trace->kept_fraction(), double(n_kept) / double(C));
         EXPECT_EQ(r.inner->cache_bytes(), int64_t(sizeof(float)) * 2 * Hkv * (n_kept + kContinuation) * hd);
-
-        // The attention rows: key j is visible to row i when j <= i, and for a continuation row
-        // when j is a kept entry of the head's KV head or a continuation token.
-        std::vector<float> attn(size_t(T * qd));
-        for (int64_t i = 0; i < T; ++i)
-          for (int64_t h = 0; h < H; ++h) {
-            const auto& kept = want[size_t(h / G)];
-            std::vector<int64_t> keys;
-            for (int64_t j = 0; j <= i; ++j)
-              if (i < C || j >= C || std::binary_search(kept.begin(), kept.end(), j)) keys.push_back(j);
-            std::vector<double> w;
-            for (int64_t j : keys) {
-              double dot = 0;
-              for (int64_t d = 0; d < hd; ++d) dot += double(q[size_t(i * qd + h * hd + d)]) * double(k[size_t(j * kd + (h / G) * hd + d)]);
-              w.push_back(dot * attention_scale(a));
-            }
-            const double mx = *std::max_element(w.begin(), w.end());
-            double sum = 0;
-            for (double& e : w) sum += (e = std::exp(e - mx));
-            for (int64_t d = 0; d < hd; ++d) {
-              double o = 0;
-              for (size_t t = 0; t < keys.size(); ++t) o += w[t] / sum * double(v[size_t(keys[t] * kd + (h / G) * hd + d)]);
-              attn[size_t(i * qd + h * hd + d)] = float(o);
-            }
-          }
-        std::vector<float> out(size_t(T * a.d_model));
-        project_out(r.c, attn.data(), T, out.data());
-        EXPECT_LE(max_diff(out.data(), r.out.data(), T * a.d_model), 1e-4 * max_abs(out.data(), T * a.d_model))
-            << what << " layer " << l;
+        expect_attention_over_kept(r, a, C, want, what + " layer " + std::to_string(l));
       }
     }
 }
@@ -356,6 +371,169 @@ TEST_P(KvPressOnFixture, DecodingEqualsOneChunkedContinuation) {
       }
       EXPECT_EQ(stepped.cache_bytes(), chunked.cache_bytes());
     }
+}
+
+// ---- ada-kv
+
+KvPressOptions ada_kv(double tau, AdaFeatures features = AdaFeatures::hidden, select::Mode mode = select::Mode::cascade,
+                      int64_t dense = 0, int64_t sinks = 0, int64_t window = 0, select::Rule rule = select::Rule::greedy) {
+  AdaKvOptions o;
+  o.ada.select.tau = tau;
+  o.ada.select.rule = rule;
+  o.ada.features = features;
+  o.ada.mode.mode = mode;
+  o.ada.dense_layers = dense;
+  o.sinks = sinks;
+  o.window = window;
+  KvPressOptions p;
+  p.ada_kv = o;
+  return p;
+}
+
+// The kept positions of each layer of a context of C tokens, from the plain greedy reference on the
+// layer's recorded input (or its keys): every token in a dense layer; the full selection's set at the
+// first selecting layer and, through the exact cascade, at every later one (inherit: the layer
+// below's); the sinks and the window added.
+std::vector<std::vector<int64_t>> ada_kv_reference(const Recorder& rec, const ArchSpec& a, const AdaKvOptions& o, int64_t C,
+                                                   const std::string& what) {
+  std::vector<std::vector<int64_t>> kept;
+  std::vector<int32_t> reps;
+  for (int l = 0; l < int(a.n_layers); ++l) {
+    const Recorder::Layer& r = rec.layers()[size_t(l)];
+    std::vector<int64_t> keep;
+    if (l < o.ada.dense_layers) {
+      for (int64_t t = 0; t < C; ++t) keep.push_back(t);
+      kept.push_back(keep);
+      continue;
+    }
+    if (l == o.ada.dense_layers || o.ada.mode.mode != select::Mode::inherit) {
+      const int64_t kd = a.n_kv_heads * a.head_dim;
+      std::vector<float> q(size_t(C * a.n_heads * a.head_dim)), k(size_t(C * kd)), v(size_t(C * kd));
+      project_qkv(r.c, r.x.data(), C, r.pos.data(), q.data(), k.data(), v.data());
+      const bool keys = o.ada.features == AdaFeatures::keys;
+      const test::PlainSelection p = test::plain_greedy(keys ? k.data() : r.x.data(), C, keys ? kd : a.d_model,
+                                                        o.ada.select.similarity == select::Similarity::pearson, o.ada.select.tau);
+      EXPECT_GT(p.margin, 1e-12) << what << " layer " << l << ": a reference decision at the threshold";
+      reps = p.reps;
+    }
+    for (int64_t t = 0; t < C; ++t)
+      if (std::binary_search(reps.begin(), reps.end(), int32_t(t)) || t < o.sinks || t >= C - o.window) keep.push_back(t);
+    kept.push_back(keep);
+  }
+  return kept;
+}
+
+// Each layer keeps, for every KV head, the reference's set of its context, and attends as the
+// peers do: the context exactly, the continuation over the kept entries and itself.
+TEST_P(KvPressOnFixture, AdaKvKeepsTheSelectionOfTheContext) {
+  const ArchSpec& a = m_->spec();
+  const int64_t C = kContext;
+  const auto context = ids(kContext, 7), continuation = ids(kContinuation, 8);
+  using F = AdaFeatures;
+  using M = select::Mode;
+  for (const KvPressOptions& o : {ada_kv(0.5), ada_kv(0.8, F::keys), ada_kv(0.5, F::hidden, M::full, 0, 2, 3),
+                                  ada_kv(0.8, F::keys, M::inherit, 1, 1, 0)}) {
+    const AdaKvOptions& ak = *o.ada_kv;
+    const std::string what = std::string(ak.ada.features == F::keys ? "keys" : "hidden") + " tau " +
+                             std::to_string(ak.ada.select.tau) + " " + select::to_string(ak.ada.mode) + " dense " +
+                             std::to_string(ak.ada.dense_layers) + " sinks " + std::to_string(ak.sinks) + " window " +
+                             std::to_string(ak.window);
+    const KvPressFactory f(o);
+    const Recorder rec(f);
+    Sequence s = m_->new_sequence(&rec);
+    (void)m_->forward(s, context);
+    (void)m_->forward(s, continuation);
+    const auto want = ada_kv_reference(rec, a, ak, C, what);
+    int64_t kept_total = 0;
+    for (int l = 0; l < int(a.n_layers); ++l) {
+      const Recorder::Layer& r = rec.layers()[size_t(l)];
+      const KvPressTrace* trace = kv_press_trace(r.inner);
+      ASSERT_NE(trace, nullptr);
+      const std::vector<std::vector<int64_t>> heads(size_t(a.n_kv_heads), want[size_t(l)]);
+      EXPECT_EQ(trace->kept, heads) << what << " layer " << l;
+      EXPECT_DOUBLE_EQ(trace->kept_fraction(), double(want[size_t(l)].size()) / double(C)) << what << " layer " << l;
+      EXPECT_EQ(r.inner->cache_bytes(),
+                int64_t(sizeof(float)) * 2 * a.n_kv_heads * (int64_t(want[size_t(l)].size()) + kContinuation) * a.head_dim);
+      expect_attention_over_kept(r, a, C, heads, what + " layer " + std::to_string(l));
+      kept_total += int64_t(want[size_t(l)].size());
+    }
+    EXPECT_LT(kept_total, C * a.n_layers) << what << ": nothing dropped, the case tests little";
+  }
+}
+
+// tau = 0: only exact duplicates are redundant. Distinct ids have none (learned positions or not),
+// so every entry is kept and the logits are exact attention's.
+TEST_P(KvPressOnFixture, AdaKvAtTauZeroWithoutDuplicatesIsExact) {
+  std::vector<int32_t> all(size_t(m_->spec().vocab_size));
+  std::iota(all.begin(), all.end(), 0);
+  std::shuffle(all.begin(), all.end(), std::mt19937(9));
+  const std::vector<int32_t> context(all.begin(), all.begin() + kContext),
+      continuation(all.begin() + kContext, all.begin() + kContext + kContinuation);
+  Sequence exact = m_->new_sequence();
+  const Tensor e0 = m_->forward(exact, context), e1 = m_->forward(exact, continuation);
+  for (AdaFeatures feat : {AdaFeatures::hidden, AdaFeatures::keys}) {
+    const KvPressFactory f(ada_kv(0.0, feat));
+    Sequence s = m_->new_sequence(&f);
+    const Tensor g0 = m_->forward(s, context), g1 = m_->forward(s, continuation);
+    EXPECT_LE(max_diff(g0.data(), e0.data(), e0.numel()), 1e-5 * max_abs(e0.data(), e0.numel()));
+    EXPECT_LE(max_diff(g1.data(), e1.data(), e1.numel()), 1e-5 * max_abs(e1.data(), e1.numel()));
+    EXPECT_EQ(s.cache_bytes(), exact.cache_bytes());
+  }
+}
+
+// Token-by-token decoding on ada-kv's cache equals one chunked continuation.
+TEST_P(KvPressOnFixture, AdaKvDecodingEqualsOneChunkedContinuation) {
+  const auto context = ids(kContext, 10), continuation = ids(kContinuation, 11);
+  for (const KvPressOptions& o : {ada_kv(0.8), ada_kv(0.5, AdaFeatures::keys, select::Mode::cascade, 1, 4, 8, select::Rule::span)}) {
+    const KvPressFactory f(o);
+    Sequence chunked = m_->new_sequence(&f), stepped = m_->new_sequence(&f);
+    (void)m_->forward(chunked, context);
+    (void)m_->forward(stepped, context);
+    const Tensor want = m_->forward(chunked, continuation);
+    const int64_t V = want.dim(1);
+    for (int64_t t = 0; t < kContinuation; ++t) {
+      const Tensor got = m_->forward(stepped, std::span<const int32_t>(&continuation[size_t(t)], 1));
+      EXPECT_LE(max_diff(got.data(), want.data() + t * V, V), 1e-4 * max_abs(want.data() + t * V, V)) << "token " << t;
+    }
+    EXPECT_EQ(stepped.cache_bytes(), chunked.cache_bytes());
+    EXPECT_LT(chunked.cache_bytes(), [&] {
+      Sequence e = m_->new_sequence();
+      (void)m_->forward(e, context);
+      (void)m_->forward(e, continuation);
+      return e.cache_bytes();
+    }());
+  }
+}
+
+// tau = 0 on a rotary model (the layer-0 input of a repeated id equals its first occurrence's, whatever
+// its position): layer 0 keeps exactly the first occurrences; every layer keeps the reference's set.
+TEST(AdaKv, TauZeroKeepsExactlyTheNonDuplicates) {
+  auto m = Model::load(test::data_dir() / "models" / "llama_gqa");
+  std::vector<int32_t> context = random_ids(m->spec().vocab_size, 60, 12);
+  for (int i = 0; i < 20; ++i) context.push_back(context[size_t(3 + 2 * i)]);  // 20 planted repeats
+  std::vector<int64_t> first;
+  for (int64_t t = 0; t < int64_t(context.size()); ++t)
+    if (std::find(context.begin(), context.begin() + t, context[size_t(t)]) == context.begin() + t) first.push_back(t);
+  ASSERT_LE(first.size(), context.size() - 20);
+  const KvPressFactory f(ada_kv(0.0));
+  const Recorder rec(f);
+  Sequence s = m->new_sequence(&rec);
+  (void)m->forward(s, context);
+  EXPECT_EQ(kv_press_trace(rec.layers()[0].inner)->kept[0], first);
+  const auto want = ada_kv_reference(rec, m->spec(), *f.options().ada_kv, int64_t(context.size()), "tau 0 duplicates");
+  for (int l = 0; l < int(m->spec().n_layers); ++l)
+    EXPECT_EQ(kv_press_trace(rec.layers()[size_t(l)].inner)->kept[1], want[size_t(l)]) << "layer " << l;
+}
+
+TEST(AdaKv, BadOptionsAreRefused) {
+  KvPressOptions o = ada_kv(0.3);
+  o.ada_kv->sinks = -1;
+  EXPECT_THROW(KvPressFactory{o}, Error);
+  o = ada_kv(0.3, AdaFeatures::hidden, select::Mode::cascade);
+  o.ada_kv->ada.select.rule = select::Rule::all_earlier;
+  EXPECT_THROW(KvPressFactory{o}, Error);  // the exact cascade cannot decide all-earlier
+  o.ada_kv->ada.select.tau = 1.0;
+  EXPECT_THROW(KvPressFactory{o}, Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressOnFixture, ::testing::Values("llama_gqa", "gpt2"));

@@ -107,6 +107,25 @@ std::vector<std::pair<int64_t, double>> lstsq_terms(const std::vector<std::vecto
 
 }  // namespace
 
+std::vector<double> spec3_keys(const ArchSpec& a, const LayerWeights& w, const ops::Rotary& rotary,
+                               const std::vector<float>& x, int64_t T) {
+  const int64_t d = a.d_model, kd = a.n_kv_heads * a.head_dim;
+  std::vector<double> out(size_t(T * kd));
+  for (int64_t t = 0; t < T; ++t) {
+    const std::vector<double> xt(x.begin() + t * d, x.begin() + (t + 1) * d);
+    std::vector<double> k = apply(w.k, xt.data());
+    rotate(rotary, k, a.n_kv_heads, a.head_dim, t);
+    std::copy(k.begin(), k.end(), out.begin() + t * kd);
+  }
+  return out;
+}
+
+select::Selection every_token(int64_t T) {
+  select::Selection s;
+  for (int32_t t = 0; t < int32_t(T); ++t) s.reps.push_back(t), s.parent.push_back(t);
+  return s;
+}
+
 std::vector<double> spec3_attention(const ArchSpec& a, const LayerWeights& w, const ops::Rotary& rotary,
                                     const std::vector<float>& x, int64_t T, const select::Selection& sel,
                                     const AdaPlanOptions& o) {

@@ -19,6 +19,15 @@
 
 namespace cascade::test {
 
+// The keys after rotary [T, n_kv_heads * head_dim] of tokens 0..T-1 (token t at position t) in
+// float64: ADA's selection features under --ada-features keys (SPEC 6).
+std::vector<double> spec3_keys(const ArchSpec& a, const LayerWeights& w, const ops::Rotary& rotary,
+                               const std::vector<float>& x, int64_t T);
+
+// A selection that keeps every token: what a dense layer (--ada-dense-layers) computes, under which
+// spec3_attention is exact attention.
+select::Selection every_token(int64_t T);
+
 // The attention sub-layer outputs [T, d] of tokens 0..T-1 (token t at position t, features
 // x [T, d]) under selection sel (its reps and parent vector cover all T tokens), with the plan's
 // options o (queries, proportional, reconstruct, sinks, window; Pearson features for lstsq).
