@@ -41,7 +41,8 @@ std::span<const int32_t> span_of(const IdsIn& ids) { return {ids.data(), ids.sha
 
 // float32 logits [T, V] of one forward pass over ids, after a pass over context (its logits unused)
 // when that is not empty: a NumPy array on the CPU; on the GPU a DLPack-capable array (nanobind's
-// nb_ndarray) over device memory it owns, with no copy to the host (python/cascade hands it to torch
+// nb_ndarray, framework array_api: __dlpack__ and __dlpack_device__; without a framework nanobind
+// returns a bare DLPack capsule) over device memory it owns, with no copy to the host (python/cascade hands it to torch
 // when torch is installed).
 nb::object logits(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a, IdsIn context) {
   const auto attention = engine::make_attention(pm.placed(a));
@@ -57,7 +58,7 @@ nb::object logits(PyModel& pm, IdsIn ids, const engine::AttentionOptions& a, Ids
     });
     auto* owned = new DeviceLogits(std::move(out));
     nb::capsule owner(owned, [](void* p) noexcept { delete static_cast<DeviceLogits*>(p); });
-    return nb::ndarray<float, nb::ndim<2>, nb::device::cuda>(owned->memory.get(),
+    return nb::ndarray<nb::array_api, float, nb::ndim<2>, nb::device::cuda>(owned->memory.get(),
                                                              {size_t(owned->rows), size_t(owned->vocab)}, owner, {},
                                                              nb::dtype<float>(), nb::device::cuda::value, owned->device)
         .cast();
