@@ -23,7 +23,7 @@ import numpy as np
 from . import _cascade
 from ._cascade import CascadeError, built_with_cuda, cuda_available
 
-__all__ = ["CascadeError", "Model", "built_with_cuda", "cuda_available", "load", "select", "study"]
+__all__ = ["CascadeError", "Model", "built_with_cuda", "cuda_available", "load", "plot_frontier", "select", "study"]
 
 
 def _ids(ids):
@@ -252,3 +252,48 @@ def study(model, text, ctx, windows=0, seed=0, tau=0.30, tau_sweep=(), similarit
         return result
     result["per_layer"] = pandas.DataFrame(result["per_layer"])
     return result
+
+
+def plot_frontier(result, path=None, quality="ppl_ratio", against="kept_fraction"):
+    """The frontier of a continuation study (the result of study(..., protocol="continuation")) with
+    matplotlib, as the report's frontier_kept.svg and frontier_time.svg draw it: one series per
+    method, a point per budget or tau at the mean over windows, with the standard deviation as error
+    bars. quality: a per-window metric of the configurations ("ppl_ratio", "kl", "top1"); against:
+    "kept_fraction" or "time_total" (seconds). The quality axis is logarithmic when the ratios span more
+    than x10. Returns the matplotlib Figure, also saved to path when given. Needs matplotlib
+    (pip install '.[study]'): ImportError otherwise; ValueError for a prefill-protocol result or a
+    metric the study has no figure of."""
+    if result.get("params", {}).get("protocol") != "continuation":
+        raise ValueError("plot_frontier needs a continuation study: study(..., protocol='continuation')")
+    try:
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("plot_frontier needs matplotlib: pip install matplotlib (or '.[study]')") from e
+    series = {}
+    for name, c in result["configs"].items():
+        for key in (quality, against):
+            if key not in c or c[key]["mean"] is None:
+                raise ValueError(f"plot_frontier: configuration {name} has no figure '{key}'")
+        series.setdefault(c["method"], []).append(
+            (c[against]["mean"], c[quality]["mean"], c[quality]["std"] or 0.0, name))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, points in series.items():
+        points.sort()
+        x, y, err, _ = zip(*points)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+    values = [p[1] for points in series.values() for p in points if p[1] > 0]
+    if quality == "ppl_ratio" and values and max(values) / min(values) > 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("kept fraction of the KV cache" if against == "kept_fraction" else "context + continuation, s")
+    ax.set_ylabel({"ppl_ratio": "ppl_method / ppl_exact", "kl": "KL(exact || method), nats",
+                   "top1": "top-1 agreement"}.get(quality, quality))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+    return fig

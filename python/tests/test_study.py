@@ -32,6 +32,8 @@ def test_study_figures(stories):
     rows = len(configs) * 2 * 5
     assert len(per_layer_column(r, "r")) == rows and len(per_layer_column(r, "config")) == rows
     assert "files" not in r
+    with pytest.raises(ValueError, match="continuation study"):
+        cascade.plot_frontier(r)
 
 
 def test_study_writes_and_resumes(stories, tmp_path):
@@ -63,6 +65,21 @@ def test_ctrl_c_stops_a_study(stories):
     assert time.monotonic() - start < 10
 
 
+def plot_frontier_or_say_why(result, png):
+    """plot_frontier draws one series per method with a point per budget (matplotlib installed), or
+    says that it needs matplotlib."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="needs matplotlib"):
+            cascade.plot_frontier(result)
+        return
+    fig = cascade.plot_frontier(result, png)
+    lines = fig.axes[0].get_lines()
+    assert sorted(line.get_label() for line in lines if not line.get_label().startswith("_")) == ["snapkv", "streaming"]
+    assert png.stat().st_size > 0
+
+
 def test_study_continuation(stories, tmp_path):
     # SPEC 8 on two windows: two KV methods at two budgets against exact attention over the 31
     # next-token predictions inside each window's continuation.
@@ -79,6 +96,7 @@ def test_study_continuation(stories, tmp_path):
         assert c["kl"]["mean"] > 0
     assert len(per_layer_column(r, "kept_fraction")) == 4 * 2 * 5
     assert {"report.md", "frontier_kept.svg", "frontier_time.svg"} <= {p.name for p in (tmp_path / "c").iterdir()}
+    plot_frontier_or_say_why(r, tmp_path / "frontier.png")
     with pytest.raises(cascade.CascadeError, match="unknown variant"):
         cascade.study(stories, TEXT, ctx=128, windows=1, protocol="continuation", continuation=32,
                       methods=["ada+bogus"], quiet=True)
