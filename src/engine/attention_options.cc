@@ -235,7 +235,13 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool
       o.attention != "ada")
     fail("--ada-sinks and --ada-window are for --attention ada (all queries) and ada-kv, not --attention ", o.attention);
   if (o.attention == "full") return nullptr;
-  if (o.attention == "ada-kv") return std::make_unique<KvPressFactory>(ada_kv_options(o));
+  if (o.attention == "ada-kv") {
+    // They shape ADA's compressed attention; ada-kv attends exactly over the entries it kept.
+    if (o.queries != "reps" || o.proportional || o.reconstruct != "copy")
+      fail("--ada-queries, --proportional and --ada-reconstruct are for --attention ada: ada-kv keeps the K/V of the "
+           "representatives (with --ada-sinks, --ada-window) and every query attends exactly over them");
+    return std::make_unique<KvPressFactory>(ada_kv_options(o));
+  }
   return std::make_unique<AdaAttentionFactory>(a);
 }
 

@@ -344,6 +344,12 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
                "unknown selection rule 'spam' (expected greedy, all-earlier or span)"});
   c.push_back({"ada-kv with all-earlier and the cascade", "generate --model " + llama + " --prompt hi --attention ada-kv --rule all-earlier",
                "--rule all-earlier works with --select full, inherit or random"});
+  c.push_back({"ada-kv with --proportional", "generate --model " + llama + " --prompt hi --attention ada-kv --proportional",
+               "--ada-queries, --proportional and --ada-reconstruct are for --attention ada"});
+  c.push_back({"ada-kv with --ada-queries all", "generate --model " + llama + " --prompt hi --attention ada-kv --ada-queries all",
+               "--ada-queries, --proportional and --ada-reconstruct are for --attention ada"});
+  c.push_back({"ada-kv with --ada-reconstruct lstsq", "generate --model " + llama + " --prompt hi --attention ada-kv --ada-reconstruct lstsq",
+               "--ada-queries, --proportional and --ada-reconstruct are for --attention ada"});
   c.push_back({"ada-kv with --kv-budget", "generate --model " + llama + " --prompt hi --attention ada-kv --kv-budget 0.5",
                "--kv-budget is for the KV compression methods"});
   c.push_back({"--ada-sinks with exact attention", "generate --model " + llama + " --prompt hi --ada-sinks 4",
