@@ -67,11 +67,14 @@ TEST(AttentionOptionTable, ValuesBecomeAdaOptions) {
   EXPECT_TRUE(a.proportional);
   EXPECT_TRUE(engine::make_attention(o));
   EXPECT_FALSE(engine::make_attention(AttentionOptions{}));  // exact attention
-  // SPEC 6's variants, and ada-kv with its sinks and window.
+  // SPEC 6's variants, and ada-kv with its sinks and window (ADA's attention options refused there).
   for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
            {"features", "keys"}, {"dense_layers", "2"}, {"rule", "span"}, {"select", "cascade"},
            {"attention", "ada-kv"}, {"sinks", "4"}, {"window", "16"}})
     engine::set_attention_option(o, name, value, name);
+  EXPECT_NE(error_of([&] { engine::make_attention(o); }).find("are for --attention ada"), std::string::npos);
+  engine::set_attention_option(o, "queries", "reps", "queries");
+  engine::set_attention_option(o, "proportional", "false", "proportional");
   const KvPressOptions k = engine::ada_kv_options(o);
   ASSERT_TRUE(k.ada_kv.has_value());
   EXPECT_EQ(k.ada_kv->ada.features, AdaFeatures::keys);
