@@ -75,8 +75,9 @@ def plot_frontier_or_say_why(result, png):
             cascade.plot_frontier(result)
         return
     fig = cascade.plot_frontier(result, png)
-    lines = fig.axes[0].get_lines()
-    assert sorted(line.get_label() for line in lines if not line.get_label().startswith("_")) == ["snapkv", "streaming"]
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    assert sorted(labels) == ["snapkv", "streaming"]
+    assert all(len(h.lines[0].get_xdata()) == 2 for h in handles)  # a point per budget
     assert png.stat().st_size > 0
 
 
