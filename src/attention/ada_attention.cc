@@ -9,6 +9,7 @@
 
 #include "attention/exact_attention.h"
 #include "attention/projections.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "ops/attention.h"
 #include "select/incremental.h"
@@ -18,7 +19,6 @@ namespace cascade {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Rows `rows` of src [*, width] into dst [rows.size(), width].
 std::vector<float> gather(const float* src, int64_t width, const std::vector<int32_t>& rows) {
@@ -104,7 +104,7 @@ class AdaLayer : public LayerAttention {
     trace_.selection = select::run_layer(z, prev, o_.select, o_.mode, c_.layer);
     selector_.emplace(z, trace_.selection, o_.select);
     plan_.emplace(trace_.selection, pos, n, o_.plan(), &z);
-    c_.times->selection += since(t0);
+    c_.times->selection += seconds_since(t0);
     if (o_.compare_full) trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::run_full(z, o_.select).reps);
     const AdaPlan& p = *plan_;
 
@@ -116,7 +116,7 @@ class AdaLayer : public LayerAttention {
     std::vector<float> q(size_t(rows * qd())), kk(size_t(rows * kd())), vv(size_t(rows * kd()));
     project_qkv(c_, all() ? x : xr.data(), rows, p.query_pos().data(), q.data(), kk.data(), vv.data());
     const std::vector<float> keys_k = gather(kk.data(), kd(), p.key_rows()), keys_v = gather(vv.data(), kd(), p.key_rows());
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
 
     t0 = Clock::now();
     std::vector<float> o(size_t(rows * qd()));
@@ -137,14 +137,14 @@ class AdaLayer : public LayerAttention {
       a.own_mask = p.own_key().data();
     }
     ops::attention(a);
-    c_.times->attention += since(t0);
+    c_.times->attention += seconds_since(t0);
     k_ = gather(kk.data(), kd(), p.cache_rows());  // the compressed cache decoding continues from
     v_ = gather(vv.data(), kd(), p.cache_rows());
 
     t0 = Clock::now();
     std::vector<float> sub(size_t(rows * d()));
     project_out(c_, o.data(), rows, sub.data());
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
     if (all()) {
       std::copy(sub.begin(), sub.end(), out);
     } else {  // the representatives' outputs are kept: a later non-representative copies or mixes them
@@ -193,7 +193,7 @@ class AdaLayer : public LayerAttention {
     } else {
       st = selector_->step(f);
     }
-    c_.times->selection += since(t0);
+    c_.times->selection += seconds_since(t0);
     extend_selection(trace_.selection, st);
     ++trace_.decode_tokens;
     if (st.is_rep) ++trace_.decode_reps;
@@ -214,7 +214,7 @@ class AdaLayer : public LayerAttention {
       k_.insert(k_.end(), kk.begin(), kk.end());
       v_.insert(v_.end(), vv.begin(), vv.end());
     }
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
     t0 = Clock::now();
     std::vector<float> o(static_cast<size_t>(qd()));
     ops::AttentionArgs a = args(q.data(), 1, &p, o.data());
@@ -230,7 +230,7 @@ class AdaLayer : public LayerAttention {
       a.own_mask = &own;
     }
     ops::attention(a);
-    c_.times->attention += since(t0);
+    c_.times->attention += seconds_since(t0);
     if (s.ring_write) {  // the window's ring slot takes this token (the plan updates its position next step)
       std::copy(kk.begin(), kk.end(), k_.begin() + s.ring_slot * kd());
       std::copy(vv.begin(), vv.end(), v_.begin() + s.ring_slot * kd());
@@ -238,7 +238,7 @@ class AdaLayer : public LayerAttention {
     t0 = Clock::now();
     std::vector<float> sub(static_cast<size_t>(d()));
     project_out(c_, o.data(), 1, sub.data());
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
     if (s.append && !all()) rep_out_.insert(rep_out_.end(), sub.begin(), sub.end());
     std::copy(sub.begin(), sub.end(), out);
   }

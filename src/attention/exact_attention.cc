@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "attention/projections.h"
+#include "core/clock.h"
 #include "ops/attention.h"
 
 namespace cascade {
@@ -11,7 +12,6 @@ namespace cascade {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 class ExactAttention : public LayerAttention {
  public:
@@ -27,7 +27,7 @@ class ExactAttention : public LayerAttention {
     v_.resize(size_t((old + n) * kd));
     project_qkv(c_, x, n, pos, q.data(), k_.data() + old * kd, v_.data() + old * kd);
     pos_.insert(pos_.end(), pos, pos + n);
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
 
     t0 = Clock::now();
     std::vector<float> o(static_cast<size_t>(n * qd));
@@ -48,11 +48,11 @@ class ExactAttention : public LayerAttention {
     args.out = o.data();
     args.ldo = qd;
     ops::attention(args);
-    c_.times->attention += since(t0);
+    c_.times->attention += seconds_since(t0);
 
     t0 = Clock::now();
     project_out(c_, o.data(), n, out);
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
   }
 
   int64_t cache_bytes() const override { return int64_t((k_.size() + v_.size()) * sizeof(float)); }

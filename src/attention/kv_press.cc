@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "attention/projections.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "ops/attention.h"
 
@@ -14,7 +15,6 @@ namespace cascade {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // One KV head's cache: its own positions, since heads keep different context entries.
 struct HeadCache {
@@ -36,22 +36,22 @@ class KvPressAttention : public LayerAttention {
     std::vector<float> q(size_t(n * qd)), k(size_t(n * kd)), v(size_t(n * kd));
     project_qkv(c_, x, n, pos, q.data(), k.data(), v.data());
     append(k.data(), v.data(), n, pos);
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
 
     t0 = Clock::now();
     std::vector<float> o(size_t(n * qd));
     attend(q.data(), n, pos, o.data());
-    c_.times->attention += since(t0);
+    c_.times->attention += seconds_since(t0);
 
     if (!compressed_) {
       t0 = Clock::now();
       compress(x, q.data(), k.data(), n);
-      c_.times->selection += since(t0);  // choosing the kept entries is this method's selection
+      c_.times->selection += seconds_since(t0);  // choosing the kept entries is this method's selection
     }
 
     t0 = Clock::now();
     project_out(c_, o.data(), n, out);
-    c_.times->projections += since(t0);
+    c_.times->projections += seconds_since(t0);
   }
 
   int64_t cache_bytes() const override {

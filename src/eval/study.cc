@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/study_metrics.h"
+#include "eval/study_report.h"
 #include "eval/study_observer.h"
 #include "eval/study_store.h"
 
@@ -29,14 +30,6 @@ StudyConfig config(std::string name, const StudyParams& p, select::Mode mode, do
   (void)c.ada.select.theta();  // validates tau before any work
   return c;
 }
-
-std::string tau_text(double tau) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%g", tau);
-  return b;
-}
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 void set_jaccard_next(ConfigRaw& r, const std::vector<std::vector<int32_t>>& reps) {
   for (size_t l = 0; l + 1 < reps.size(); ++l) r.layers[l].jaccard_next = jaccard(reps[l], reps[l + 1]);

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "attention/kv_press.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "eval/study.h"
 #include "eval/study_metrics.h"
@@ -15,7 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 struct Pass {
   Tensor logits;  // the continuation's [M, V]
@@ -44,14 +44,14 @@ Pass run_pass(const Model& m, std::span<const int32_t> context, std::span<const 
   Sequence s = m.new_sequence(f);
   auto t0 = Clock::now();
   (void)m.forward(s, context, true);
-  p.seconds_context = since(t0);
+  p.seconds_context = seconds_since(t0);
   p.cache_bytes = s.cache_bytes();
   const double ratio = exact_cache_bytes > 0 ? double(p.cache_bytes) / double(exact_cache_bytes) : 1.0;
   for (int l = 0; l < int(m.spec().n_layers); ++l)
     p.kept.push_back(kept_fraction(s, l, int64_t(context.size()), f == nullptr, ratio));
   t0 = Clock::now();
   p.logits = m.forward(s, continuation);
-  p.seconds_continuation = since(t0);
+  p.seconds_continuation = seconds_since(t0);
   p.times = s.times();
   return p;
 }

@@ -29,12 +29,6 @@ svg::Series layer_series(const ConfigSummary& c, const std::string& key, const s
   return s;
 }
 
-std::string tau_text(double tau) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%g", tau);
-  return b;
-}
-
 std::string window_note(const StudySummary& s) {
   return "mean ± std over " + std::to_string(s.windows) + " windows";
 }

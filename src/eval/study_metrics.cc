@@ -13,8 +13,6 @@ namespace cascade {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
 // log-softmax of one row in double.
 void log_softmax(const float* x, int64_t V, std::vector<double>& out) {
   out.resize(size_t(V));

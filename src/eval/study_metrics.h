@@ -4,6 +4,7 @@
 // per_layer.csv and the report, so the three agree by construction.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,9 @@
 #include "select/selection.h"
 
 namespace cascade {
+
+// A metric that does not apply to a configuration (written as null in metrics.json).
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // J(S_l, S_l+1) and J vs full are set overlaps (select/selection.h).
 using select::jaccard;

@@ -94,6 +94,12 @@ void placement_lines(std::ostringstream& o, const StudyRun& run) {
 
 }  // namespace
 
+std::string tau_text(double tau) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", tau);
+  return b;
+}
+
 std::vector<PaperComparison> paper_vs_ours(const StudySummary& s) {
   std::vector<PaperComparison> rows;
   for (const char* config : {"cascade", "exact-trajectory"}) {

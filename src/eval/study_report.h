@@ -53,4 +53,7 @@ std::vector<std::string> write_study_figures(const StudySummary& s, const std::f
 std::vector<std::string> write_study_outputs(const StudyRun& run, const ArchSpec& a, const StudyInfo& info,
                          const std::filesystem::path& out_dir);
 
+// A tau as configuration names and figure labels write it ("%g": 0.3, 0.05).
+std::string tau_text(double tau);
+
 }  // namespace cascade

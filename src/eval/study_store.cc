@@ -28,7 +28,7 @@ PhaseTimes times_from(const json& j) {
   return {num(j, "selection"), num(j, "projections"), num(j, "attention"), num(j, "total")};
 }
 
-json read_json_file(const fs::path& f) {
+json read_params_file(const fs::path& f) {
   std::ifstream in(f);
   try {
     return json::parse(in);
@@ -153,7 +153,7 @@ StudyStore::StudyStore(const fs::path& out_dir, const StudyParams& p, const std:
   const json here = params_json(p);
   bool resume = false;
   if (fs::exists(pf) && !overwrite) {
-    const json there = read_json_file(pf);
+    const json there = read_params_file(pf);
     if (there != here)
       fail(dir_.string(), " holds a study with other parameters (", differences(there, here),
            "); choose another --out or pass --overwrite to replace it");

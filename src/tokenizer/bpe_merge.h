@@ -8,9 +8,18 @@
 #include <cstdint>
 #include <optional>
 #include <queue>
+#include <string_view>
 #include <vector>
 
 namespace cascade {
+
+// U+2581, the character sentencepiece writes for a space (its pieces, Metaspace in tokenizer.json).
+inline constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+
+// Two adjacent token ids as one key of a merge table.
+inline uint64_t pair_key(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
 
 struct PairMerge {
   double priority;  // lower merges first

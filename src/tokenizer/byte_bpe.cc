@@ -49,10 +49,6 @@ std::string token_to_bytes(const std::string& token, const std::unordered_map<ch
   return out;
 }
 
-uint64_t pair_key(int32_t a, int32_t b) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
-
 class ByteBpe final : public Tokenizer {
  public:
   explicit ByteBpe(ByteBpeVocab v) : v_(std::move(v)) {

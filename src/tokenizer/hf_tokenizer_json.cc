@@ -12,13 +12,13 @@
 
 #include "core/error.h"
 #include "io/json_file.h"
+#include "tokenizer/bpe_merge.h"
 #include "tokenizer/tokenizer_files.h"
 
 namespace cascade {
 namespace {
 
 using nlohmann::json;
-const std::string kSpaceMark = "\xE2\x96\x81";  // U+2581
 
 struct Common {
   std::vector<std::string> tokens;

@@ -16,18 +16,12 @@
 namespace cascade {
 namespace {
 
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581, sentencepiece's space
-
 // Heterogeneous lookup, so looking up a character (a view into the text) needs no string copy.
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 using PieceIds = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
-
-uint64_t pair_key(int32_t a, int32_t b) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
 
 // The byte a piece "<0xAB>" stands for, or -1.
 int byte_of_piece(std::string_view piece) {
