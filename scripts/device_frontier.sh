@@ -26,10 +26,9 @@ OUT=${2:?output folder}
 CARRY=.carry-bins
 B=build-gpu
 source "$(dirname "$0")/device_env.sh"
+source "$(dirname "$0")/device_smollm2_join.sh"
 model=$SMOL/SmolLM2-135M-Instruct.Q4_1.gguf
-cat "$SMOL"/part.00 "$SMOL"/part.01 "$PARTS"/part.02 > "$model" || exit 1
-want=$(grep -m1 '^SHA256=' scripts/get-models | cut -d'"' -f2)
-[ "$(sha256sum "$model" | cut -d' ' -f1)" = "$want" ] || { echo "sha256 mismatch: a part is missing or stale" >&2; exit 1; }
+join_smollm2 "$PARTS" "$model" || exit 1
 nproc > "$OUT/machine.txt"
 # Every study stops by BUDGET_S seconds after the start (default 560, under a call's 600) so that what
 # finished comes back; a study cut short keeps its finished windows in windows.jsonl.

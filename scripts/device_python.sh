@@ -2,6 +2,9 @@
 # The Python package with the CUDA backend on the device machine: `pip install .` built there (no
 # network: --no-build-isolation with the image's scikit-build-core and nanobind), then the GPU tests
 # (python/tests/test_cuda.py), the command-line tests and examples/compare_methods.py on stories260K.
+# With SMOL_PARTS (SmolLM2's GGUF in parts, as scripts/device_frontier.sh carries it; parts a and b
+# copied by its PART=a and PART=b calls), also the example as written (SmolLM2 on the GPU, the model
+# where scripts/get-models puts it) and scripts/bench_python_logits.py at T = 8192.
 # The image lacks the engine's Debian dependencies, so DEPS is a tarball of them made here (headers
 # of nlohmann-json and CLI11 with their CMake files under share/cmake, OpenBLAS's OpenMP build with
 # cblas.h under include/openblas and its libraries under lib/):
@@ -10,9 +13,9 @@
 #   cp /usr/include/x86_64-linux-gnu/openblas-openmp/*.h $D/include/openblas
 #   cp -L /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0 /lib/x86_64-linux-gnu/lib{gfortran.so.5,quadmath.so.0} $D/lib
 #   tar czf DEPS -C $D .
-# Usage (device, repo root): bash scripts/device_python.sh DEPS OUT_DIR
+# Usage (device, repo root): bash scripts/device_python.sh DEPS OUT_DIR [SMOL_PARTS]
 set -uo pipefail
-DEPS=$1; OUT=$2
+DEPS=$1; OUT=$2; SMOL_PARTS=${3:-}
 D=/tmp/cascade-deps
 mkdir -p "$D" "$OUT" && tar xzf "$DEPS" -C "$D"
 CUBLAS_PIP=$(python3 -c "import nvidia.cublas as m; print(list(m.__path__)[0] + '/lib')" 2>/dev/null || true)
@@ -36,3 +39,10 @@ echo "exported libstdc++ internals: $(nm -D --defined-only "$so" | c++filt | gre
 cd - > /dev/null
 timeout 240 python3 -m pytest -q -rs -s python/tests/test_cuda.py python/tests/test_cli.py python/tests/test_model.py 2>&1 | tee "$OUT/pytest.log" | tail -40
 timeout 60 python3 examples/compare_methods.py --model models/stories260K/stories260K.bin --tail 8 --plot "$OUT/compare_stories260K.png" 2>&1 | tee "$OUT/example.log"
+[ -n "$SMOL_PARTS" ] || exit 0
+source "$(dirname "$0")/device_smollm2_join.sh"
+smol=$HOME/.cache/cascade/models/SmolLM2-135M-Instruct.Q4_1.gguf
+join_smollm2 "$SMOL_PARTS" "$smol" || exit 1
+timeout 120 python3 examples/compare_methods.py --plot "$OUT/compare_smollm2.png" 2>&1 | tee "$OUT/example_smollm2.log"
+timeout 180 python3 scripts/bench_python_logits.py --model "$smol" --tokens 8192 --json "$OUT/python_logits.json" 2>&1 |
+  tee "$OUT/python_logits.log"

@@ -32,9 +32,9 @@ std::vector<std::unique_ptr<GpuLayerAttention>> KvPressFactory::make_gpu(const s
   fail("--device cuda: this build has no CUDA backend");
 }
 
-std::vector<double> press::h2o_scores_on_gpu(const Context&, int64_t) {
+std::vector<double> press::scores_on_gpu(Method m, const Context&, int64_t, const Params&, int64_t) {
   cuda::require_gpu();
-  fail("h2o on the GPU: this build has no CUDA backend");
+  fail(method_name(m), " on the GPU: this build has no CUDA backend");
 }
 
 }  // namespace cascade

@@ -1,8 +1,8 @@
 // The peer KV-cache methods on the GPU: the twin of kv_press.cc. Each KV head keeps its own cache
-// (K, V and positions on the device); the context's exact prefill fills it, then the context's Q and
-// K come back to the host once and the CPU's scoring (attention/kv_press_scores.h, float64) chooses
-// the kept entries, which are gathered on the device; h2o, whose scores cost O(n^2 d), is scored on
-// the device in float64 (kv_press_scores_cuda.cu). Later tokens attend per KV head (its group of
+// (K, V and positions on the device); the context's exact prefill fills it, then the scores of
+// attention/kv_press_scores.h are computed from the context's Q and K with their attention weights on
+// the device in float64 (kv_press_scores_cuda.cu: only per-key sums, or knorm's K, come to the host)
+// and the kept entries are gathered on the device. Later tokens attend per KV head (its group of
 // query heads over its own entries) with the attention kernels. ada-kv likewise: the context's
 // features (the layer's input, or the keys) come back to the host once and the CPU's selection
 // (ada_kv_choose) chooses.
@@ -112,8 +112,7 @@ class KvPressGpuLayer : public GpuLayerAttention {
   }
 
   // Per KV head, the kept entries of the context (the pass p, its input x): the peers' scores of the
-  // context's Q and K (h2o's on the device, the others' on the host), or ada-kv's selection of its
-  // features, brought to the host once.
+  // context's Q and K, or ada-kv's selection of its features, brought to the host once.
   std::vector<std::vector<int64_t>> choose(const GpuPass& p, const void* x) {
     const ArchSpec& a = *c_.spec;
     const int64_t n = p.n, ld = c_.qkv_ld(), qd = c_.qd(), kd = c_.kd();
@@ -134,22 +133,9 @@ class KvPressGpuLayer : public GpuLayerAttention {
     cuda::PoolBytes f32(size_t(n * ld) * 4, p.st);
     const float* qkv_f32 = reinterpret_cast<const float*>(f32.data());
     ops::gpu::to_f32(c_.dtype, p.qkv, reinterpret_cast<float*>(f32.data()), n * ld, p.st);
-    press::Context ctx{n, a.n_heads, a.n_kv_heads, hd(), nullptr, nullptr, double(attention_scale(a))};
-    std::vector<double> scores;
-    if (o_.method == press::Method::h2o) {
-      scores = press::h2o_scores_device({qkv_f32, ld, qkv_f32 + qd, ld}, ctx, p.st);  // O(n^2 d): on the device
-    } else {
-      std::vector<float> qkv(size_t(n * ld)), q(size_t(n * qd)), k(size_t(n * kd));
-      CASCADE_CUDA_CHECK(cudaMemcpyAsync(qkv.data(), qkv_f32, qkv.size() * 4, cudaMemcpyDeviceToHost, p.st));
-      CASCADE_CUDA_CHECK(cudaStreamSynchronize(p.st));
-      for (int64_t i = 0; i < n; ++i) {
-        std::copy(&qkv[size_t(i * ld)], &qkv[size_t(i * ld + qd)], &q[size_t(i * qd)]);
-        std::copy(&qkv[size_t(i * ld + qd)], &qkv[size_t(i * ld + qd + kd)], &k[size_t(i * kd)]);
-      }
-      ctx.q = q.data();
-      ctx.k = k.data();
-      scores = press::scores(o_.method, ctx, kept, o_.params);
-    }
+    const press::Context ctx{n, a.n_heads, a.n_kv_heads, hd(), nullptr, nullptr, double(attention_scale(a))};
+    const std::vector<double> scores =
+        press::scores_device(o_.method, {qkv_f32, ld, qkv_f32 + qd, ld}, ctx, kept, o_.params, p.st);
     return press::top_positions(scores, a.n_kv_heads, n, kept);
   }
 

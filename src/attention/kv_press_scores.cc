@@ -50,27 +50,30 @@ std::vector<double> streaming(const Context& c, int64_t n_kept, const Params& p)
   return out;
 }
 
+// The scored rows' causal softmax weights summed per query head and key, the rows in increasing order.
+std::vector<double> received_on_host(const Context& c, int64_t from) {
+  std::vector<double> received(size_t(c.heads * c.n), 0.0);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t h = 0; h < c.heads; ++h) {
+    std::vector<double> w;
+    for (int64_t i = from; i < c.n; ++i) {
+      attention_row(c, h, i, w);
+      for (int64_t j = 0; j <= i; ++j) received[size_t(h * c.n + j)] += w[size_t(j)];
+    }
+  }
+  return received;
+}
+
 // snapkv_press.py: the attention that the last `window` queries pay to the entries before the
 // window, averaged over those queries, average-pooled (zero padding counted, as avg_pool1d's
 // count_include_pad), averaged over the group; the window's own entries score above every other.
-std::vector<double> snapkv(const Context& c, const Params& p) {
-  if (c.n <= p.window)
-    fail("--attention snapkv needs a context longer than its observation window of ", p.window, " tokens, got ", c.n);
+std::vector<double> snapkv(const Context& c, const std::vector<double>& received, const Params& p) {
   const int64_t len = c.n - p.window, half = p.kernel / 2;
-  std::vector<double> observed(size_t(c.heads * len), 0.0);
-#pragma omp parallel for
-  for (int64_t h = 0; h < c.heads; ++h) {
-    std::vector<double> w;
-    for (int64_t i = len; i < c.n; ++i) {
-      attention_row(c, h, i, w);
-      for (int64_t j = 0; j < len; ++j) observed[size_t(h * len + j)] += w[size_t(j)] / double(p.window);
-    }
-  }
-  std::vector<double> pooled(observed.size(), 0.0);
+  std::vector<double> pooled(size_t(c.heads * len), 0.0);
   for (int64_t h = 0; h < c.heads; ++h)
     for (int64_t j = 0; j < len; ++j)
       for (int64_t t = std::max<int64_t>(0, j - half); t <= std::min(len - 1, j + half); ++t)
-        pooled[size_t(h * len + j)] += observed[size_t(h * len + t)] / double(p.kernel);
+        pooled[size_t(h * len + j)] += received[size_t(h * c.n + t)] / double(p.window) / double(p.kernel);
   const std::vector<double> kv = mean_over_group(c, pooled, len);
   const double top = *std::max_element(kv.begin(), kv.end()) + 1;
   std::vector<double> out(size_t(c.kv_heads * c.n), top);
@@ -80,13 +83,11 @@ std::vector<double> snapkv(const Context& c, const Params& p) {
 
 // tova_press.py: the last query's attention to every earlier entry, averaged over all query heads
 // (one score for every KV head); the last entry scores above every other.
-std::vector<double> tova(const Context& c) {
+std::vector<double> tova(const Context& c, const std::vector<double>& received) {
   const int64_t len = c.n - 1;
-  std::vector<double> mean(size_t(len), 0.0), w;
-  for (int64_t h = 0; h < c.heads; ++h) {
-    attention_row(c, h, c.n - 1, w);
-    for (int64_t j = 0; j < len; ++j) mean[size_t(j)] += w[size_t(j)] / double(c.heads);
-  }
+  std::vector<double> mean(size_t(len), 0.0);
+  for (int64_t h = 0; h < c.heads; ++h)
+    for (int64_t j = 0; j < len; ++j) mean[size_t(j)] += received[size_t(h * c.n + j)] / double(c.heads);
   const double top = len ? *std::max_element(mean.begin(), mean.end()) + 1 : 1;
   mean.push_back(top);
   std::vector<double> out;
@@ -96,17 +97,10 @@ std::vector<double> tova(const Context& c) {
 
 // observed_attention_press.py: the attention an entry receives, summed over every context query
 // (causal) and divided by how many see it (n - j), averaged over the group.
-std::vector<double> h2o(const Context& c) {
-  std::vector<double> received(size_t(c.heads * c.n), 0.0);
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t h = 0; h < c.heads; ++h) {
-    std::vector<double> w;
-    for (int64_t i = 0; i < c.n; ++i) {
-      attention_row(c, h, i, w);
-      for (int64_t j = 0; j <= i; ++j) received[size_t(h * c.n + j)] += w[size_t(j)];
-    }
-  }
-  return h2o_from_received(c, std::move(received));
+std::vector<double> h2o(const Context& c, std::vector<double> received) {
+  for (int64_t h = 0; h < c.heads; ++h)
+    for (int64_t j = 0; j < c.n; ++j) received[size_t(h * c.n + j)] /= double(c.n - j);
+  return mean_over_group(c, received, c.n);
 }
 
 // knorm_press.py: minus the key's L2 norm, so that the smallest norms are kept.
@@ -149,24 +143,38 @@ bool parse_method(const std::string& name, Method* m) {
 
 const std::string& method_name(Method m) { return method_names()[size_t(m)]; }
 
-std::vector<double> h2o_from_received(const Context& c, std::vector<double> received) {
-  for (int64_t h = 0; h < c.heads; ++h)
-    for (int64_t j = 0; j < c.n; ++j) received[size_t(h * c.n + j)] /= double(c.n - j);
-  return mean_over_group(c, received, c.n);
-}
-
 int64_t kept_count(double budget, int64_t n) { return std::min(n, int64_t(std::floor(budget * double(n) + 0.5))); }
 
+int64_t received_from(Method m, const Context& c, const Params& p) {
+  switch (m) {
+    case Method::h2o: return 0;
+    case Method::snapkv:
+      if (c.n <= p.window)
+        fail("--attention snapkv needs a context longer than its observation window of ", p.window, " tokens, got ", c.n);
+      return c.n - p.window;
+    case Method::tova: return c.n - 1;
+    default: return -1;
+  }
+}
+
+std::vector<double> scores_from_received(Method m, const Context& c, std::vector<double> received, const Params& p) {
+  switch (m) {
+    case Method::h2o: return h2o(c, std::move(received));
+    case Method::snapkv: return snapkv(c, received, p);
+    case Method::tova: return tova(c, received);
+    default: fail("--attention ", method_name(m), " is not scored from attention weights");
+  }
+}
+
 std::vector<double> scores(Method m, const Context& c, int64_t n_kept, const Params& p) {
+  const int64_t from = received_from(m, c, p);
+  if (from >= 0) return scores_from_received(m, c, received_on_host(c, from), p);
   switch (m) {
     case Method::streaming: return streaming(c, n_kept, p);
-    case Method::snapkv: return snapkv(c, p);
-    case Method::tova: return tova(c);
-    case Method::h2o: return h2o(c);
     case Method::knorm: return knorm(c);
     case Method::random: return uniform_draws(c, p);
+    default: fail("unknown KV compression method");
   }
-  fail("unknown KV compression method");
 }
 
 std::vector<std::vector<int64_t>> top_positions(const std::vector<double>& scores, int64_t kv_heads, int64_t n,

@@ -45,14 +45,18 @@ int64_t kept_count(double budget, int64_t n);
 // first. cascade::Error where kvpress asserts: streaming with n <= n_sink, snapkv with n <= window.
 std::vector<double> scores(Method m, const Context& c, int64_t n_kept, const Params& p);
 
-// h2o's last step on each query head's received attention [heads * n] (an entry's summed causal
-// attention over the context's queries): divided by how many queries see the entry, averaged over
-// the group. The host's h2o and the GPU's (h2o_scores_on_gpu) share it.
-std::vector<double> h2o_from_received(const Context& c, std::vector<double> received);
-// scores(Method::h2o, c, ...) computed on the GPU (kv_press_scores_cuda.cu) from c's host Q and K:
-// the same numbers up to the order of float64 sums. panel_rows > 0 bounds the query rows per GEMM
-// (tests cross panels with it). cascade::Error without a GPU or in a CPU-only build.
-std::vector<double> h2o_scores_on_gpu(const Context& c, int64_t panel_rows = 0);
+// snapkv, tova and h2o score from the attention that the context's query rows [from, n) pay to each
+// entry: per query head, the causal softmax weights summed over those rows in increasing row order
+// ([heads * n], "received"). h2o's rows are every query, snapkv's the last `window`, tova's the last;
+// the other methods read no attention (-1). cascade::Error for snapkv with n <= window.
+int64_t received_from(Method m, const Context& c, const Params& p);
+// A method's scores from its rows' received attention (computed on the host by scores(), on the GPU
+// by scores_on_gpu), so that both devices share every step after the attention weights.
+std::vector<double> scores_from_received(Method m, const Context& c, std::vector<double> received, const Params& p);
+// scores(m, c, ...) with the attention weights computed on the GPU (kv_press_scores_cuda.cu) from c's
+// host Q and K: the same numbers up to the order of float64 sums. panel_rows > 0 bounds the query
+// rows per GEMM (tests cross panels with it). cascade::Error without a GPU or in a CPU-only build.
+std::vector<double> scores_on_gpu(Method m, const Context& c, int64_t n_kept, const Params& p, int64_t panel_rows = 0);
 
 // Per KV head, the n_kept positions of highest score in increasing order. Ties (streaming's and
 // snapkv's equal scores when n_kept is below their sink or window count) go to the earlier

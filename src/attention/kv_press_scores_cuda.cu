@@ -1,10 +1,13 @@
-// h2o's scores (kvpress's observed attention) on the GPU. Its host statement in kv_press_scores.cc
-// costs O(n^2 d) float64 work per layer on the host, about a second a layer at n = 8192 on 16 cores,
-// which would dominate a study's time; here each query head's causal scores Q K^T are one float64
+// The peer methods' scores from a layer's Q and K on the GPU. The attention weights that snapkv, tova
+// and h2o read (the "received" attention of kv_press_scores.h) are computed here: h2o's cost O(n^2 d)
+// float64 work per layer, about a second a layer at n = 8192 on 16 host cores, and bringing Q and K to
+// the host cost ~10 ms a layer for every method. Each query head's causal scores Q K^T are one float64
 // GEMM per row panel (FP64 tensor cores), then one block per query row turns its row into softmax
 // weights and one thread per key adds its column over the panel's rows, in increasing row order as the
-// host does. The numbers are the host's up to the order of the float64 dot products and of the
-// softmax's denominator (~1e-15 relative), so the same entries are kept except at exact ties.
+// host does. Only the [heads, n] sums come back; the host finishes with scores_from_received. The
+// numbers are the host's up to the order of the float64 dot products and of the softmax's denominator
+// (~1e-15 relative), so the same entries are kept except at exact ties. knorm brings back K only;
+// streaming and random read nothing.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -66,13 +69,13 @@ __global__ void add_columns(const double* w, int64_t ld, int64_t row0, int64_t r
 
 unsigned blocks(int64_t n, int64_t per) { return unsigned((n + per - 1) / per); }
 
-}  // namespace
-
-std::vector<double> h2o_scores_device(const DeviceQK& x, const Context& shape, cudaStream_t st, int64_t panel_rows) {
-  const int64_t n = shape.n, hd = shape.head_dim, group = shape.heads / shape.kv_heads;
+// Per query head, the attention of query rows [from, n) summed per key ([heads * n], on the host).
+std::vector<double> received_on_device(const DeviceQK& x, const Context& shape, int64_t from, cudaStream_t st,
+                                       int64_t panel_rows) {
+  const int64_t n = shape.n, hd = shape.head_dim, group = shape.heads / shape.kv_heads, m = n - from;
   // A panel of 2^25 float64 (256 MiB) unless asked otherwise.
-  const int64_t P = panel_rows > 0 ? std::min(panel_rows, n) : std::clamp<int64_t>((int64_t(1) << 25) / n, 1, n);
-  cuda::PoolBytes q(size_t(n * hd) * 8, st), k(size_t(n * hd) * 8, st), s(size_t(P * n) * 8, st),
+  const int64_t P = panel_rows > 0 ? std::min(panel_rows, m) : std::clamp<int64_t>((int64_t(1) << 25) / n, 1, m);
+  cuda::PoolBytes q(size_t(m * hd) * 8, st), k(size_t(n * hd) * 8, st), s(size_t(P * n) * 8, st),
       received(size_t(shape.heads * n) * 8, st);
   CASCADE_CUDA_CHECK(cudaMemsetAsync(received.data(), 0, received.bytes(), st));
   double* qd = reinterpret_cast<double*>(q.data());
@@ -82,14 +85,14 @@ std::vector<double> h2o_scores_device(const DeviceQK& x, const Context& shape, c
   cublasHandle_t blas = cuda::context().blas;  // bound to the context's stream, the passes' stream
   for (int64_t h = 0; h < shape.heads; ++h) {
     double* rec = reinterpret_cast<double*>(received.data()) + h * n;
-    widen_head<<<blocks(n * hd, 256), 256, 0, st>>>(x.q, x.ldq, h * hd, n, hd, qd);
+    widen_head<<<blocks(m * hd, 256), 256, 0, st>>>(x.q + from * x.ldq, x.ldq, h * hd, m, hd, qd);
     widen_head<<<blocks(n * hd, 256), 256, 0, st>>>(x.k, x.ldk, (h / group) * hd, n, hd, kd);
-    for (int64_t row0 = 0; row0 < n; row0 += P) {
+    for (int64_t row0 = from; row0 < n; row0 += P) {
       const int64_t rows = std::min(P, n - row0), cols = row0 + rows;
       // s [rows, n] row-major = Q[row0 .. row0 + rows) K[0 .. cols)^T: in cuBLAS's column-major terms
       // s^T (cols x rows, ld n) = K^T' Q' with K and Q read as column-major [hd, .] matrices.
       CASCADE_CUBLAS_CHECK(cublasDgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(cols), int(rows), int(hd), &one, kd, int(hd),
-                                       qd + row0 * hd, int(hd), &zero, sd, int(n)));
+                                       qd + (row0 - from) * hd, int(hd), &zero, sd, int(n)));
       softmax_rows<<<unsigned(rows), 256, 0, st>>>(sd, n, row0, shape.scale);
       add_columns<<<blocks(cols, 256), 256, 0, st>>>(sd, n, row0, rows, rec);
     }
@@ -98,10 +101,29 @@ std::vector<double> h2o_scores_device(const DeviceQK& x, const Context& shape, c
   std::vector<double> per_head(size_t(shape.heads * n));
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(per_head.data(), received.data(), per_head.size() * 8, cudaMemcpyDeviceToHost, st));
   CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
-  return h2o_from_received(shape, std::move(per_head));
+  return per_head;
 }
 
-std::vector<double> h2o_scores_on_gpu(const Context& c, int64_t panel_rows) {
+}  // namespace
+
+std::vector<double> scores_device(Method m, const DeviceQK& x, const Context& shape, int64_t n_kept, const Params& p,
+                                  cudaStream_t st, int64_t panel_rows) {
+  const int64_t from = received_from(m, shape, p);
+  if (from >= 0) return scores_from_received(m, shape, received_on_device(x, shape, from, st, panel_rows), p);
+  Context c = shape;
+  std::vector<float> k;
+  if (m == Method::knorm) {  // the keys' norms: K alone comes back
+    const int64_t kd = shape.kv_heads * shape.head_dim;
+    k.resize(size_t(shape.n * kd));
+    CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(k.data(), size_t(kd) * 4, x.k, size_t(x.ldk) * 4, size_t(kd) * 4,
+                                         size_t(shape.n), cudaMemcpyDeviceToHost, st));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+    c.k = k.data();
+  }
+  return scores(m, c, n_kept, p);
+}
+
+std::vector<double> scores_on_gpu(Method m, const Context& c, int64_t n_kept, const Params& p, int64_t panel_rows) {
   cuda::require_gpu();
   const cudaStream_t st = cuda::context().stream;
   const int64_t qn = c.n * c.heads * c.head_dim, kn = c.n * c.kv_heads * c.head_dim;
@@ -110,7 +132,7 @@ std::vector<double> h2o_scores_on_gpu(const Context& c, int64_t panel_rows) {
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), c.k, size_t(kn) * 4, cudaMemcpyHostToDevice, st));
   const DeviceQK x{reinterpret_cast<const float*>(q.data()), c.heads * c.head_dim,
                    reinterpret_cast<const float*>(k.data()), c.kv_heads * c.head_dim};
-  return h2o_scores_device(x, c, st, panel_rows);
+  return scores_device(m, x, c, n_kept, p, st, panel_rows);
 }
 
 }  // namespace cascade::press

@@ -1,4 +1,4 @@
-// h2o's scores from a layer's Q and K already on the device (attention/kv_press_scores_cuda.cu).
+// The peer methods' scores from a layer's Q and K already on the device (attention/kv_press_scores_cuda.cu).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -17,8 +17,10 @@ struct DeviceQK {
   int64_t ldk = 0;
 };
 
-// scores(Method::h2o, ...) with shape's n, heads, kv_heads, head_dim and scale (its q and k unused),
-// computed on stream st; panel_rows > 0 bounds the query rows scored per GEMM (tests), 0 chooses.
-std::vector<double> h2o_scores_device(const DeviceQK& x, const Context& shape, cudaStream_t st, int64_t panel_rows = 0);
+// scores(m, ...) with shape's n, heads, kv_heads, head_dim and scale (its q and k unused), the
+// attention weights computed on stream st; panel_rows > 0 bounds the query rows per GEMM (tests), 0
+// chooses.
+std::vector<double> scores_device(Method m, const DeviceQK& x, const Context& shape, int64_t n_kept, const Params& p,
+                                  cudaStream_t st, int64_t panel_rows = 0);
 
 }  // namespace cascade::press

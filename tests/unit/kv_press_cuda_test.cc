@@ -90,10 +90,14 @@ TEST_P(KvPressCuda, ContinuationEqualsTheCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressCuda, ::testing::Values("llama_gqa", "gpt2", "gptj"));
 
-// h2o's device scores against the host's float64 statement, on random Q and K (grouped heads, a
-// context that is no multiple of the panel), one panel and several: the same numbers to ~1e-15.
-TEST(KvPressCudaScores, H2oOnTheDeviceEqualsTheHost) {
+// Every method's scores with the attention weights on the device, against the host's float64
+// statement, on random Q and K (grouped heads, a context that is no multiple of the panel), one panel
+// and several: the same numbers to ~1e-15, the same kept entries.
+class KvPressCudaScores : public ::testing::TestWithParam<press::Method> {};
+
+TEST_P(KvPressCudaScores, OnTheDeviceEqualTheHost) {
   if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
+  const press::Method m = GetParam();
   const int64_t n = 301, heads = 4, kv_heads = 2, hd = 16;
   std::mt19937 g(11);
   std::normal_distribution<float> d(0.f, 1.5f);
@@ -101,18 +105,24 @@ TEST(KvPressCudaScores, H2oOnTheDeviceEqualsTheHost) {
   for (float& v : q) v = d(g);
   for (float& v : k) v = d(g);
   const press::Context c{n, heads, kv_heads, hd, q.data(), k.data(), 0.25};
-  const std::vector<double> want = press::scores(press::Method::h2o, c, n / 4, press::Params{});
+  const press::Params p;
+  const std::vector<double> want = press::scores(m, c, n / 4, p);
   const double top = *std::max_element(want.begin(), want.end());
   for (int64_t panel : {0, 64, 1}) {
-    const std::vector<double> got = press::h2o_scores_on_gpu(c, panel);
+    const std::vector<double> got = press::scores_on_gpu(m, c, n / 4, p, panel);
     ASSERT_EQ(got.size(), want.size());
     double worst = 0;
     for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
-    EXPECT_LE(worst, 1e-13 * top) << "panel rows " << panel;
+    EXPECT_LE(worst, 1e-13 * std::fabs(top)) << "panel rows " << panel;
     EXPECT_EQ(press::top_positions(got, kv_heads, n, n / 4), press::top_positions(want, kv_heads, n, n / 4))
         << "panel rows " << panel;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Methods, KvPressCudaScores,
+                         ::testing::Values(press::Method::streaming, press::Method::snapkv, press::Method::tova,
+                                           press::Method::h2o, press::Method::knorm, press::Method::random),
+                         [](const auto& info) { return press::method_name(info.param); });
 
 }  // namespace
 }  // namespace cascade
