@@ -97,7 +97,10 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
       CASCADE_CHECK(pos[t] == pos[0] + t, "ADA plan: --ada-window needs contiguous prefill positions (token ", t,
                     " at ", pos[t], " after ", pos[0], ")");
     key_pinned_.resize(size_t(nk));
-    for (int64_t j = 0; j < nk; ++j) key_pinned_[size_t(j)] = persistent_index_[size_t(query_tokens_[size_t(key_rows_[size_t(j)])])] >= 0 ? 1 : 0;
+    for (int64_t j = 0; j < nk; ++j) {
+      const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
+      key_pinned_[size_t(j)] = persistent_index_[size_t(u)] >= 0 ? 1 : 0;
+    }
     build_window_cache(T, pos);
   } else {
     cache_pos_ = key_pos_;

@@ -352,7 +352,7 @@ __device__ __forceinline__ FlashBlock<T, D, MT> flash_prologue(const Params& p, 
   load_tile<T, D, LDQ, L::BQ>(b.Qs, Q + q0 * p.ldq, p.ldq, p.nq - q0, tid);
   cp_async_commit();
   // The block's query positions, in shared memory (registers are scarce at MT = 2); padding rows
-  // (past nq) see every key and are never written.
+  // (past nq) see every key by position and are never written.
   for (int e = tid; e < L::BQ; e += 128) QPs[e] = q0 + e < p.nq ? p.q_pos[q0 + e] : LLONG_MAX;
   int64_t mx = LLONG_MIN, mn = LLONG_MAX;
 #pragma unroll

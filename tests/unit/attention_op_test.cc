@@ -55,7 +55,10 @@ struct Inputs {
       }
     }
     for (int64_t i = 0; i < c.nq; ++i)
-      qpos[size_t(i)] = c.keys == Keys::prefill ? i : c.keys == Keys::ring ? c.nk + i : (c.own ? i : kpos[size_t(i * (c.nk - 1) / (c.nq - 1))]);
+      qpos[size_t(i)] = c.keys == Keys::prefill ? i
+                        : c.keys == Keys::ring  ? c.nk + i
+                        : c.own                 ? i
+                                                : kpos[size_t(i * (c.nk - 1) / (c.nq - 1))];
     if (c.own) {
       own_k = draw(c.nq * kKd);
       own_v = draw(c.nq * kKd);
@@ -141,7 +144,8 @@ TEST(AttentionOp, MatchesPlainStatementWithWindow) {
     ops::attention(a);
     const std::vector<double> ref = test::attention_reference(a);
     for (size_t e = 0; e < ref.size(); ++e)
-      ASSERT_NEAR(in.out[e], ref[e], 2e-5 * (1 + std::abs(ref[e]))) << "output " << e << " (row " << int64_t(e) / Inputs::kQd << ")";
+      ASSERT_NEAR(in.out[e], ref[e], 2e-5 * (1 + std::abs(ref[e])))
+          << "output " << e << " (row " << int64_t(e) / Inputs::kQd << ")";
   }
 }
 

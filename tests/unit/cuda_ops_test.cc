@@ -521,7 +521,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     const int64_t qd = c.heads * c.hd, kd = c.kv_heads * c.hd, ldq = qd + 8, ldkv = kd;
     std::vector<int64_t> kpos(static_cast<size_t>(c.nk)), qpos(static_cast<size_t>(c.nq));
     for (int64_t j = 0; j < c.nk; ++j)
-      kpos[size_t(j)] = c.ring ? (j == 5 ? std::numeric_limits<int64_t>::max() / 2 : (j + c.nk / 3) % c.nk) : c.gathered ? 3 * j + (j * j) % 3 : j;
+      kpos[size_t(j)] = c.ring       ? (j == 5 ? std::numeric_limits<int64_t>::max() / 2 : (j + c.nk / 3) % c.nk)
+                        : c.gathered ? 3 * j + (j * j) % 3
+                                     : j;
     for (int64_t i = 0; i < c.nq; ++i)
       qpos[size_t(i)] = c.ring ? c.nk + i
                         : c.own ? (c.decode ? kpos.back() + 1 + i : i)
@@ -601,8 +603,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     gpu::attention(g, st());
     expect_within(dout.get(), ref, plain, t,
                   "attention hd=" + std::to_string(c.hd) + " nq=" + std::to_string(c.nq) + " nk=" + std::to_string(c.nk) +
-                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : "") + (c.bias ? " bias" : "") +
-                      (c.window ? " window " + std::to_string(c.window) : "") + (c.pinned ? " pinned" : "") + (c.ring ? " ring" : ""));
+                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : "") +
+                      (c.bias ? " bias" : "") + (c.window ? " window " + std::to_string(c.window) : "") +
+                      (c.pinned ? " pinned" : "") + (c.ring ? " ring" : ""));
     // Unsorted keys (no early stop) give the same result when told.
     if (c.gathered) {
       g.keys_sorted = false;
