@@ -130,6 +130,8 @@ class AdaLayer : public LayerAttention {
       a.bias = p.bias().data();
       a.ldbias = p.nk();
     }
+    a.window = p.key_window();
+    if (!p.key_pinned().empty()) a.key_pinned = p.key_pinned().data();
     if (!p.own_key().empty()) {
       a.own_k = kk.data();
       a.own_v = vv.data();

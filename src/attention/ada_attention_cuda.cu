@@ -3,7 +3,7 @@
 // layer's AdaPlan (attention/ada_plan.h, computed on the host from the selection, exactly as the CPU
 // computes it) is uploaded and carried out: the query rows gathered (representatives, or every
 // token), Q/K/V at their positions, the plan's keys (the representatives, sinks; with a window every
-// token's, masked by the plan's bias) attended to, the output projection, and with queries=reps every
+// token's, the window a mask in the attention kernel) attended to, the output projection, and with queries=reps every
 // token copying its parent's output or (lstsq) mixing its representatives' outputs. The compressed
 // cache that decoding continues from is gathered from the same rows. With reconstruct lstsq the plan
 // reads the normalised features on the host: they are downloaded once per layer (T x d float64), and
@@ -94,7 +94,7 @@ struct AdaGpuScratch {
   cuda::PoolBytes features;  // the selection's input in float32 (a layer's input or its keys)
   cuda::PoolBytes keys;      // keys features: the keys in the compute dtype, packed [rows, kd]
   cuda::PoolBytes rows;      // gathered query rows [rows, d]
-  cuda::PoolBytes query_tokens, key_pos, cache_rows, copy_from, mix, query_pos, own_key, bias;
+  cuda::PoolBytes query_tokens, key_pos, cache_rows, copy_from, mix, query_pos, own_key, key_pinned, bias;
   cuda::PoolBytes full, sums;  // measure_error: exact attention's output [T, d], the two norms
 };
 
@@ -229,11 +229,13 @@ class AdaGpuLayer : public GpuLayerAttention {
     ops::gpu::gather_rows(c_.dtype, at(p.qkv, qd + kd, c_.dtype), ld, cache_rows, slots_, kd, v_.data(), kd, p.st);
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data(), pl.cache_pos().data(), size_t(slots_) * 8, cudaMemcpyHostToDevice, p.st));
     ops::AttentionArgs g2 = gpu_attention_args(c_, p.qkv, ld, rows, qpos, k_.data(), v_.data(), nk, cache_pos(), p.o);
-    if (!pl.cache_sorted()) {  // a window: every row's K/V, at the rows' positions
+    if (!pl.cache_sorted()) {  // a window: every row's K/V, at the rows' positions, the window a mask
       g2.k = at(p.qkv, qd, c_.dtype);
       g2.v = at(p.qkv, qd + kd, c_.dtype);
       g2.ldkv = ld;
       g2.k_pos = upload(sc_->key_pos, pl.key_pos(), p.st);
+      g2.window = pl.key_window();
+      g2.key_pinned = upload(sc_->key_pinned, pl.key_pinned(), p.st);
     }
     if (!pl.bias().empty()) {
       g2.bias = upload(sc_->bias, pl.bias(), p.st);

@@ -75,9 +75,9 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
     }
   }
 
-  // The bias: log n_s(t) of the representatives (proportional), -infinity outside the window.
+  // The bias: log n_s(t) of the representatives (proportional).
   const int64_t rows = int64_t(query_tokens_.size()), nk = int64_t(key_rows_.size());
-  if (o.proportional || window_) {
+  if (o.proportional) {
     const select::ChildCounts cc(sel.parent);
     bias_.assign(size_t(rows * nk), 0.f);
     for (int64_t i = 0; i < rows; ++i) {
@@ -85,19 +85,26 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
       for (int64_t j = 0; j < nk; ++j) {
         const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
         if (u > t) break;  // keys are in position order; later ones are masked by position
-        float& b = bias_[size_t(i * nk + j)];
-        if (rep_index_[size_t(u)] >= 0) {
-          if (o.proportional) b = float(std::log(double(cc.n(u, t))));
-        } else if (window_ && persistent_index_[size_t(u)] < 0 && t - u >= o.window) {
-          b = -INFINITY;
-        }
+        if (rep_index_[size_t(u)] >= 0) bias_[size_t(i * nk + j)] = float(std::log(double(cc.n(u, t))));
       }
     }
   }
-  if (window_)
+  if (window_) {
+    // The window is the attention's mask (ops::AttentionArgs::window), by position: with contiguous
+    // positions (pos[t] = pos[0] + t, which the ring's slots u mod (W-1) assume too), pos[t] - pos[u]
+    // < W is SPEC 6's t - u < W.
+    for (int64_t t = 1; t < T; ++t)
+      CASCADE_CHECK(pos[t] == pos[0] + t, "ADA plan: --ada-window needs contiguous prefill positions (token ", t,
+                    " at ", pos[t], " after ", pos[0], ")");
+    key_pinned_.resize(size_t(nk));
+    for (int64_t j = 0; j < nk; ++j) {
+      const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
+      key_pinned_[size_t(j)] = persistent_index_[size_t(u)] >= 0 ? 1 : 0;
+    }
     build_window_cache(T, pos);
-  else
+  } else {
     cache_pos_ = key_pos_;
+  }
 }
 
 void AdaPlan::build_window_cache(int64_t T, const int64_t* pos) {
@@ -125,6 +132,7 @@ void AdaPlan::end_prefill() {
   copy_from_ = {};
   mix_ = {};
   own_key_ = {};
+  key_pinned_ = {};
   bias_ = {};
 }
 

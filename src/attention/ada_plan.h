@@ -14,8 +14,9 @@
 //    n = 1 (bias 0); a representative keeps its SPEC-3 n_s(t) wherever it lies (inside the window too:
 //    it still stands for every token it absorbed, even those the window shows again), so the option
 //    changes only which non-representatives are seen, never a representative's weight.
-//    The prefill with a window W >= 2 attends over every token's key, the window enforced by a bias of
-//    -infinity (its attention costs what exact attention costs: the variant tests quality, not speed).
+//    The prefill with a window W >= 2 attends over every token's key, the window a mask in the
+//    attention op (ops::AttentionArgs::window, the persistent keys pinned; no T x T bias), so its
+//    attention costs what exact attention costs: the variant tests quality, not speed.
 //    After the prefill the layer keeps a compressed cache: [ring of W-1 slots][persistent keys], the
 //    persistent keys being the representatives and the sinks in position order (later representatives
 //    appended), the ring holding the last W-1 tokens that are not persistent (token u in slot
@@ -74,9 +75,13 @@ class AdaPlan {
   const std::vector<MixRow>& mix() const { return mix_; }
   // queries=all: query row t also attends to its own key (it is not among the keys) ([T], 0/1).
   const std::vector<uint8_t>& own_key() const { return own_key_; }
-  // [query rows, nk] added to the logits: log n_s(t) for representative s (proportional), -infinity
-  // for a key outside the query's window; empty when neither applies.
+  // [query rows, nk] added to the logits: log n_s(t) for representative s (proportional), else empty.
   const std::vector<float>& bias() const { return bias_; }
+  // The attention's window (ops::AttentionArgs::window; 0 without a ring: W = 1 is the own key) and
+  // [nk] 0/1 the keys it never hides, the persistent ones (representatives and sinks); empty
+  // without a window.
+  int64_t key_window() const { return window_ ? o_.window : 0; }
+  const std::vector<uint8_t>& key_pinned() const { return key_pinned_; }
   // The compressed cache after the prefill, [ring slots][persistent keys]: slot i holds the K/V of
   // query row cache_rows()[i] (a hidden ring slot: row 0). Equal to the keys without a window.
   const std::vector<int32_t>& cache_rows() const { return window_ ? cache_rows_ : key_rows_; }
@@ -119,7 +124,7 @@ class AdaPlan {
   std::vector<int32_t> rep_index_;        // token -> representative index j, or -1
   std::vector<int32_t> persistent_index_; // token -> persistent key index (its cache slot - ring), or -1
   std::vector<int64_t> query_pos_, key_pos_, cache_pos_;
-  std::vector<uint8_t> own_key_;
+  std::vector<uint8_t> own_key_, key_pinned_;
   std::vector<float> bias_;
   std::vector<MixRow> mix_;
   std::vector<int32_t> persistent_count_;  // n of each persistent key over the tokens so far (1 for a sink)

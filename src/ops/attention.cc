@@ -1,6 +1,6 @@
 // CPU attention: per head, logits by one sgemm over a block of queries, masked softmax in double,
 // then one sgemm with V. Query blocks bound the scratch to block x nk floats at long contexts.
-// Visibility is decided by position and bias mask, never by the logits' values: logits that
+// Visibility is decided by position, window and bias mask, never by the logits' values: logits that
 // overflow to -inf or are NaN (a checkpoint with huge, Inf or NaN weights) give NaN outputs, as in
 // PyTorch. A query with no visible key is an engine bug, reported after the parallel loop because
 // an exception must not leave an OpenMP region.
@@ -41,7 +41,8 @@ void attention(const AttentionArgs& a) {
         float mx = kHidden;
         bool sees = false;
         for (int64_t j = 0; j < a.nk; ++j) {
-          const bool visible = a.k_pos[j] <= qp && !(bias && bias[j] == kHidden);
+          const bool visible = a.k_pos[j] <= qp && !(bias && bias[j] == kHidden) &&
+                               (a.window <= 0 || qp - a.k_pos[j] < a.window || (a.key_pinned && a.key_pinned[j]));
           const float x = visible ? row[j] + (bias ? bias[j] : 0.f) : kHidden;
           row[j] = x;
           mx = std::max(mx, x);

@@ -1,6 +1,7 @@
 // The attention core shared by exact attention and ADA's compressed attention: softmax(q k^T * scale
 // + bias) v per head, with causality by position (key j is visible to query i iff k_pos[j] <=
-// q_pos[i]) and grouped-query heads (query head h reads key/value head h / (heads / kv_heads)).
+// q_pos[i], and inside the optional window) and grouped-query heads (query head h reads key/value
+// head h / (heads / kv_heads)).
 // One argument struct for both devices: host pointers in float32 for ops::attention, device
 // pointers in any compute dtype for ops::gpu::attention (ops/cuda_ops.h).
 #pragma once
@@ -25,6 +26,13 @@ struct AttentionArgs {
   bool keys_sorted = true;
   const float* bias = nullptr;     // optional float32 [nq, nk] row stride ldbias, added to the scaled
   int64_t ldbias = 0;              // logits; -infinity hides a key; none applies to an own key
+  // Optional sliding window (ADA's sinks/window variant: its sinks and representatives are pinned,
+  // every other token's key is seen only inside the window). With window > 0, key j visible by
+  // position is seen by query i only if q_pos[i] - k_pos[j] < window or key_pinned[j] != 0
+  // (key_pinned [nk] may be null: the window alone). A window only hides keys, so keys_sorted's early
+  // stop still holds; the own key is never hidden.
+  int64_t window = 0;
+  const uint8_t* key_pinned = nullptr;
   // Optional private key per query (ADA `all-queries`: a non-representative also attends to itself):
   // where own_mask[i] != 0, query i additionally sees own_k / own_v row i ([nq, kv_heads*head_dim],
   // row stride ldown).

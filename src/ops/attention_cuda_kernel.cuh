@@ -6,7 +6,8 @@
 // accumulate) in registers, the online softmax (float32, exp2 with the scale folded in), the output
 // rescaled in registers, and O += P V. Causality is by position, so it holds for gathered keys (ADA's
 // representatives) as well as for a KV cache; with keys_sorted a block stops before the first tile
-// whose first key lies past its last query. Query tiles are issued last-first so the long causal rows
+// whose first key lies past its last query (the optional window, a mask by position too, only hides
+// more keys). Query tiles are issued last-first so the long causal rows
 // start early.
 // The kernel is a short body over __forceinline__ steps, each its own function: flash_prologue (block
 // setup, Q's tile), the tile pipeline (flash_load_keys, flash_wait_keys_load_values,
@@ -25,6 +26,12 @@
 #include "ops/cuda_common.cuh"
 
 namespace cascade::ops::gpu::attn {
+
+// The sliding window (AttentionArgs::window): whether key j at kp, visible to a query at qp by
+// position, lies inside the query's window or is pinned.
+__device__ __forceinline__ bool in_window(const Params& p, int64_t qp, int64_t kp, int64_t j) {
+  return p.window <= 0 || qp - kp < p.window || (p.key_pinned && p.key_pinned[j]);
+}
 
 // ---- general kernel, split over keys ---------------------------------------------------------------
 // Block (i, h, s) owns query i, head h and the keys [s * chunk, (s + 1) * chunk); its W warps take
@@ -68,8 +75,9 @@ __global__ void __launch_bounds__(32 * kSplitWarps) split_kernel(Params p) {
     for (int g = 0; g < G; ++g) {
       const int64_t j = jb + int64_t(g) * W;
       row[g] = min(j, j1 - 1);
-      visible[g] = j < j1 && p.k_pos[row[g]] <= qp;
-      past |= j < j1 && !visible[g];
+      const int64_t kp = p.k_pos[row[g]];
+      visible[g] = j < j1 && kp <= qp && in_window(p, qp, kp, row[g]);
+      past |= j < j1 && kp > qp;  // by position only: a key before the window is not past the query
       const T* kr = K + row[g] * p.ldkv;
       float dot = 0.f;
 #pragma unroll
@@ -301,7 +309,7 @@ struct FlashBlock {
   int tid, lane, g, qd;  // g = lane / 4, qd = lane % 4: the fragment coordinates
   int wrow;              // the warp's first row in the block
   int64_t q0, h, kh;     // the block's first query; query head, key/value head
-  int64_t qmin;          // the smallest query position in the block
+  int64_t qmin, qmax;    // the smallest and largest query positions in the block
   int n_tiles;           // key tiles the block visits
 };
 
@@ -344,7 +352,7 @@ __device__ __forceinline__ FlashBlock<T, D, MT> flash_prologue(const Params& p, 
   load_tile<T, D, LDQ, L::BQ>(b.Qs, Q + q0 * p.ldq, p.ldq, p.nq - q0, tid);
   cp_async_commit();
   // The block's query positions, in shared memory (registers are scarce at MT = 2); padding rows
-  // (past nq) see every key and are never written.
+  // (past nq) see every key by position and are never written.
   for (int e = tid; e < L::BQ; e += 128) QPs[e] = q0 + e < p.nq ? p.q_pos[q0 + e] : LLONG_MAX;
   int64_t mx = LLONG_MIN, mn = LLONG_MAX;
 #pragma unroll
@@ -373,6 +381,7 @@ __device__ __forceinline__ FlashBlock<T, D, MT> flash_prologue(const Params& p, 
     qmin = warp_qmin[w] < qmin ? warp_qmin[w] : qmin;
   }
   b.qmin = qmin;
+  b.qmax = qmax;
   // With sorted keys the block stops before the first tile whose first key lies past its last query.
   if (p.keys_sorted)
     for (int64_t t = tid; t * BK < p.nk; t += 128)
@@ -472,7 +481,8 @@ __device__ __forceinline__ void flash_add_bias(const Params& p, const FlashBlock
     }
 }
 
-// Masks by position: a key past nk, or after the row's query, gets -inf.
+// Masks by position and window: a key past nk, after the row's query, or outside its window (and not
+// pinned) gets -inf.
 template <typename T, int D, int MT, int NT>
 __device__ __forceinline__ void flash_mask(const Params& p, const FlashBlock<T, D, MT>& b, int64_t k0, const int64_t* kpos,
                                            float (&s)[MT][NT][4]) {
@@ -483,7 +493,8 @@ __device__ __forceinline__ void flash_mask(const Params& p, const FlashBlock<T, 
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int col = nt * 8 + 2 * b.qd + (e & 1);
-        if (k0 + col >= p.nk || kpos[col] > b.QPs[b.wrow + mt * 16 + b.g + (e >> 1) * 8]) s[mt][nt][e] = -INFINITY;
+        const int64_t qp = b.QPs[b.wrow + mt * 16 + b.g + (e >> 1) * 8];
+        if (k0 + col >= p.nk || kpos[col] > qp || !in_window(p, qp, kpos[col], k0 + col)) s[mt][nt][e] = -INFINITY;
       }
 }
 
@@ -655,9 +666,10 @@ __global__ void __launch_bounds__(128, (MT == 1 && D <= 128) ? 3 : 1) flash_kern
     flash_scores(b, s);
     flash_wait_values_load_next_keys(p, b, t);
     if (p.bias) flash_add_bias(p, b, k0, s);
-    // A whole tile of sorted keys at or before every query of the block needs no mask (the same
-    // decision in every thread).
-    if (!(p.keys_sorted && k0 + BK <= p.nk && kpos[BK - 1] <= b.qmin)) flash_mask(p, b, k0, kpos, s);
+    // A whole tile of sorted keys at or before every query of the block, and inside every query's
+    // window, needs no mask (the same decision in every thread).
+    if (!(p.keys_sorted && k0 + BK <= p.nk && kpos[BK - 1] <= b.qmin && (p.window <= 0 || b.qmax - kpos[0] < p.window)))
+      flash_mask(p, b, k0, kpos, s);
     flash_online_softmax(sl2, s, r);
     flash_pv(b, s, r.o);
   }

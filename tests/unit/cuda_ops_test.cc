@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "ops/norm.h"
 #include "ops/rotary.h"
 #include "ops/token_nll.h"
+#include "support/attention_reference.h"
 #include "support/test_seed.h"
 
 namespace cascade {
@@ -414,7 +416,8 @@ TEST_P(CudaOps, LinearWithActivationEpilogue) {
 }
 
 // The plain same-dtype attention (FlashAttention's attention_ref without upcasting): logits,
-// probabilities and the output each rounded to the dtype.
+// probabilities and the output each rounded to the dtype; the keys a query sees (position, window)
+// as the op's contract states them (support/attention_reference.h).
 std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
   const float *q = static_cast<const float*>(a.q), *k = static_cast<const float*>(a.k), *v = static_cast<const float*>(a.v);
   const float *own_k = static_cast<const float*>(a.own_k), *own_v = static_cast<const float*>(a.own_v);
@@ -425,7 +428,7 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
       std::vector<double> s(static_cast<size_t>(a.nk));
       double mx = -INFINITY;
       for (int64_t j = 0; j < a.nk; ++j) {
-        if (a.k_pos[j] > a.q_pos[i]) continue;
+        if (!test::attention_sees(a, i, j)) continue;
         double dot = 0;
         for (int64_t c = 0; c < hd; ++c) dot += double(q[i * a.ldq + h * hd + c]) * k[j * a.ldkv + (h / g) * hd + c];
         s[size_t(j)] = round_to(t, float(dot * a.scale)) + (a.bias ? a.bias[i * a.ldbias + j] : 0.f);
@@ -440,11 +443,11 @@ std::vector<float> plain_attention(DType t, const ops::AttentionArgs& a) {
         mx = std::max(mx, own_s);
       }
       double sum = own ? std::exp(own_s - mx) : 0;
-      for (int64_t j = 0; j < a.nk; ++j) sum += a.k_pos[j] <= a.q_pos[i] ? std::exp(s[size_t(j)] - mx) : 0;
+      for (int64_t j = 0; j < a.nk; ++j) sum += test::attention_sees(a, i, j) ? std::exp(s[size_t(j)] - mx) : 0;
       for (int64_t c = 0; c < hd; ++c) {
         double o = own ? double(round_to(t, float(std::exp(own_s - mx) / sum))) * own_v[i * a.ldown + (h / g) * hd + c] : 0;
         for (int64_t j = 0; j < a.nk; ++j)
-          if (a.k_pos[j] <= a.q_pos[i])
+          if (test::attention_sees(a, i, j))
             o += double(round_to(t, float(std::exp(s[size_t(j)] - mx) / sum))) * v[j * a.ldkv + (h / g) * hd + c];
         out[size_t(i * a.ldo + h * hd + c)] = round_to(t, float(o));
       }
@@ -480,6 +483,11 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     // decode, after the last key), each also seeing its own key unless it is one of the keys.
     bool own = false;
     bool bias = false;  // ADA's proportional option: a bias per (query, key), none on the own key
+    // ADA's sinks/window variant: a sliding window, with keys 0, 1 and every 7th pinned (sinks,
+    // representatives); ring: a decode ring's unsorted keys (slot j at position (j + nk / 3) mod nk,
+    // slot 5 unused), keys_sorted false.
+    int64_t window = 0;
+    bool pinned = false, ring = false;
   };
   std::vector<Case> cases;
   for (int64_t hd : {64, 80, 96, 128, 256}) {
@@ -500,12 +508,25 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   cases.push_back({64, 2, 1, 4, 300, true, false});     // few gathered queries: splits with no visible key
   cases.push_back({40, 3, 1, 51, 51, false, false});  // odd head size: general kernel
   cases.push_back({128, 4, 4, 70, 90, true, false});  // gathered keys at their original positions
+  // Sliding windows: the tile kernel (16-bit; tiles of 64 keys, some wholly inside the window) and
+  // the general one (f32, decoding).
+  cases.push_back({64, 4, 2, 133, 133, false, false, false, false, 70, true});   // window, pinned keys
+  cases.push_back({128, 4, 2, 133, 133, false, false, false, false, 17});        // window alone
+  cases.push_back({96, 4, 2, 133, 133, false, false, false, false, 1, true});    // window 1, pinned keys
+  cases.push_back({64, 4, 2, 133, 133, false, false, false, false, 1000, true}); // wider than every distance
+  cases.push_back({128, 4, 2, 150, 50, true, false, true, true, 10, true});      // own keys, a bias, window
+  cases.push_back({128, 4, 2, 3, 141, false, true, false, false, 40, true});     // decoding, window
+  cases.push_back({64, 4, 2, 3, 141, false, true, true, false, 30, true, true});  // decode ring, own keys, window
   for (const Case& c : cases) {
     const int64_t qd = c.heads * c.hd, kd = c.kv_heads * c.hd, ldq = qd + 8, ldkv = kd;
     std::vector<int64_t> kpos(static_cast<size_t>(c.nk)), qpos(static_cast<size_t>(c.nq));
-    for (int64_t j = 0; j < c.nk; ++j) kpos[size_t(j)] = c.gathered ? 3 * j + (j * j) % 3 : j;
+    for (int64_t j = 0; j < c.nk; ++j)
+      kpos[size_t(j)] = c.ring       ? (j == 5 ? std::numeric_limits<int64_t>::max() / 2 : (j + c.nk / 3) % c.nk)
+                        : c.gathered ? 3 * j + (j * j) % 3
+                                     : j;
     for (int64_t i = 0; i < c.nq; ++i)
-      qpos[size_t(i)] = c.own ? (c.decode ? kpos.back() + 1 + i : i)
+      qpos[size_t(i)] = c.ring ? c.nk + i
+                        : c.own ? (c.decode ? kpos.back() + 1 + i : i)
                         : c.gathered ? kpos[size_t(i * (c.nk - 1) / (c.nq - 1))]
                         : c.decode   ? c.nk - c.nq + i
                                      : i;
@@ -518,6 +539,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
       for (int64_t i = 0; i < c.nq; ++i)
         own_mask.push_back(std::find(kpos.begin(), kpos.end(), qpos[size_t(i)]) == kpos.end() ? 1 : 0);
     }
+    std::vector<uint8_t> pinned;
+    if (c.pinned)
+      for (int64_t j = 0; j < c.nk; ++j) pinned.push_back(j < 2 || j % 7 == 3);
     ops::AttentionArgs a;
     a.q = q.data();
     a.ldq = ldq;
@@ -532,6 +556,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     a.q_pos = qpos.data();
     a.k_pos = kpos.data();
     a.scale = 1.f / std::sqrt(float(c.hd));
+    a.keys_sorted = !c.ring;
+    a.window = c.window;
+    if (c.pinned) a.key_pinned = pinned.data();
     std::vector<float> bias;
     if (c.bias) {
       std::uniform_real_distribution<float> u(0.f, 2.f);
@@ -556,6 +583,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     Dev down_k(t, c.own ? own_k : std::vector<float>{0.f}), down_v(t, c.own ? own_v : std::vector<float>{0.f});
     auto down_mask = dev_of(c.own ? own_mask : std::vector<uint8_t>{0});
     auto dbias = dev_of(c.bias ? bias : std::vector<float>{0.f});
+    auto dpinned = dev_of(c.pinned ? pinned : std::vector<uint8_t>{0});
     ops::AttentionArgs g = gpu_args_like(a, t);
     g.q = dq.p();
     g.k = dk.p();
@@ -564,6 +592,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     g.k_pos = dkp.data();
     g.out = dout.p();
     if (c.bias) g.bias = dbias.data();
+    g.keys_sorted = a.keys_sorted;
+    g.window = a.window;
+    if (c.pinned) g.key_pinned = dpinned.data();
     if (c.own) {
       g.own_k = down_k.p();
       g.own_v = down_v.p();
@@ -572,7 +603,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     gpu::attention(g, st());
     expect_within(dout.get(), ref, plain, t,
                   "attention hd=" + std::to_string(c.hd) + " nq=" + std::to_string(c.nq) + " nk=" + std::to_string(c.nk) +
-                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : "") + (c.bias ? " bias" : ""));
+                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : "") +
+                      (c.bias ? " bias" : "") + (c.window ? " window " + std::to_string(c.window) : "") +
+                      (c.pinned ? " pinned" : "") + (c.ring ? " ring" : ""));
     // Unsorted keys (no early stop) give the same result when told.
     if (c.gathered) {
       g.keys_sorted = false;
