@@ -3,8 +3,9 @@
 
 Model.logits(ids) on T random ids (seeded) returns the [T, vocab] logits as a torch CUDA tensor; its
 wall time (torch.cuda.synchronize() after it) is set against `cascade bench --prompt-tokens T
---gen-tokens 0` (the CLI's prefill of the same T tokens, which also computes every position's logits)
-run through `python -m cascade`, the CLI linked into the package. Both: one warm-up, then --reps
+--gen-tokens 0` (the CLI's prefill of the same T tokens, run through `python -m cascade`, the CLI linked
+into the package; it computes the last position's logits only, so Python does more work: the LM head
+over every position). Both: one warm-up, then --reps
 repetitions, median reported. Also the end-to-end wall times of `python -m cascade logits` (process,
 load, forward, .npy written) and of the same work in this process.
 

@@ -5,13 +5,13 @@
 # about 30 s idle): parts a and b are copied to /tmp/smol, the third call joins them with part c,
 # checks the sha256 of scripts/get-models, unpacks the carried CLI (scripts/pack_device_bins.sh) and
 # runs the studies named in the STUDIES file (one `NAME ARGS...` line each: NAME becomes the output
-# folder, ARGS go to cascade study after --model, --text and --out).
+# folder, ARGS go to cascade study after --model, --text and --out; ONLY picks some of them by name).
 # Made here with: split -b 46000000 -d SmolLM2-135M-Instruct.Q4_1.gguf part. (parts 00, 01, 02 into
 # .carry-smol-a, -b, -c with wiki.test.raw in -c), pack_device_bins.sh build-cuda .carry-bins cascade.
 # Usage (device, repository root):
 #   PART=a bash scripts/device_frontier.sh .carry-smol-a
 #   PART=b bash scripts/device_frontier.sh .carry-smol-b
-#   PART=run STUDIES=scripts/frontier/smollm2.txt bash scripts/device_frontier.sh .carry-smol-c OUT_DIR
+#   PART=run STUDIES=scripts/frontier/smollm2.txt [ONLY="NAME ..."] bash scripts/device_frontier.sh .carry-smol-c OUT_DIR
 #   (carry .carry-bins too; scripts/frontier/ holds the study lists that RESULTS.md cites)
 set -uo pipefail
 PARTS=${1:?carried folder}
@@ -35,6 +35,7 @@ nproc > "$OUT/machine.txt"
 deadline=$((SECONDS + ${BUDGET_S:-560}))
 while read -r name args; do
   [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
+  [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue
   left=$((deadline - SECONDS))
   [ "$left" -gt 10 ] || { echo "$name: skipped, no time left" | tee -a "$OUT/summary_so_far.txt"; continue; }
   # shellcheck disable=SC2086

@@ -5,7 +5,8 @@
 # GPT-J-6B-shaped bf16 checkpoint (scripts/measure_gpu_load.py; BEFORE=DIR also measures the cascade
 # binary carried in DIR/bin.tar.gz, an earlier build). Binaries built here and carried as in
 # scripts/device_gpu_engine.sh (CARRY/bin.tar.gz made by scripts/pack_device_bins.sh with cascade,
-# tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle,device_weights}_test, bench/ada_cuda_bench).
+# tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle,kv_press_cuda,device_weights}_test,
+# bench/ada_cuda_bench).
 # Usage (device, repo root): [PART=tests|benches|load] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
@@ -13,12 +14,14 @@ B=build-gpu
 source "$(dirname "$0")/device_env.sh"
 part=${PART:-all}
 if [ "$part" = all ] || [ "$part" = tests ]; then
-  for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle device_weights; do
+  for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle kv_press_cuda device_weights; do
     run "$t" "$OUT/$t.log" timeout 240 $B/tests/${t}_test
   done
   grep -hE "FAILED|Failure" "$OUT"/*_test.log "$OUT"/cuda_*.log "$OUT"/ada_*.log 2>/dev/null | head -40
   run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*'
+    $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*:*Gpu*window*'
+  run memcheck_press "$OUT/memcheck_press.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/kv_press_cuda_test
   run memcheck_model "$OUT/memcheck_model.log" timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/cuda_model_test --gtest_filter='*gptj_F16*:*llama_gqa_F32*:*CudaStories*BF16*:*Graphs*'
 fi
