@@ -8,6 +8,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "common.h"
+#include "core/build_info.h"
 #include "core/error.h"
 #include "engine/study_driver.h"
 #include "eval/study_metrics.h"
@@ -151,7 +152,7 @@ nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t window
   engine::PreparedStudy prepared = engine::prepare_study(std::move(r));
   const Tokenizer& tok = pm.tokenizer();
   const Outcome o = run_released([&] {
-    engine::StudyOutcome study = engine::run_prepared_study(pm.model(), tok, std::move(prepared), "", check_signals);
+    engine::StudyOutcome study = engine::run_prepared_study(pm.model(), tok, std::move(prepared), build_commit(), check_signals);
     StudySummary summary = summarize(study.run);
     return Outcome{std::move(study), std::move(summary)};
   });

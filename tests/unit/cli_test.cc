@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -158,6 +159,26 @@ TEST(Cli, GenerateIsGreedyAndStreamsText) {
   const auto s = run_cli("generate --model " + model("neox") + " --prompt 'First' --max-new-tokens 5 --temperature 0.8 "
                          "--top-k 20 --top-p 0.9 --seed 3 --attention ada --tau 0.3");
   EXPECT_EQ(s.code, 0) << s.output;
+}
+
+// The binary names the commit it was built from, in place and after being carried elsewhere (a copy
+// outside any git checkout: a report once named the checkout it ran in instead), and that commit is
+// one of this repository's.
+TEST(Cli, VersionNamesTheBuildCommitWhereverTheBinaryRuns) {
+  const auto here = run_cli("--version");
+  ASSERT_EQ(here.code, 0) << here.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(here.output, m, std::regex("cascade (unknown|(.*-g)?([0-9a-f]{7,40}))(-dirty)?\n")))
+      << here.output;
+  const fs::path dir = scratch("version");
+  fs::copy_file(test::cli_path(), dir / "cascade");
+  const auto there = test::run_command((dir / "cascade").string() + " --version");
+  EXPECT_EQ(there.code, 0) << there.output;
+  EXPECT_EQ(there.output, here.output);
+  if (m[1] == "unknown") GTEST_SKIP() << "built outside a git checkout";
+  const fs::path source = data_dir() / ".." / "..";
+  const auto known = test::run_command("git -C '" + source.string() + "' cat-file -e " + m[3].str() + "^{commit}");
+  EXPECT_EQ(known.code, 0) << m[3] << " is no commit of " << source << ": " << known.output;
 }
 
 TEST(Cli, InspectReportsArchitectureAndTensors) {

@@ -6,38 +6,16 @@
 // and says where things went.
 // A study resumes: the same command with the same --out continues where it stopped.
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "commands.h"
+#include "core/build_info.h"
 #include "engine/attention_options.h"
 #include "engine/study_driver.h"
 #include "engine/study_methods.h"
 #include "model/model_tokenizer.h"
 
 namespace cascade::cli {
-
-namespace {
-
-namespace fs = std::filesystem;
-
-// The engine's commit, from the repository holding this executable; "" when git cannot tell.
-std::string engine_commit() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  const std::string cmd = "git -C '" + exe.parent_path().string() + "' describe --always --dirty 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return "";
-  char b[128] = {0};
-  const bool got = std::fgets(b, sizeof b, p) != nullptr;
-  pclose(p);
-  std::string s = got ? b : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
-}  // namespace
 
 void add_study(CLI::App& app) {
   auto* c = app.add_subcommand(
@@ -100,7 +78,7 @@ void add_study(CLI::App& app) {
     auto m = Model::load(model);
     engine::place_model(*m, engine::study_placement(study.request.params));
     auto tok = model_tokenizer(*m, model, tokenizer);
-    const engine::StudyOutcome r = engine::run_prepared_study(*m, *tok, std::move(study), engine_commit());
+    const engine::StudyOutcome r = engine::run_prepared_study(*m, *tok, std::move(study), build_commit());
     std::printf("study: %zu windows of %lld tokens (%lld resumed), %zu configurations; wrote", r.run.windows.size(),
                 (long long)r.run.params.ctx, (long long)r.run.resumed, r.run.configs.size());
     for (const auto& f : r.files) std::printf(" %s", f.c_str());

@@ -6,9 +6,10 @@
 #include <exception>
 #include <string>
 
-#include "commands.h"
-#include "core/error.h"
 #include "cli.h"
+#include "commands.h"
+#include "core/build_info.h"
+#include "core/error.h"
 
 namespace cascade::cli {
 
@@ -18,6 +19,8 @@ int run(int argc, char** argv) {
                "or a .gguf file.",
                "cascade"};
   app.require_subcommand(1);
+  const std::string version = "cascade " + build_commit();
+  app.set_version_flag("--version", version, "Print the commit this binary was built from and exit");
   add_generate(app);
   add_perplexity(app);
   add_logits(app);

@@ -9,10 +9,11 @@
 
 namespace cascade::test {
 
-CliResult run_cli(const std::string& args) {
+CliResult run_cli(const std::string& args) { return run_command(cli_path() + " " + args); }
+
+CliResult run_command(const std::string& cmd) {
   CliResult r;
-  const std::string cmd = cli_path() + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;
   size_t n;

@@ -11,5 +11,7 @@ struct CliResult {
 
 // args: the command line after the binary name (already shell-quoted where needed).
 CliResult run_cli(const std::string& args);
+// Any shell command line, run the same way.
+CliResult run_command(const std::string& cmd);
 
 }  // namespace cascade::test
