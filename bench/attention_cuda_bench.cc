@@ -1,7 +1,9 @@
 // Attention on the GPU (ops::gpu::attention) at the benchmark models' shapes, timed with CUDA events:
 // median of 20 launches after warm-up. BM_attention: causal prefill (the tensor-core tile kernel),
 // reported as ms and TFLOP/s of the causal work (2 * 2 * T^2 / 2 * heads * head_dim);
-// scripts/bench_gpu_prefill.py times PyTorch's SDPA at the same shapes. BM_decode: one query over a
+// scripts/bench_gpu_prefill.py times PyTorch's SDPA at the same shapes. BM_attention_grid: the grid
+// that scripts/attention_backends/ times cuDNN and PyTorch's backends on (model width 4096, GQA 4:1,
+// head 64/128/256, T up to 32768). BM_decode: one query over a
 // KV cache (the general kernel split over keys), reported as ms and GB/s of K and V read, against the
 // memory bandwidth. Prints a skip line in a CPU-only build or without a GPU.
 #include <benchmark/benchmark.h>
@@ -64,15 +66,15 @@ cuda::Buffer<int64_t> iota(int64_t n) {
   return cuda::Buffer<int64_t>::from_host(pos, cuda::context().stream);
 }
 
-void BM_attention(benchmark::State& state) {
-  const int64_t T = state.range(0), heads = state.range(1), hd = state.range(2);
-  const DType t = state.range(3) ? DType::BF16 : DType::F16;
+// Causal prefill of T tokens from one stacked QKV buffer [T, (heads + 2 kv_heads) * hd], as the
+// decoder holds it.
+void time_prefill(benchmark::State& state, int64_t T, int64_t heads, int64_t kv_heads, int64_t hd, DType t) {
   if (!cuda::gpu_available()) {
     state.SkipWithError("no GPU");
     return;
   }
   cuda::Context& ctx = cuda::context();
-  const int64_t qd = heads * hd, ld = 3 * qd;
+  const int64_t qd = heads * hd, kd = kv_heads * hd, ld = qd + 2 * kd;
   auto qkv = random16(size_t(T * ld));
   cuda::Buffer<uint16_t> out(size_t(T * qd));
   auto dpos = iota(T);
@@ -80,10 +82,11 @@ void BM_attention(benchmark::State& state) {
   a.dtype = t;
   a.q = qkv.data();
   a.k = qkv.data() + qd;
-  a.v = qkv.data() + 2 * qd;
+  a.v = qkv.data() + qd + kd;
   a.ldq = a.ldkv = ld;
   a.nq = a.nk = T;
-  a.heads = a.kv_heads = heads;
+  a.heads = heads;
+  a.kv_heads = kv_heads;
   a.head_dim = hd;
   a.q_pos = a.k_pos = dpos.data();
   a.scale = 0.0625f;
@@ -91,6 +94,18 @@ void BM_attention(benchmark::State& state) {
   a.ldo = qd;
   const double med = median_ms(state, [&] { ops::gpu::attention(a, ctx.stream); });
   state.counters["TFLOP/s"] = 2.0 * double(T) * double(T) * double(heads * hd) / (med * 1e-3) / 1e12;
+}
+
+// {T, heads, head_dim, bf16}, multi-head (kv_heads = heads).
+void BM_attention(benchmark::State& state) {
+  const int64_t heads = state.range(1);
+  time_prefill(state, state.range(0), heads, heads, state.range(2), state.range(3) ? DType::BF16 : DType::F16);
+}
+
+// {T, head_dim, bf16}: heads = 4096 / head_dim, kv_heads = heads / 4.
+void BM_attention_grid(benchmark::State& state) {
+  const int64_t hd = state.range(1), heads = 4096 / hd;
+  time_prefill(state, state.range(0), heads, heads / 4, hd, state.range(2) ? DType::BF16 : DType::F16);
 }
 
 // One decoded token (position nk - 1) over nk cached keys, fp16.
@@ -136,6 +151,12 @@ BENCHMARK(BM_attention)
     ->Args({2048, 32, 128, 0})
     ->Args({2048, 32, 128, 1})
     ->Args({8192, 32, 128, 1})
+    ->UseManualTime()
+    ->Iterations(20)
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK(BM_attention_grid)
+    ->ArgsProduct({{2048, 8192, 32768}, {64, 128, 256}, {1, 0}})
     ->UseManualTime()
     ->Iterations(20)
     ->Unit(benchmark::kMillisecond);

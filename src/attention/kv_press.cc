@@ -183,14 +183,7 @@ KvPressFactory::KvPressFactory(KvPressOptions o) : o_(o) {
 }
 
 std::vector<std::unique_ptr<LayerAttention>> KvPressFactory::make(const std::vector<AttentionContext>& layers) const {
-  std::vector<std::unique_ptr<LayerAttention>> out;
-  const KvPressAttention* below = nullptr;  // ada-kv: the cascade continues from the layer below
-  for (const auto& c : layers) {
-    auto l = std::make_unique<KvPressAttention>(c, o_, below);
-    below = o_.ada_kv && c.layer >= o_.ada_kv->ada.dense_layers ? l.get() : nullptr;
-    out.push_back(std::move(l));
-  }
-  return out;
+  return chain<LayerAttention, KvPressAttention>(layers);
 }
 
 const KvPressTrace* kv_press_trace(const LayerAttention* layer) {

@@ -61,6 +61,20 @@ class KvPressFactory : public AttentionFactory {
   const KvPressOptions& options() const { return o_; }
 
  private:
+  // One Layer per context; under ada-kv each layer past the dense ones continues the cascade of the
+  // layer below (handed to its constructor), the same chain on both devices.
+  template <class Base, class Layer, class Context>
+  std::vector<std::unique_ptr<Base>> chain(const std::vector<Context>& layers) const {
+    std::vector<std::unique_ptr<Base>> out;
+    const Layer* below = nullptr;
+    for (const auto& c : layers) {
+      auto l = std::make_unique<Layer>(c, o_, below);
+      below = o_.ada_kv && c.layer >= o_.ada_kv->ada.dense_layers ? l.get() : nullptr;
+      out.push_back(std::move(l));
+    }
+    return out;
+  }
+
   KvPressOptions o_;
 };
 

@@ -180,14 +180,7 @@ class KvPressGpuLayer : public GpuLayerAttention {
 }  // namespace
 
 std::vector<std::unique_ptr<GpuLayerAttention>> KvPressFactory::make_gpu(const std::vector<GpuAttentionContext>& layers) const {
-  std::vector<std::unique_ptr<GpuLayerAttention>> out;
-  const KvPressGpuLayer* below = nullptr;  // ada-kv: the cascade continues from the layer below
-  for (const auto& c : layers) {
-    auto l = std::make_unique<KvPressGpuLayer>(c, o_, below);
-    below = o_.ada_kv && c.layer >= o_.ada_kv->ada.dense_layers ? l.get() : nullptr;
-    out.push_back(std::move(l));
-  }
-  return out;
+  return chain<GpuLayerAttention, KvPressGpuLayer>(layers);
 }
 
 }  // namespace cascade
