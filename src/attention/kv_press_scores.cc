@@ -1,5 +1,7 @@
 #include "attention/kv_press_scores.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -10,25 +12,6 @@
 namespace cascade::press {
 
 namespace {
-
-// Query head h's causal softmax weights at query i over keys 0..i (kvpress's eager attention and
-// SnapKVPress.compute_window_attention: the softmax runs over every visible key, the window's too).
-void attention_row(const Context& c, int64_t h, int64_t i, std::vector<double>& w) {
-  const int64_t hd = c.head_dim, kh = h / (c.heads / c.kv_heads);
-  const float* q = c.q + i * c.heads * hd + h * hd;
-  w.assign(size_t(i + 1), 0.0);
-  double mx = -INFINITY;
-  for (int64_t j = 0; j <= i; ++j) {
-    const float* k = c.k + j * c.kv_heads * hd + kh * hd;
-    double dot = 0;
-    for (int64_t d = 0; d < hd; ++d) dot += double(q[d]) * double(k[d]);
-    w[size_t(j)] = dot * c.scale;
-    mx = std::max(mx, w[size_t(j)]);
-  }
-  double sum = 0;
-  for (double& x : w) sum += (x = std::exp(x - mx));
-  for (double& x : w) x /= sum;
-}
 
 // Per KV head, the mean of its query heads' per-head scores [heads * len] (kvpress's
 // view(bsz, num_key_value_heads, group, len).mean(2)).
@@ -50,15 +33,40 @@ std::vector<double> streaming(const Context& c, int64_t n_kept, const Params& p)
   return out;
 }
 
-// The scored rows' causal softmax weights summed per query head and key, the rows in increasing order.
+// The scored rows' causal softmax weights summed per query head and key: for query head h and row i
+// (from <= i < n) the weights exp(s_ij - max) / sum over keys j <= i, s_ij = scale * <q_i, k_j> in
+// float64 (kvpress's eager attention and SnapKVPress.compute_window_attention: the softmax runs over
+// every visible key). The inner products of a block of rows are one float64 GEMM against the keys
+// before the block's end; each key's sum adds the rows in increasing order, whatever the threads.
 std::vector<double> received_on_host(const Context& c, int64_t from) {
-  std::vector<double> received(size_t(c.heads * c.n), 0.0);
-#pragma omp parallel for schedule(dynamic)
+  constexpr int64_t kRows = 256;
+  const int64_t n = c.n, hd = c.head_dim, group = c.heads / c.kv_heads;
+  std::vector<double> received(size_t(c.heads * n), 0.0);
+  std::vector<double> kd(size_t(n * hd)), qd(size_t(std::min(kRows, n) * hd)), s(size_t(std::min(kRows, n) * n));
   for (int64_t h = 0; h < c.heads; ++h) {
-    std::vector<double> w;
-    for (int64_t i = from; i < c.n; ++i) {
-      attention_row(c, h, i, w);
-      for (int64_t j = 0; j <= i; ++j) received[size_t(h * c.n + j)] += w[size_t(j)];
+    if (h % group == 0)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t d = 0; d < hd; ++d) kd[size_t(j * hd + d)] = double(c.k[j * c.kv_heads * hd + (h / group) * hd + d]);
+    double* acc = received.data() + h * n;
+    for (int64_t a = from; a < n; a += kRows) {
+      const int64_t rows = std::min(kRows, n - a), cols = a + rows;  // row a + r sees keys 0 .. a + r
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t d = 0; d < hd; ++d) qd[size_t(r * hd + d)] = double(c.q[(a + r) * c.heads * hd + h * hd + d]);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(cols), int(hd), 1.0, qd.data(), int(hd),
+                  kd.data(), int(hd), 0.0, s.data(), int(cols));
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        double* w = s.data() + r * cols;
+        const int64_t len = a + r + 1;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < len; ++j) mx = std::max(mx, w[j] *= c.scale);
+        double sum = 0;
+        for (int64_t j = 0; j < len; ++j) sum += (w[j] = std::exp(w[j] - mx));
+        for (int64_t j = 0; j < len; ++j) w[j] /= sum;
+      }
+#pragma omp parallel for schedule(static)
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t r = std::max<int64_t>(0, j - a); r < rows; ++r) acc[j] += s[size_t(r * cols + j)];
     }
   }
   return received;

@@ -31,7 +31,7 @@ __global__ void widen_head(const float* x, int64_t ld, int64_t col, int64_t n, i
 }
 
 // Block per panel row: row i = row0 + blockIdx.x of s (ld ld, entries j <= i valid) becomes its causal
-// softmax weights exp(scale s - max) / sum, as attention_row in kv_press_scores.cc.
+// softmax weights exp(scale s - max) / sum, as received_on_host in kv_press_scores.cc.
 __global__ void softmax_rows(double* s, int64_t ld, int64_t row0, double scale) {
   const int64_t i = row0 + blockIdx.x;
   double* row = s + int64_t(blockIdx.x) * ld;
