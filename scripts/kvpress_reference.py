@@ -40,6 +40,7 @@ PRESSES = {
     "tova": lambda cr: kvpress.TOVAPress(compression_ratio=cr),
     "h2o": lambda cr: kvpress.ObservedAttentionPress(compression_ratio=cr),
     "knorm": lambda cr: kvpress.KnormPress(compression_ratio=cr),
+    "expected-attention": lambda cr: kvpress.ExpectedAttentionPress(compression_ratio=cr),
 }
 
 

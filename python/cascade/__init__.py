@@ -103,8 +103,8 @@ class Model:
 
         attention: "full" (exact), "ada" (attention on representative tokens), or a KV compression
             method applied after the exact prefill of ids: "streaming", "snapkv", "tova", "h2o",
-            "knorm" or "random" (the logits of this one pass are then exact; generate() decodes on
-            the compressed cache).
+            "knorm", "random" or "expected-attention" (the logits of this one pass are then exact;
+            generate() decodes on the compressed cache).
         select: with ada, how layer l+1's set comes from layer l's: "full", "cascade" (exact: the
             same set as full), "inherit", "capped:K" or "random[:SEED]" (prefill only).
         tau: Gram threshold in [0, 1); a token is redundant at correlation >= 1 - tau^2.

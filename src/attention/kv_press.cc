@@ -45,7 +45,7 @@ class KvPressAttention : public LayerAttention {
 
     if (!compressed_) {
       t0 = Clock::now();
-      compress(x, q.data(), k.data(), n);
+      compress(x, q.data(), k.data(), v.data(), n);
       c_.times->selection += seconds_since(t0);  // choosing the kept entries is this method's selection
     }
 
@@ -101,10 +101,10 @@ class KvPressAttention : public LayerAttention {
     }
   }
 
-  // Per KV head, the kept entries of the context x (its Q and K after rotary): the peers' scores,
-  // or ada-kv's selection. A budget that keeps everything scores nothing (kvpress returns early at
-  // compression_ratio 0), so it never meets the methods' minimum context lengths.
-  std::vector<std::vector<int64_t>> choose(const float* x, const float* q, const float* k, int64_t n) {
+  // Per KV head, the kept entries of the context x (its Q and K after rotary, its V): the peers'
+  // scores, or ada-kv's selection. A budget that keeps everything scores nothing (kvpress returns
+  // early at compression_ratio 0), so it never meets the methods' minimum context lengths.
+  std::vector<std::vector<int64_t>> choose(const float* x, const float* q, const float* k, const float* v, int64_t n) {
     const ArchSpec& a = *c_.spec;
     std::vector<int64_t> all(static_cast<size_t>(n));
     std::iota(all.begin(), all.end(), int64_t(0));
@@ -118,17 +118,17 @@ class KvPressAttention : public LayerAttention {
     }
     const int64_t kept = press::kept_count(o_.budget, n);
     if (kept == n) return std::vector<std::vector<int64_t>>(heads_.size(), all);
-    const press::Context ctx{n, a.n_heads, a.n_kv_heads, a.head_dim, q, k, double(attention_scale(a))};
+    const press::Context ctx{n, a.n_heads, a.n_kv_heads, a.head_dim, q, k, double(attention_scale(a)), v, c_.rotary};
     return press::top_positions(press::scores(o_.method, ctx, kept, o_.params), a.n_kv_heads, n, kept);
   }
 
   // After the context's exact prefill (the caches hold exactly its n entries, in order, at positions
   // 0..n-1): keep each KV head's chosen entries.
-  void compress(const float* x, const float* q, const float* k, int64_t n) {
+  void compress(const float* x, const float* q, const float* k, const float* v, int64_t n) {
     compressed_ = true;
     const int64_t hd = c_.spec->head_dim;
     trace_.context = n;
-    trace_.kept = choose(x, q, k, n);
+    trace_.kept = choose(x, q, k, v, n);
     for (size_t g = 0; g < heads_.size(); ++g) {
       HeadCache& h = heads_[g];
       if (int64_t(trace_.kept[g].size()) == n) continue;

@@ -43,7 +43,7 @@ class KvPressGpuLayer : public GpuLayerAttention {
  public:
   // below: as KvPressAttention's (ada-kv's layer whose selection the cascade continues).
   KvPressGpuLayer(const GpuAttentionContext& c, const KvPressOptions& o, const KvPressGpuLayer* below)
-      : c_(c), o_(o), below_(below), heads_(size_t(c.spec->n_kv_heads)) {}
+      : c_(c), o_(o), below_(below), rotary_(c.spec->rotary_embedding()), heads_(size_t(c.spec->n_kv_heads)) {}
 
   void forward(const GpuPass& p, const void* x, void* out) override {
     gpu_project_qkv(c_, x, p.n, p.pos, p.qkv, p.st);
@@ -133,9 +133,10 @@ class KvPressGpuLayer : public GpuLayerAttention {
     cuda::PoolBytes f32(size_t(n * ld) * 4, p.st);
     const float* qkv_f32 = reinterpret_cast<const float*>(f32.data());
     ops::gpu::to_f32(c_.dtype, p.qkv, reinterpret_cast<float*>(f32.data()), n * ld, p.st);
-    const press::Context ctx{n, a.n_heads, a.n_kv_heads, hd(), nullptr, nullptr, double(attention_scale(a))};
-    const std::vector<double> scores =
-        press::scores_device(o_.method, {qkv_f32, ld, qkv_f32 + qd, ld}, ctx, kept, o_.params, p.st);
+    const press::Context ctx{n, a.n_heads, a.n_kv_heads, hd(), nullptr, nullptr, double(attention_scale(a)), nullptr,
+                             &rotary_};
+    const std::vector<double> scores = press::scores_device(
+        o_.method, {qkv_f32, ld, qkv_f32 + qd, ld, qkv_f32 + qd + kd, ld}, ctx, kept, o_.params, p.st);
     return press::top_positions(scores, a.n_kv_heads, n, kept);
   }
 
@@ -172,6 +173,7 @@ class KvPressGpuLayer : public GpuLayerAttention {
   GpuAttentionContext c_;
   KvPressOptions o_;
   const KvPressGpuLayer* below_;
+  ops::Rotary rotary_;  // the host's twin of the layer's rotary (expected-attention undoes Q's on the host)
   select::Selection selection_;  // ada-kv: this layer's selection of the context
   std::vector<GpuHeadCache> heads_;
   bool compressed_ = false;

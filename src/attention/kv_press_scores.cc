@@ -137,7 +137,8 @@ std::vector<double> uniform_draws(const Context& c, const Params& p) {
 }  // namespace
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names = {"streaming", "snapkv", "tova", "h2o", "knorm", "random"};
+  static const std::vector<std::string> names = {"streaming", "snapkv", "tova", "h2o", "knorm", "random",
+                                                 "expected-attention"};
   return names;
 }
 
@@ -181,6 +182,7 @@ std::vector<double> scores(Method m, const Context& c, int64_t n_kept, const Par
     case Method::streaming: return streaming(c, n_kept, p);
     case Method::knorm: return knorm(c);
     case Method::random: return uniform_draws(c, p);
+    case Method::expected_attention: return expected_attention(c, p);
     default: fail("unknown KV compression method");
   }
 }

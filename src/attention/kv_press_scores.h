@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "ops/rotary.h"
+
 namespace cascade::press {
 
-enum class Method { streaming, snapkv, tova, h2o, knorm, random };
+enum class Method { streaming, snapkv, tova, h2o, knorm, random, expected_attention };
 
 // The methods' names as --attention spells them, in Method's order.
 const std::vector<std::string>& method_names();
@@ -20,10 +22,11 @@ const std::string& method_name(Method m);
 
 // kvpress's fixed hyper-parameters, and the seed of `random`.
 struct Params {
-  int64_t n_sink = 4;    // streaming: the first n_sink entries are kept before the most recent
+  int64_t n_sink = 4;    // streaming, expected-attention: the first n_sink entries are kept first
   int64_t window = 64;   // snapkv: the last `window` context queries observe, their own entries are kept
   int64_t kernel = 5;    // snapkv: width of the average pooling of the observed attention
   uint64_t seed = 0;     // random
+  int64_t n_future = 512;  // expected-attention: the future positions whose rotation it averages
 };
 
 // One layer's context after its exact prefill.
@@ -32,6 +35,10 @@ struct Context {
   const float* q = nullptr;  // [n, heads * head_dim] after rotary
   const float* k = nullptr;  // [n, kv_heads * head_dim] after rotary
   double scale = 1;          // the layer's softmax scale
+  // expected-attention only: the values [n, kv_heads * head_dim], and the layer's rotary (null or
+  // disabled: none), with which it undoes Q's rotation and rotates the query statistics.
+  const float* v = nullptr;
+  const ops::Rotary* rotary = nullptr;
 };
 
 // How many of n context entries a budget keeps: round(budget * n), halves rounded up, as the SPEC
@@ -57,6 +64,17 @@ std::vector<double> scores_from_received(Method m, const Context& c, std::vector
 // host Q and K: the same numbers up to the order of float64 sums. panel_rows > 0 bounds the query
 // rows per GEMM (tests cross panels with it). cascade::Error without a GPU or in a CPU-only build.
 std::vector<double> scores_on_gpu(Method m, const Context& c, int64_t n_kept, const Params& p, int64_t panel_rows = 0);
+
+// expected_attention_press.py (use_covariance and use_vnorm on, epsilon 0): from the queries before
+// rotary at positions n_sink..n-1, their mean mu and covariance S per query head (float64, divided by
+// their count); Rbar the mean over positions n .. n + n_future - 1 of the rotation matrix that rotary
+// applies there; entry j >= n_sink (its key k after rotary) scores, per query head,
+//   softmax_j( (Rbar mu) . k / sqrt(head_dim) + k^T (Rbar S Rbar^T) k / (2 head_dim) ),
+// averaged over the group and times ||v_j||; the n_sink first entries score above every other.
+// kvpress takes the queries before rotary from q_proj; here Q's rotation is undone (rotary at the
+// negated positions), which returns them up to float32 rounding. cascade::Error for n <= n_sink or
+// without c.v.
+std::vector<double> expected_attention(const Context& c, const Params& p);
 
 // Per KV head, the n_kept positions of highest score in increasing order. Ties (streaming's and
 // snapkv's equal scores when n_kept is below their sink or window count) go to the earlier

@@ -106,19 +106,32 @@ std::vector<double> received_on_device(const DeviceQK& x, const Context& shape, 
 
 }  // namespace
 
+// Rows [n, width] of a float32 device matrix with row stride ld, to the host.
+std::vector<float> download_rows(const float* src, int64_t ld, int64_t n, int64_t width, cudaStream_t st) {
+  std::vector<float> out(size_t(n * width));
+  CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(out.data(), size_t(width) * 4, src, size_t(ld) * 4, size_t(width) * 4, size_t(n),
+                                       cudaMemcpyDeviceToHost, st));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  return out;
+}
+
 std::vector<double> scores_device(Method m, const DeviceQK& x, const Context& shape, int64_t n_kept, const Params& p,
                                   cudaStream_t st, int64_t panel_rows) {
   const int64_t from = received_from(m, shape, p);
   if (from >= 0) return scores_from_received(m, shape, received_on_device(x, shape, from, st, panel_rows), p);
   Context c = shape;
-  std::vector<float> k;
-  if (m == Method::knorm) {  // the keys' norms: K alone comes back
-    const int64_t kd = shape.kv_heads * shape.head_dim;
-    k.resize(size_t(shape.n * kd));
-    CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(k.data(), size_t(kd) * 4, x.k, size_t(x.ldk) * 4, size_t(kd) * 4,
-                                         size_t(shape.n), cudaMemcpyDeviceToHost, st));
-    CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  const int64_t qd = shape.heads * shape.head_dim, kd = shape.kv_heads * shape.head_dim;
+  std::vector<float> q, k, v;
+  if (m == Method::knorm || m == Method::expected_attention) {  // knorm: K alone comes back
+    k = download_rows(x.k, x.ldk, shape.n, kd, st);
     c.k = k.data();
+  }
+  if (m == Method::expected_attention) {
+    CASCADE_CHECK(x.v, "expected-attention scores need the context's values on the device");
+    q = download_rows(x.q, x.ldq, shape.n, qd, st);
+    v = download_rows(x.v, x.ldv, shape.n, kd, st);
+    c.q = q.data();
+    c.v = v.data();
   }
   return scores(m, c, n_kept, p);
 }
@@ -127,11 +140,13 @@ std::vector<double> scores_on_gpu(Method m, const Context& c, int64_t n_kept, co
   cuda::require_gpu();
   const cudaStream_t st = cuda::context().stream;
   const int64_t qn = c.n * c.heads * c.head_dim, kn = c.n * c.kv_heads * c.head_dim;
-  cuda::PoolBytes q(size_t(qn) * 4, st), k(size_t(kn) * 4, st);
+  cuda::PoolBytes q(size_t(qn) * 4, st), k(size_t(kn) * 4, st), v(size_t(c.v ? kn : 1) * 4, st);
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(q.data(), c.q, size_t(qn) * 4, cudaMemcpyHostToDevice, st));
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), c.k, size_t(kn) * 4, cudaMemcpyHostToDevice, st));
+  if (c.v) CASCADE_CUDA_CHECK(cudaMemcpyAsync(v.data(), c.v, size_t(kn) * 4, cudaMemcpyHostToDevice, st));
   const DeviceQK x{reinterpret_cast<const float*>(q.data()), c.heads * c.head_dim,
-                   reinterpret_cast<const float*>(k.data()), c.kv_heads * c.head_dim};
+                   reinterpret_cast<const float*>(k.data()), c.kv_heads * c.head_dim,
+                   c.v ? reinterpret_cast<const float*>(v.data()) : nullptr, c.kv_heads * c.head_dim};
   return scores_device(m, x, c, n_kept, p, st, panel_rows);
 }
 

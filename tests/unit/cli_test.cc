@@ -325,7 +325,7 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
   c.push_back({"unknown option (study)", "study --model " + llama + " --text " + text + " --ctx 32 --out " + (d / "s").string() + " --frobnicate", "frobnicate"});
   c.push_back({"unknown option (bench)", "bench --model " + llama + " --frobnicate", "frobnicate"});
   c.push_back({"unknown command", "frobnicate --model " + llama, "unknown command 'frobnicate'"});
-  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random}"});
+  c.push_back({"unknown attention", "generate --model " + llama + " --prompt hi --attention sparse", "sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random,expected-attention}"});
   // The KV compression methods' budget: absent, outside (0, 1], not a number, on another method;
   // a context shorter than snapkv's window.
   c.push_back({"compression without --kv-budget", "generate --model " + llama + " --prompt hi --attention snapkv",
@@ -354,6 +354,9 @@ void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std:
                "--ada-sinks and --ada-window are for --ada-queries all"});
   c.push_back({"snapkv context within its window", "generate --model " + llama + " --prompt hi --attention snapkv --kv-budget 0.5",
                "needs a context longer than its observation window of 64 tokens"});
+  c.push_back({"expected-attention context within its sinks",
+               "generate --model " + llama + " --prompt hi --attention expected-attention --kv-budget 0.5",
+               "expected-attention needs a context longer than its 4 sink tokens"});
   // SPEC 6's variants: features, dense layers, the span rule, ada-kv and its sinks and window.
   c.push_back({"unknown --ada-features", "generate --model " + llama + " --prompt hi --attention ada --ada-features values",
                "--ada-features: values not in {hidden,keys}"});

@@ -93,8 +93,8 @@ TEST(AttentionOptionTable, BadValuesNameTheOptionAsTheCallerSpellsIt) {
     });
   };
   EXPECT_EQ(set("attention", "sparse", "--attention"),
-            "--attention: sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random}");
-  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random}");
+            "--attention: sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random,expected-attention}");
+  EXPECT_EQ(set("attention", "sparse", "attention"), "attention: sparse not in {full,ada,ada-kv,streaming,snapkv,tova,h2o,knorm,random,expected-attention}");
   EXPECT_EQ(set("kv_budget", "0", "--kv-budget"), "--kv-budget must be in (0, 1], got 0");
   EXPECT_EQ(set("kv_budget", "1.5", "kv_budget"), "kv_budget must be in (0, 1], got 1.5");
   EXPECT_EQ(set("kv_budget", "nan", "--kv-budget"), "--kv-budget must be in (0, 1], got nan");

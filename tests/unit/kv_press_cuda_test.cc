@@ -101,10 +101,10 @@ TEST_P(KvPressCudaScores, OnTheDeviceEqualTheHost) {
   const int64_t n = 301, heads = 4, kv_heads = 2, hd = 16;
   std::mt19937 g(11);
   std::normal_distribution<float> d(0.f, 1.5f);
-  std::vector<float> q(size_t(n * heads * hd)), k(size_t(n * kv_heads * hd));
-  for (float& v : q) v = d(g);
-  for (float& v : k) v = d(g);
-  const press::Context c{n, heads, kv_heads, hd, q.data(), k.data(), 0.25};
+  std::vector<float> q(size_t(n * heads * hd)), k(size_t(n * kv_heads * hd)), v(size_t(n * kv_heads * hd));
+  for (auto* x : {&q, &k, &v})
+    for (float& e : *x) e = d(g);
+  const press::Context c{n, heads, kv_heads, hd, q.data(), k.data(), 0.25, v.data(), nullptr};
   const press::Params p;
   const std::vector<double> want = press::scores(m, c, n / 4, p);
   const double top = *std::max_element(want.begin(), want.end());
@@ -121,8 +121,13 @@ TEST_P(KvPressCudaScores, OnTheDeviceEqualTheHost) {
 
 INSTANTIATE_TEST_SUITE_P(Methods, KvPressCudaScores,
                          ::testing::Values(press::Method::streaming, press::Method::snapkv, press::Method::tova,
-                                           press::Method::h2o, press::Method::knorm, press::Method::random),
-                         [](const auto& info) { return press::method_name(info.param); });
+                                           press::Method::h2o, press::Method::knorm, press::Method::random,
+                                           press::Method::expected_attention),
+                         [](const auto& info) {
+                           std::string name = press::method_name(info.param);
+                           std::replace(name.begin(), name.end(), '-', '_');  // a test name has no '-'
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace cascade

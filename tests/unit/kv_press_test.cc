@@ -19,6 +19,7 @@
 #include "attention/projections.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "ops/rotary.h"
 #include "support/selection_reference.h"
 #include "support/test_paths.h"
 
@@ -27,26 +28,91 @@ namespace {
 
 using press::Method;
 constexpr double kInf = std::numeric_limits<double>::infinity();
-const std::vector<Method> kMethods = {Method::streaming, Method::snapkv, Method::tova,
-                                      Method::h2o,       Method::knorm,  Method::random};
+const std::vector<Method> kMethods = {Method::streaming, Method::snapkv, Method::tova,  Method::h2o,
+                                      Method::knorm,     Method::random, Method::expected_attention};
 
-// One layer's context: Q and K after rotary.
+// One layer's context: Q and K after rotary, V, and (expected-attention) Q before rotary with the
+// layer's rotary (q_pre empty and no rotary: the same as q).
 struct Qk {
   int64_t n = 0, heads = 0, kv_heads = 0, hd = 0;
   std::vector<float> q, k;
   double scale = 1;
-  press::Context context() const { return {n, heads, kv_heads, hd, q.data(), k.data(), scale}; }
+  std::vector<float> v, q_pre;
+  const ops::Rotary* rotary = nullptr;
+  press::Context context() const { return {n, heads, kv_heads, hd, q.data(), k.data(), scale, v.data(), rotary}; }
   int64_t group() const { return heads / kv_heads; }
+  const std::vector<float>& queries_before_rotary() const { return q_pre.empty() ? q : q_pre; }
 };
 
 Qk random_qk(int64_t n, int64_t heads, int64_t kv_heads, int64_t hd, unsigned seed) {
   Qk x{n, heads, kv_heads, hd, std::vector<float>(size_t(n * heads * hd)), std::vector<float>(size_t(n * kv_heads * hd)),
-       1 / std::sqrt(double(hd))};
+       1 / std::sqrt(double(hd)), std::vector<float>(size_t(n * kv_heads * hd)), {}, nullptr};
   std::mt19937 g(seed);
   std::normal_distribution<float> z(0.f, 1.5f);
   for (float& v : x.q) v = z(g);
   for (float& v : x.k) v = z(g);
+  for (float& v : x.v) v = z(g);
   return x;
+}
+
+// expected_attention_press.py stated plainly, per KV head [n]: the rotation of each future position
+// as the matrix whose columns are rotary applied to the unit vectors there, averaged; the mean and
+// covariance of the queries before rotary past the sinks; each entry past the sinks scored by the
+// formula, a softmax per query head, the group's mean, times ||v||; the sinks one above the maximum.
+std::vector<std::vector<double>> expected_attention_reference(const Qk& x, const press::Params& p) {
+  const int64_t n = x.n, hd = x.hd, m = n - p.n_sink, G = x.group();
+  std::vector<double> R(size_t(hd * hd), 0.0);
+  for (int64_t t = n; t < n + p.n_future; ++t)
+    for (int64_t col = 0; col < hd; ++col) {
+      std::vector<float> e(size_t(hd), 0.f);
+      e[size_t(col)] = 1;
+      if (x.rotary) x.rotary->apply(e.data(), 1, hd, 1, hd, &t);
+      for (int64_t row = 0; row < hd; ++row) R[size_t(row * hd + col)] += double(e[size_t(row)]) / double(p.n_future);
+    }
+  const std::vector<float>& q = x.queries_before_rotary();
+  std::vector<std::vector<double>> per_head(size_t(x.heads), std::vector<double>(size_t(m)));
+  for (int64_t h = 0; h < x.heads; ++h) {
+    auto qv = [&](int64_t t, int64_t d) { return double(q[size_t((t * x.heads + h) * hd + d)]); };
+    std::vector<double> mu(size_t(hd), 0.0), S(size_t(hd * hd), 0.0), mu2(size_t(hd), 0.0), S2(size_t(hd * hd), 0.0);
+    for (int64_t t = p.n_sink; t < n; ++t)
+      for (int64_t d = 0; d < hd; ++d) mu[size_t(d)] += qv(t, d) / double(m);
+    for (int64_t t = p.n_sink; t < n; ++t)
+      for (int64_t a = 0; a < hd; ++a)
+        for (int64_t b = 0; b < hd; ++b) S[size_t(a * hd + b)] += (qv(t, a) - mu[size_t(a)]) * (qv(t, b) - mu[size_t(b)]) / double(m);
+    for (int64_t a = 0; a < hd; ++a)
+      for (int64_t b = 0; b < hd; ++b) {
+        mu2[size_t(a)] += R[size_t(a * hd + b)] * mu[size_t(b)];
+        for (int64_t c = 0; c < hd; ++c)
+          for (int64_t e = 0; e < hd; ++e) S2[size_t(a * hd + b)] += R[size_t(a * hd + c)] * S[size_t(c * hd + e)] * R[size_t(b * hd + e)];
+      }
+    std::vector<double>& s = per_head[size_t(h)];
+    for (int64_t j = 0; j < m; ++j) {
+      auto kv = [&](int64_t d) { return double(x.k[size_t(((p.n_sink + j) * x.kv_heads + h / G) * hd + d)]); };
+      double lin = 0, quad = 0;
+      for (int64_t a = 0; a < hd; ++a) {
+        lin += mu2[size_t(a)] * kv(a);
+        for (int64_t b = 0; b < hd; ++b) quad += kv(a) * S2[size_t(a * hd + b)] * kv(b);
+      }
+      s[size_t(j)] = lin / std::sqrt(double(hd)) + quad / double(hd) / 2;
+    }
+    const double mx = *std::max_element(s.begin(), s.end());
+    double sum = 0;
+    for (double e : s) sum += std::exp(e - mx);
+    for (double& e : s) e = std::exp(e - mx) / sum;
+  }
+  std::vector<std::vector<double>> score(size_t(x.kv_heads), std::vector<double>(size_t(n), 0.0));
+  double top = -kInf;
+  for (int64_t g = 0; g < x.kv_heads; ++g)
+    for (int64_t j = 0; j < m; ++j) {
+      double mean = 0, vv = 0;
+      for (int64_t h = g * G; h < (g + 1) * G; ++h) mean += per_head[size_t(h)][size_t(j)] / double(G);
+      for (int64_t d = 0; d < hd; ++d) vv += std::pow(double(x.v[size_t(((p.n_sink + j) * x.kv_heads + g) * hd + d)]), 2);
+      score[size_t(g)][size_t(p.n_sink + j)] = mean * std::sqrt(vv);
+      top = std::max(top, mean * std::sqrt(vv));
+    }
+  for (auto& row : score)
+    for (int64_t j = 0; j < p.n_sink; ++j) row[size_t(j)] = top + 1;
+  return score;
 }
 
 // A[h][i][j]: query head h's causal softmax at query i (zero for j > i).
@@ -89,6 +155,10 @@ std::vector<std::vector<int64_t>> reference_kept(Method m, const Qk& x, int64_t 
     for (int64_t j = 0; j < std::min(p.n_sink, n_kept); ++j) s.push_back(j);
     for (int64_t j = n - std::max<int64_t>(0, n_kept - p.n_sink); j < n; ++j) s.push_back(j);
     return std::vector<std::vector<int64_t>>(size_t(x.kv_heads), s);
+  }
+  if (m == Method::expected_attention) {
+    for (const auto& score : expected_attention_reference(x, p)) kept.push_back(pick(score, n_kept));
+    return kept;
   }
   const auto A = (m == Method::knorm || m == Method::random) ? decltype(attention_matrix(x)){} : attention_matrix(x);
   std::mt19937_64 rng(p.seed);
@@ -158,9 +228,16 @@ TEST(KvPressHandMade, KnownAnswers) {
   p.window = 4;
   const auto snap = engine_kept(Method::snapkv, x, 5, p)[0];
   EXPECT_EQ(std::vector<int64_t>(snap.begin() + 1, snap.end()), (std::vector<int64_t>{6, 7, 8, 9}));
+  // expected-attention: the sinks first, then by value norm times expected attention, so with every
+  // value but entry 7's zero, entry 7.
+  for (float& v : x.v) v = 0.f;
+  x.v[size_t(7 * x.hd)] = 1.f;
+  EXPECT_EQ(engine_kept(Method::expected_attention, x, 5, p)[0], (std::vector<int64_t>{0, 1, 2, 3, 7}));
+  EXPECT_EQ(engine_kept(Method::expected_attention, x, 3, p)[0], (std::vector<int64_t>{0, 1, 2}));
   // Fewer than the minimum contexts kvpress asserts.
   EXPECT_THROW(press::scores(Method::snapkv, random_qk(4, 2, 1, 4, 2).context(), 2, p), Error);
   EXPECT_THROW(press::scores(Method::streaming, random_qk(4, 2, 1, 4, 2).context(), 2, p), Error);
+  EXPECT_THROW(press::scores(Method::expected_attention, random_qk(4, 2, 1, 4, 2).context(), 2, p), Error);
 }
 
 // Random inputs (grouped-query, several budgets, a small snapkv window to reach the pooling's edges,
@@ -320,10 +397,16 @@ TEST_P(KvPressOnFixture, KeptEntriesAndAttentionFollowTheDefinitions) {
       (void)m_->forward(s, continuation);
       for (int l = 0; l < int(a.n_layers); ++l) {
         const Recorder::Layer& r = rec.layers()[size_t(l)];
-        std::vector<float> q(size_t(T * qd)), k(size_t(T * kd)), v(size_t(T * kd));
-        project_qkv(r.c, r.x.data(), T, r.pos.data(), q.data(), k.data(), v.data());
-        Qk x{C, H, Hkv, hd, std::vector<float>(q.begin(), q.begin() + C * qd), std::vector<float>(k.begin(), k.begin() + C * kd),
-             double(attention_scale(a))};
+        // The context's Q, K and V projected from its C rows, as the layer's prefill did (a GEMM of
+        // other rows may round differently), and Q again without rotary.
+        Qk x{C, H, Hkv, hd, std::vector<float>(size_t(C * qd)), std::vector<float>(size_t(C * kd)), double(attention_scale(a)),
+             std::vector<float>(size_t(C * kd)), std::vector<float>(size_t(C * qd)), r.c.rotary};
+        project_qkv(r.c, r.x.data(), C, r.pos.data(), x.q.data(), x.k.data(), x.v.data());
+        AttentionContext before_rotary = r.c;
+        const ops::Rotary none;
+        before_rotary.rotary = &none;
+        std::vector<float> unused(size_t(C * kd));
+        project_qkv(before_rotary, r.x.data(), C, r.pos.data(), x.q_pre.data(), unused.data(), unused.data());
         const int64_t n_kept = press::kept_count(budget, C);
         const auto want = reference_kept(m, x, n_kept, options(m, budget).params);
         const KvPressTrace* trace = kv_press_trace(r.inner);
@@ -536,7 +619,7 @@ TEST(AdaKv, BadOptionsAreRefused) {
   EXPECT_THROW(KvPressFactory{o}, Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressOnFixture, ::testing::Values("llama_gqa", "gpt2"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressOnFixture, ::testing::Values("llama_gqa", "gpt2", "gptj"));
 
 }  // namespace
 }  // namespace cascade
