@@ -3,10 +3,9 @@
 
 Model.logits(ids) on T random ids (seeded) returns the [T, vocab] logits as a torch CUDA tensor; its
 wall time (torch.cuda.synchronize() after it) is set against `cascade bench --prompt-tokens T
---gen-tokens 0` (the CLI's prefill of the same T tokens, run through `python -m cascade`, the CLI linked
-into the package; it computes the last position's logits only, so Python does more work: the LM head
-over every position). Both: one warm-up, then --reps
-repetitions, median reported. Also the end-to-end wall times of `python -m cascade logits` (process,
+--gen-tokens 0 --all-logits` (the CLI's prefill of the same T tokens, run through `python -m cascade`,
+the CLI linked into the package, computing every position's logits and leaving them on the device:
+the same work). Both: one warm-up, then --reps repetitions, median reported. Also the end-to-end wall times of `python -m cascade logits` (process,
 load, forward, .npy written) and of the same work in this process.
 
     python3 scripts/bench_python_logits.py --model SmolLM2-135M-Instruct.Q4_1.gguf --tokens 8192 --json out.json
@@ -51,7 +50,7 @@ def main():
     cli = [sys.executable, "-m", "cascade"]
     bench = subprocess.run(cli + ["bench", "--model", a.model, "--device", "cuda", "--dtype", a.dtype,
                                   "--prompt-tokens", str(a.tokens), "--gen-tokens", "0", "--reps", str(a.reps),
-                                  "--json"], check=True, capture_output=True, text=True)
+                                  "--all-logits", "--json"], check=True, capture_output=True, text=True)
     cli_s = json.loads(bench.stdout)["prefill_s_median"]
 
     with tempfile.TemporaryDirectory() as d:

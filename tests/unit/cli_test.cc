@@ -161,6 +161,23 @@ TEST(Cli, GenerateIsGreedyAndStreamsText) {
   EXPECT_EQ(s.code, 0) << s.output;
 }
 
+// bench --json reports the work it timed: the prompt and generated counts it was given, whether the
+// prefill computed every position's logits, and positive rates.
+TEST(Cli, BenchReportsTheWorkItTimed) {
+  for (const std::string flag : {"", " --all-logits"}) {
+    const auto r = run_cli("bench --model " + model("llama") + " --prompt-tokens 24 --gen-tokens 3 --reps 2 --json" + flag);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);
+    EXPECT_EQ(j["prompt_tokens"], 24);
+    EXPECT_EQ(j["gen_tokens"], 3);
+    EXPECT_EQ(j["reps"], 2);
+    EXPECT_EQ(j["all_logits"], !flag.empty());
+    EXPECT_GT(j["prefill_tok_s"].get<double>(), 0);
+    EXPECT_GT(j["decode_tok_s"].get<double>(), 0);
+    EXPECT_NEAR(j["prefill_s"].get<double>() * j["prefill_tok_s"].get<double>(), 24, 1e-9);
+  }
+}
+
 // The binary names the commit it was built from, in place and after being carried elsewhere (a copy
 // outside any git checkout: a report once named the checkout it ran in instead), and that commit is
 // one of this repository's.

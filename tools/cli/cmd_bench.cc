@@ -1,7 +1,10 @@
 // cascade bench: prefill and decode speed, llama-bench style. Random token ids (seeded) of
 // --prompt-tokens are prefilled in one pass, then --gen-tokens are decoded one at a time through the
 // cache; each repetition starts a new sequence. Reports mean ± std over repetitions (after one
-// warm-up), as a table or JSON. Timings are wall clock of this process on this machine.
+// warm-up), as a table or JSON. Timings are wall clock of this process on this machine. The prefill
+// computes the last position's logits (what generation needs) unless --all-logits asks for every
+// position's, the work of `cascade logits` and of Python's Model.logits (on cuda they stay on the
+// device, as Python's do).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,7 +42,7 @@ void add_bench(CLI::App& app) {
     std::string model;
     int64_t prompt = 512, gen = 32, reps = 3;
     uint64_t seed = 0;
-    bool json = false;
+    bool json = false, all_logits = false;
   };
   auto o = std::make_shared<Opts>();
   add_attention_flags(c, o->att);
@@ -48,6 +51,9 @@ void add_bench(CLI::App& app) {
   c->add_option("--gen-tokens", o->gen, "Tokens decoded one at a time after the prefill")->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--reps", o->reps, "Timed repetitions (after one warm-up)")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of the random token ids")->capture_default_str();
+  c->add_flag("--all-logits", o->all_logits,
+              "Prefill computes the logits of every prompt position (as `cascade logits` and Python's Model.logits;"
+              " on cuda they stay on the device), not only the last one's");
   c->add_flag("--json", o->json, "Print JSON instead of a table");
   c->callback([o] {
     const auto attention = engine::make_attention(o->att);
@@ -64,7 +70,11 @@ void add_bench(CLI::App& app) {
     for (int64_t r = 0; r <= o->reps; ++r) {
       Sequence s = m->new_sequence(attention.get());
       auto t0 = Clock::now();
-      m->forward(s, std::span<const int32_t>(ids.data(), size_t(o->prompt)), true);
+      const std::span<const int32_t> prompt(ids.data(), size_t(o->prompt));
+      if (o->all_logits && m->device() == Device::Cuda)
+        (void)m->forward_on_device(s, prompt);  // returns once the logits are written
+      else
+        (void)m->forward(s, prompt, !o->all_logits);
       const double tp = std::chrono::duration<double>(Clock::now() - t0).count();
       const PhaseTimes ph = s.times();
       t0 = Clock::now();
@@ -85,7 +95,7 @@ void add_bench(CLI::App& app) {
       std::cout << nlohmann::json{{"model", o->model}, {"attention", o->att.attention}, {"device", o->att.device},
                                   {"dtype", dtype_name(m->compute_dtype())},
                                   {"prefill_s_median", pre_s[pre_s.size() / 2]}, {"prefill_s_min", pre_s.front()}, {"prompt_tokens", o->prompt},
-                                  {"gen_tokens", o->gen}, {"reps", o->reps}, {"prefill_tok_s", p.mean}, {"prefill_tok_s_sd", p.sd},
+                                  {"gen_tokens", o->gen}, {"reps", o->reps}, {"all_logits", o->all_logits}, {"prefill_tok_s", p.mean}, {"prefill_tok_s_sd", p.sd},
                                   {"decode_tok_s", d.mean}, {"decode_tok_s_sd", d.sd}, {"prefill_selection_s", s.mean},
                                   {"prefill_projections_s", stat(proj).mean}, {"prefill_attention_s", stat(att).mean},
                                   {"prefill_s", double(o->prompt) / p.mean}}
