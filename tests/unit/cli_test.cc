@@ -30,7 +30,7 @@ fs::path scratch(const std::string& name) {
   return d;
 }
 
-std::string model(const std::string& name) { return (data_dir() / "models" / name).string(); }
+std::string model(const std::string& name) { return test::fixture_model(name); }
 
 void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
@@ -86,7 +86,7 @@ TEST(Cli, PerplexityMatchesHuggingFace) {
     for (const auto& ref : refs) {
       const fs::path out = scratch(std::string("ppl_") + name) / "p.json";
       const auto r = run_cli("perplexity --quiet --model " + model(name) + " --text " +
-                             (data_dir() / "text/sample.txt").string() + " --ctx " + std::to_string(ref["ctx"].get<int>()) +
+                             test::sample_text() + " --ctx " + std::to_string(ref["ctx"].get<int>()) +
                              " --stride " + std::to_string(ref["stride"].get<int>()) + " --json " + out.string());
       ASSERT_EQ(r.code, 0) << r.output;
       const auto j = nlohmann::json::parse(std::ifstream(out));
@@ -101,7 +101,7 @@ TEST(Cli, PerplexityMatchesHuggingFace) {
 // temporary file renamed over it; a finished run says complete and leaves no temporary behind.
 TEST(Cli, PerplexityJsonIsWrittenPerWindow) {
   const fs::path out = scratch("ppl_json") / "p.json";
-  const auto r = run_cli("perplexity --quiet --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() +
+  const auto r = run_cli("perplexity --quiet --model " + model("llama") + " --text " + test::sample_text() +
                          " --ctx 32 --max-windows 3 --json " + out.string());
   ASSERT_EQ(r.code, 0) << r.output;
   const auto j = nlohmann::json::parse(std::ifstream(out));
@@ -218,7 +218,7 @@ struct BadCase {
 // outside [0, 1), unknown options) over the commands the rows above do not reach. Text and prompts
 // that are not UTF-8 are valid input (NonUtf8TextIsReadByteWise); JSON files must be UTF-8.
 void add_matrix_rows(std::vector<BadCase>& c, const std::string& ids, const std::string& out) {
-  const std::string llama = model("llama"), text = (data_dir() / "text/sample.txt").string();
+  const std::string llama = model("llama"), text = test::sample_text();
   const std::string stories = (test::bundled_model_dir() / "stories260K.bin").string();
   const fs::path d = scratch("matrix");
   // Missing: the model under every command, the text, the ids, the tokenizer, a required option.
@@ -494,12 +494,12 @@ std::vector<BadCase> bad_cases() {
                    "--device cuda: "});
     }
   }
-  c.push_back({"ctx beyond the model", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 4096", "context"});
+  c.push_back({"ctx beyond the model", "perplexity --model " + model("llama") + " --text " + test::sample_text() + " --ctx 4096", "context"});
   c.push_back({"tau outside [0, 1)", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1.5", "tau"});
   c.push_back({"tau = 1 exactly", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --tau 1", "tau must be in [0, 1)"});
-  c.push_back({"negative ctx", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx -5", "--ctx must be at least 2"});
-  c.push_back({"unwritable perplexity --json", "perplexity --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --json /nonexistent/dir/p.json", "cannot open for writing"});
-  const std::string study = "study --model " + model("llama") + " --text " + (data_dir() / "text/sample.txt").string() + " --ctx 64";
+  c.push_back({"negative ctx", "perplexity --model " + model("llama") + " --text " + test::sample_text() + " --ctx -5", "--ctx must be at least 2"});
+  c.push_back({"unwritable perplexity --json", "perplexity --model " + model("llama") + " --text " + test::sample_text() + " --json /nonexistent/dir/p.json", "cannot open for writing"});
+  const std::string study = "study --model " + model("llama") + " --text " + test::sample_text() + " --ctx 64";
   c.push_back({"study without --out", study, "--out is required"});
   c.push_back({"study with unwritable --out", study + " --out /dev/null/study", "/dev/null/study"});
   c.push_back({"malformed select", "logits --model " + model("llama") + " --ids " + ids + " --out " + out + " --attention ada --select capped:x", "capped"});

@@ -35,8 +35,7 @@ using test::run_cli;
 
 fs::path scratch(const std::string& name) { return test::scratch_path("cascade_study_continuation_test", name); }
 
-std::string model_dir() { return (data_dir() / "models/llama").string(); }
-std::string text_path() { return (data_dir() / "text/sample.txt").string(); }
+std::string model_dir() { return test::fixture_model("llama"); }
 
 std::string read(const fs::path& p) { return test::read_file(p); }
 
@@ -44,7 +43,7 @@ std::string read(const fs::path& p) { return test::read_file(p); }
 StudyParams params(std::vector<std::string> methods, std::vector<double> budgets, int64_t windows, int64_t n_tokens) {
   StudyParams p;
   p.model = model_dir();
-  p.text = text_path();
+  p.text = test::sample_text();
   p.ctx = 96;
   p.windows = windows;
   p.seed = 5;
@@ -61,7 +60,7 @@ class Continuation : public ::testing::Test {
   static void SetUpTestSuite() {
     model_ = Model::load(model_dir()).release();
     const auto tok = model_tokenizer(*model_, model_dir(), "");
-    ids_ = new std::vector<int32_t>(tok->encode(read(text_path()), true));
+    ids_ = new std::vector<int32_t>(tok->encode(read(test::sample_text()), true));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -273,7 +272,7 @@ TEST(StudyMethods, BadItemsAndBudgetsAreRefused) {
 
 TEST(StudyContinuationCli, WritesTheFrontierAndRefusesBadFlags) {
   const fs::path out = scratch("cli");
-  const std::string base = "study --quiet --model " + model_dir() + " --text " + text_path() + " --ctx 96 --windows 2";
+  const std::string base = "study --quiet --model " + model_dir() + " --text " + test::sample_text() + " --ctx 96 --windows 2";
   auto r = run_cli(base + " --protocol continuation --continuation 16 --methods full,ada,snapkv,streaming --budgets 0.25,0.5"
                           " --tau-sweep 0.5 --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.output;
@@ -320,7 +319,7 @@ TEST(StudyContinuationCli, WritesTheFrontierAndRefusesBadFlags) {
 TEST(StudyContinuationCli, APrefillStudyKeepsItsParameterFile) {
   // Without the new flags params.json holds exactly the original keys, so earlier studies resume.
   const fs::path out = scratch("prefill_params");
-  const auto r = run_cli("study --quiet --model " + model_dir() + " --text " + text_path() + " --ctx 32 --windows 1 --out " +
+  const auto r = run_cli("study --quiet --model " + model_dir() + " --text " + test::sample_text() + " --ctx 32 --windows 1 --out " +
                          out.string());
   ASSERT_EQ(r.code, 0) << r.output;
   const auto j = nlohmann::json::parse(read(out / "params.json"));

@@ -32,8 +32,7 @@ using test::run_cli;
 
 fs::path scratch(const std::string& name) { return test::scratch_path("cascade_study_test", name); }
 
-std::string model_dir() { return (data_dir() / "models/llama").string(); }
-std::string text_path() { return (data_dir() / "text/sample.txt").string(); }
+std::string model_dir() { return test::fixture_model("llama"); }
 
 std::string read(const fs::path& p) { return test::read_file(p); }
 
@@ -42,7 +41,7 @@ class Study : public ::testing::Test {
   static void SetUpTestSuite() {
     model_ = Model::load(model_dir()).release();
     const auto tok = model_tokenizer(*model_, model_dir(), "");
-    ids_ = new std::vector<int32_t>(tok->encode(read(text_path()), true));
+    ids_ = new std::vector<int32_t>(tok->encode(read(test::sample_text()), true));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -52,7 +51,7 @@ class Study : public ::testing::Test {
   static StudyParams params(int64_t windows, std::vector<double> sweep = {0.0, 0.5}) {
     StudyParams p;
     p.model = model_dir();
-    p.text = text_path();
+    p.text = test::sample_text();
     p.ctx = 32;
     p.windows = windows;
     p.seed = 7;
@@ -213,7 +212,7 @@ TEST_F(Study, ResumedStudyEqualsUninterrupted) {
 
 TEST(StudyCli, OtherParametersInTheSameOutAreRefused) {
   const fs::path out = scratch("cli_params");
-  const std::string base = "study --quiet --model " + model_dir() + " --text " + text_path() + " --ctx 32 --out " + out.string();
+  const std::string base = "study --quiet --model " + model_dir() + " --text " + test::sample_text() + " --ctx 32 --out " + out.string();
   auto r = run_cli(base + " --windows 1");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(out / "report.md"));
@@ -232,7 +231,7 @@ TEST(StudyCli, BadInputIsOneMessageAndExitCode2) {
   std::ofstream(d / "empty.txt").close();
   std::ofstream(d / "short.txt") << "Hello";
   const std::string m = "study --quiet --model " + model_dir() + " --out " + (d / "out").string();
-  const std::string text = " --text " + text_path();
+  const std::string text = " --text " + test::sample_text();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {m + text + " --ctx 1000", "longer than the model's context"},
       {m + text + " --ctx 32 --tau 1", "tau must be in [0, 1)"},

@@ -12,6 +12,9 @@ inline std::filesystem::path shared_dir() { return CASCADE_SHARED_DIR; }
 // The model bundled with the repository (models/stories260K): always present.
 inline std::filesystem::path bundled_model_dir() { return std::filesystem::path(CASCADE_TEST_DATA) / ".." / ".." / "models" / "stories260K"; }
 inline std::string cli_path() { return CASCADE_CLI; }
+// A fixture model of tests/data/models (llama, gpt2, ...), and the short text the study tests read.
+inline std::string fixture_model(const std::string& name) { return (data_dir() / "models" / name).string(); }
+inline std::string sample_text() { return (data_dir() / "text" / "sample.txt").string(); }
 
 // The path of a file under ../shared, or "" when absent (the caller then GTEST_SKIPs).
 std::filesystem::path shared_file(const std::string& rel);
