@@ -87,6 +87,13 @@ void check_placement(const AttentionOptions& o) {
   }
 }
 
+// The KV compression methods' names joined by sep, as the help and the messages list them.
+std::string press_methods_text(const std::string& sep) {
+  std::string t;
+  for (const auto& m : press::method_names()) t += (t.empty() ? "" : sep) + m;
+  return t;
+}
+
 std::vector<std::string> attention_methods() {
   std::vector<std::string> m = {"full", "ada", "ada-kv"};
   m.insert(m.end(), press::method_names().begin(), press::method_names().end());
@@ -102,7 +109,7 @@ const std::vector<OptionSpec>& attention_option_specs() {
        "full (exact), ada (attention on representative tokens), or a KV compression method after an exact"
        " prefill of the context: ada-kv (each layer keeps the K/V of its ADA representatives, chosen as --select,"
        " --rule, --tau, --similarity, --ada-features, --ada-dense-layers say, plus --ada-sinks and --ada-window),"
-       " or kvpress's streaming | snapkv | tova | h2o | knorm | random | expected-attention"},
+       " or kvpress's " + press_methods_text(" | ")},
       {"kv_budget", "--kv-budget", &O::kv_budget, {},
        "With a KV compression method (required there, refused elsewhere): the kept fraction F of each"
        " layer's context entries, per KV head: round(F C) of C (halves up), F in (0, 1]"},
@@ -229,7 +236,7 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool
     return std::make_unique<KvPressFactory>(p);
   }
   if (!std::isnan(o.kv_budget))
-    fail("--kv-budget is for the KV compression methods (--attention streaming|snapkv|tova|h2o|knorm|random|expected-attention), not --attention ",
+    fail("--kv-budget is for the KV compression methods (--attention ", press_methods_text("|"), "), not --attention ",
          o.attention);
   if ((parse_count(o.sinks, "--ada-sinks") > 0 || parse_count(o.window, "--ada-window") > 0) && o.attention != "ada-kv" &&
       o.attention != "ada")
