@@ -23,7 +23,7 @@ case "${PART:?PART=a|b|run}" in
   *) echo "PART must be a, b or run" >&2; exit 2 ;;
 esac
 OUT=${2:?output folder}
-CARRY=.carry-bins
+CARRY=${CARRY:-.carry-bins}  # or any folder with bin.tar.gz holding cascade (.carry-gpu)
 B=build-gpu
 source "$(dirname "$0")/device_env.sh"
 source "$(dirname "$0")/device_smollm2_join.sh"

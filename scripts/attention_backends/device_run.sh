@@ -28,7 +28,9 @@ echo "cudnn_sdpa_bench build: rc=$? in $((SECONDS - t0)) s (g++ -O2, one transla
 export LD_LIBRARY_PATH="$CUDNN/lib:$LD_LIBRARY_PATH"
 run cascade "$OUT/cascade.log" timeout 200 $B/bench/attention_cuda_bench --benchmark_filter=BM_attention_grid \
   --benchmark_format=json --benchmark_out="$OUT/cascade.json"
-run cudnn "$OUT/cudnn.log" timeout 200 sh -c "'$fe/cudnn_sdpa_bench' > '$OUT/cudnn.jsonl'"
+# Built with the device's own g++, whose libstdc++ is newer than the one carried in $B/lib.
+run cudnn "$OUT/cudnn.log" timeout 200 env LD_LIBRARY_PATH="$CUDNN/lib:/usr/local/cuda/lib64" \
+  sh -c "'$fe/cudnn_sdpa_bench' > '$OUT/cudnn.jsonl'"
 run flashinfer "$OUT/flashinfer.log" timeout 200 sh -c \
   "$B/attention_probes/flashinfer_sdpa_bench_bf16 > '$OUT/flashinfer.jsonl' && $B/attention_probes/flashinfer_sdpa_bench_f16 >> '$OUT/flashinfer.jsonl'"
 run torch "$OUT/torch.log" timeout 200 sh -c "python3 $here/torch_sdpa_bench.py > '$OUT/torch.jsonl'"

@@ -126,8 +126,9 @@ class AdaLayer : public LayerAttention {
     a.nk = p.nk();
     a.k_pos = p.key_pos().data();
     a.keys_sorted = true;
-    if (!p.bias().empty()) {
-      a.bias = p.bias().data();
+    const std::vector<float> bias = p.dense_bias();
+    if (!bias.empty()) {
+      a.bias = bias.data();
       a.ldbias = p.nk();
     }
     a.window = p.key_window();

@@ -88,6 +88,29 @@ const T* upload(cuda::PoolBytes& b, const std::vector<T>& h, cudaStream_t st) {
   return reinterpret_cast<const T*>(b.data());
 }
 
+// The proportional bias [rows, nk] (AdaPlan::has_bias), zeroed before: thread per key column; a
+// representative's column walks the tokens once, counting the children of its token up to each query
+// token (query tokens ascending), as AdaPlan::dense_bias states it. O(T) a representative, where the
+// host's expansion and upload of a T x T matrix cost ~0.2 s a layer at T = 8192.
+__global__ void proportional_bias_kernel(const int32_t* parent, const int32_t* query_tokens, int64_t rows,
+                                         const int32_t* key_rep_token, int64_t nk, const float* log_n, float* bias) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= nk) return;
+  const int32_t u = key_rep_token[j];
+  if (u < 0) return;
+  int64_t i = 0, hi = rows;  // the first query row at or after u
+  while (i < hi) {
+    const int64_t mid = (i + hi) / 2;
+    if (query_tokens[mid] < u) i = mid + 1;
+    else hi = mid;
+  }
+  int32_t n = 1, c = u + 1;
+  for (; i < rows; ++i) {
+    for (const int32_t t = query_tokens[i]; c <= t; ++c) n += parent[c] == u;
+    bias[i * nk + j] = log_n[n];
+  }
+}
+
 // Scratch shared by the ADA layers of one sequence (they run one at a time), from the stream-ordered
 // pool: a new sequence's scratch costs no cudaMalloc (which would synchronise the device).
 struct AdaGpuScratch {
@@ -95,6 +118,7 @@ struct AdaGpuScratch {
   cuda::PoolBytes keys;      // keys features: the keys in the compute dtype, packed [rows, kd]
   cuda::PoolBytes rows;      // gathered query rows [rows, d]
   cuda::PoolBytes query_tokens, key_pos, cache_rows, copy_from, mix, query_pos, own_key, key_pinned, bias;
+  cuda::PoolBytes parent, key_rep_token, log_n;  // the proportional bias's statement
   cuda::PoolBytes full, sums;  // measure_error: exact attention's output [T, d], the two norms
 };
 
@@ -164,6 +188,20 @@ class AdaGpuLayer : public GpuLayerAttention {
     cap_ = cap;
   }
   const int64_t* cache_pos() const { return reinterpret_cast<const int64_t*>(pos_.data()); }
+
+  // The plan's proportional bias [rows, nk] on the device (sc_->bias), built there.
+  const float* proportional_bias(const AdaPlan& pl, int64_t rows, cudaStream_t st) {
+    const int64_t nk = pl.nk();
+    sc_->bias.reserve(std::max<size_t>(1, size_t(rows * nk)) * sizeof(float), st);
+    float* bias = reinterpret_cast<float*>(sc_->bias.data());
+    CASCADE_CUDA_CHECK(cudaMemsetAsync(bias, 0, size_t(rows * nk) * sizeof(float), st));
+    const int32_t* query_tokens = upload(sc_->query_tokens, pl.query_tokens(), st);
+    proportional_bias_kernel<<<unsigned((nk + 127) / 128), 128, 0, st>>>(
+        upload(sc_->parent, pl.parent(), st), query_tokens, rows, upload(sc_->key_rep_token, pl.key_rep_token(), st), nk,
+        upload(sc_->log_n, pl.log_n(), st), bias);
+    CASCADE_CUDA_CHECK(cudaGetLastError());
+    return bias;
+  }
 
   // out [n, d] = the plan's mixes of the representatives' outputs.
   void mix_rows(const MixRow* mix, int64_t n, void* out, cudaStream_t st) const {
@@ -237,8 +275,8 @@ class AdaGpuLayer : public GpuLayerAttention {
       g2.window = pl.key_window();
       g2.key_pinned = upload(sc_->key_pinned, pl.key_pinned(), p.st);
     }
-    if (!pl.bias().empty()) {
-      g2.bias = upload(sc_->bias, pl.bias(), p.st);
+    if (pl.has_bias()) {
+      g2.bias = proportional_bias(pl, rows, p.st);
       g2.ldbias = nk;
     }
     if (!pl.own_key().empty()) own_keys(g2, p, upload(sc_->own_key, pl.own_key(), p.st));

@@ -75,19 +75,17 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
     }
   }
 
-  // The bias: log n_s(t) of the representatives (proportional).
-  const int64_t rows = int64_t(query_tokens_.size()), nk = int64_t(key_rows_.size());
+  // The bias: log n_s(t) of the representatives (proportional), stated by the keys' representatives
+  // and the parents; expanded by dense_bias() or on the device.
   if (o.proportional) {
-    const select::ChildCounts cc(sel.parent);
-    bias_.assign(size_t(rows * nk), 0.f);
-    for (int64_t i = 0; i < rows; ++i) {
-      const int32_t t = query_tokens_[size_t(i)];
-      for (int64_t j = 0; j < nk; ++j) {
-        const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
-        if (u > t) break;  // keys are in position order; later ones are masked by position
-        if (rep_index_[size_t(u)] >= 0) bias_[size_t(i * nk + j)] = float(std::log(double(cc.n(u, t))));
-      }
+    key_rep_token_.resize(key_rows_.size());
+    for (size_t j = 0; j < key_rows_.size(); ++j) {
+      const int32_t u = query_tokens_[size_t(key_rows_[j])];
+      key_rep_token_[j] = rep_index_[size_t(u)] >= 0 ? u : -1;
     }
+    parent_ = sel.parent;
+    log_n_.resize(size_t(T + 1));
+    for (int64_t k = 1; k <= T; ++k) log_n_[size_t(k)] = float(std::log(double(k)));
   }
   if (window_) {
     // The window is the attention's mask (ops::AttentionArgs::window), by position: with contiguous
@@ -96,8 +94,8 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
     for (int64_t t = 1; t < T; ++t)
       CASCADE_CHECK(pos[t] == pos[0] + t, "ADA plan: --ada-window needs contiguous prefill positions (token ", t,
                     " at ", pos[t], " after ", pos[0], ")");
-    key_pinned_.resize(size_t(nk));
-    for (int64_t j = 0; j < nk; ++j) {
+    key_pinned_.resize(size_t(nk()));
+    for (int64_t j = 0; j < nk(); ++j) {
       const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
       key_pinned_[size_t(j)] = persistent_index_[size_t(u)] >= 0 ? 1 : 0;
     }
@@ -105,6 +103,22 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
   } else {
     cache_pos_ = key_pos_;
   }
+}
+
+std::vector<float> AdaPlan::dense_bias() const {
+  if (!o_.proportional) return {};
+  const select::ChildCounts cc(parent_);
+  const int64_t rows = int64_t(query_tokens_.size()), nk = int64_t(key_rows_.size());
+  std::vector<float> bias(size_t(rows * nk), 0.f);
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t t = query_tokens_[size_t(i)];
+    for (int64_t j = 0; j < nk; ++j) {
+      const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
+      if (u > t) break;  // keys are in position order; later ones are masked by position
+      if (key_rep_token_[size_t(j)] >= 0) bias[size_t(i * nk + j)] = log_n_[size_t(cc.n(u, t))];
+    }
+  }
+  return bias;
 }
 
 void AdaPlan::build_window_cache(int64_t T, const int64_t* pos) {
@@ -133,7 +147,9 @@ void AdaPlan::end_prefill() {
   mix_ = {};
   own_key_ = {};
   key_pinned_ = {};
-  bias_ = {};
+  key_rep_token_ = {};
+  parent_ = {};
+  log_n_ = {};
 }
 
 AdaPlan::Step AdaPlan::decode(const select::IncrementalSelector::Step& st, int64_t p, const double* z) {

@@ -15,7 +15,7 @@
 //    it still stands for every token it absorbed, even those the window shows again), so the option
 //    changes only which non-representatives are seen, never a representative's weight.
 //    The prefill with a window W >= 2 attends over every token's key, the window a mask in the
-//    attention op (ops::AttentionArgs::window, the persistent keys pinned; no T x T bias), so its
+//    attention op (ops::AttentionArgs::window, the persistent keys pinned; with proportional a T x T bias), so its
 //    attention costs what exact attention costs: the variant tests quality, not speed.
 //    After the prefill the layer keeps a compressed cache: [ring of W-1 slots][persistent keys], the
 //    persistent keys being the representatives and the sinks in position order (later representatives
@@ -75,8 +75,19 @@ class AdaPlan {
   const std::vector<MixRow>& mix() const { return mix_; }
   // queries=all: query row t also attends to its own key (it is not among the keys) ([T], 0/1).
   const std::vector<uint8_t>& own_key() const { return own_key_; }
-  // [query rows, nk] added to the logits: log n_s(t) for representative s (proportional), else empty.
-  const std::vector<float>& bias() const { return bias_; }
+  // proportional: the prefill attention adds a bias [query rows, nk]: at query token t and the key of
+  // representative s (s <= t), log n_s(t) with n_s(t) = 1 + the tokens in (s, t] whose parent is s;
+  // 0 elsewhere. It is O(rows * nk) (T^2 with a window), so the plan keeps what states it and each
+  // executor builds it where it attends: dense_bias() on the host, the GPU's kernel on the device.
+  bool has_bias() const { return o_.proportional; }
+  // [nk]: the key's token when it is a representative, else -1.
+  const std::vector<int32_t>& key_rep_token() const { return key_rep_token_; }
+  // [T]: the selection's parent of every token.
+  const std::vector<int32_t>& parent() const { return parent_; }
+  // [T + 1]: log_n()[k] = float(log(double(k))), the bias's values, so that both devices add the same floats.
+  const std::vector<float>& log_n() const { return log_n_; }
+  // The bias [query rows, nk] on the host (empty without proportional).
+  std::vector<float> dense_bias() const;
   // The attention's window (ops::AttentionArgs::window; 0 without a ring: W = 1 is the own key) and
   // [nk] 0/1 the keys it never hides, the persistent ones (representatives and sinks); empty
   // without a window.
@@ -125,7 +136,8 @@ class AdaPlan {
   std::vector<int32_t> persistent_index_; // token -> persistent key index (its cache slot - ring), or -1
   std::vector<int64_t> query_pos_, key_pos_, cache_pos_;
   std::vector<uint8_t> own_key_, key_pinned_;
-  std::vector<float> bias_;
+  std::vector<int32_t> key_rep_token_, parent_;  // proportional's bias, stated (see has_bias)
+  std::vector<float> log_n_;
   std::vector<MixRow> mix_;
   std::vector<int32_t> persistent_count_;  // n of each persistent key over the tokens so far (1 for a sink)
   std::vector<double> reps_z_;             // lstsq: the representatives' feature rows [r, d]
