@@ -39,11 +39,6 @@ std::vector<double> mean_rotation(const ops::Rotary* rotary, int64_t hd, int64_t
   return r;
 }
 
-// y = A x for A [hd, hd] row-major.
-void matvec(const double* A, const double* x, double* y, int64_t hd) {
-  cblas_dgemv(CblasRowMajor, CblasNoTrans, int(hd), int(hd), 1.0, A, int(hd), x, 1, 0.0, y, 1);
-}
-
 }  // namespace
 
 std::vector<double> expected_attention(const Context& c, const Params& p) {
@@ -64,9 +59,16 @@ std::vector<double> expected_attention(const Context& c, const Params& p) {
 
   std::vector<double> per_head(size_t(c.heads * m));
   const size_t row = static_cast<size_t>(hd), square = row * row;
-  std::vector<double> x(static_cast<size_t>(m) * row), mu(row), rmu(row), kj(row), ck(row), cov(square), tmp(square),
-      rcov(square);
+  std::vector<double> x(static_cast<size_t>(m) * row), mu(row), rmu(row), cov(square), tmp(square), rcov(square);
+  // The scored keys of the current KV head [m, hd] in float64, and their products with Rbar S Rbar^T:
+  // one GEMM a query head (a matrix-vector product a key costs a BLAS call each, ~70k a layer).
+  std::vector<double> keys(static_cast<size_t>(m) * row), ck(static_cast<size_t>(m) * row);
   for (int64_t h = 0; h < c.heads; ++h) {
+    if (h % group == 0)
+      for (int64_t j = 0; j < m; ++j) {
+        const float* k = c.k + (p.n_sink + j) * kd + (h / group) * hd;
+        for (int64_t d = 0; d < hd; ++d) keys[size_t(j * hd + d)] = double(k[d]);
+      }
     std::fill(mu.begin(), mu.end(), 0.0);
     for (int64_t t = 0; t < m; ++t)
       for (int64_t d = 0; d < hd; ++d) mu[size_t(d)] += double(q[size_t(t * qd + h * hd + d)]);
@@ -80,15 +82,18 @@ std::vector<double> expected_attention(const Context& c, const Params& p) {
                 int(hd), 0.0, tmp.data(), int(hd));
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(hd), int(hd), int(hd), 1.0, tmp.data(), int(hd), rbar.data(),
                 int(hd), 0.0, rcov.data(), int(hd));
-    matvec(rbar.data(), mu.data(), rmu.data(), hd);
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, int(hd), int(hd), 1.0, rbar.data(), int(hd), mu.data(), 1, 0.0, rmu.data(), 1);
+    // ck row j = (Rbar S Rbar^T) k_j.
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(hd), int(hd), 1.0, keys.data(), int(hd), rcov.data(),
+                int(hd), 0.0, ck.data(), int(hd));
 
     double* s = per_head.data() + h * m;
+#pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < m; ++j) {
-      const float* k = c.k + (p.n_sink + j) * kd + (h / group) * hd;
-      for (int64_t d = 0; d < hd; ++d) kj[size_t(d)] = double(k[d]);
-      matvec(rcov.data(), kj.data(), ck.data(), hd);
+      const double* kj = &keys[size_t(j * hd)];
+      const double* ckj = &ck[size_t(j * hd)];
       double lin = 0, quad = 0;
-      for (int64_t d = 0; d < hd; ++d) lin += rmu[size_t(d)] * kj[size_t(d)], quad += kj[size_t(d)] * ck[size_t(d)];
+      for (int64_t d = 0; d < hd; ++d) lin += rmu[size_t(d)] * kj[d], quad += kj[d] * ckj[d];
       s[j] = lin / std::sqrt(double(hd)) + quad / double(hd) / 2;
     }
     const double mx = *std::max_element(s, s + m);
