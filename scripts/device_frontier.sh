@@ -13,6 +13,8 @@
 #   PART=b bash scripts/device_frontier.sh .carry-smol-b
 #   PART=run STUDIES=scripts/frontier/smollm2.txt [ONLY="NAME ..."] bash scripts/device_frontier.sh .carry-smol-c OUT_DIR
 #   (carry .carry-bins too; scripts/frontier/ holds the study lists that RESULTS.md cites)
+#   RESUME=DIR (a carried folder with NAME/params.json and NAME/windows.jsonl of a study cut short in
+#   an earlier call, e.g. results/): that study resumes where it stopped.
 set -uo pipefail
 PARTS=${1:?carried folder}
 SMOL=/tmp/smol
@@ -38,6 +40,10 @@ while read -r name args; do
   [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $name "* ]] || continue
   left=$((deadline - SECONDS))
   [ "$left" -gt 10 ] || { echo "$name: skipped, no time left" | tee -a "$OUT/summary_so_far.txt"; continue; }
+  # A study cut short in an earlier call resumes from its params.json and windows.jsonl in RESUME/NAME.
+  if [ -n "${RESUME:-}" ] && [ -f "$RESUME/$name/params.json" ]; then
+    mkdir -p "$OUT/$name" && cp "$RESUME/$name/params.json" "$RESUME/$name/windows.jsonl" "$OUT/$name/"
+  fi
   # shellcheck disable=SC2086
   run "$name" "$OUT/$name.log" timeout "$left" $B/cascade study --model "$model" --text "$PARTS/wiki.test.raw" \
     --out "$OUT/$name" $args

@@ -66,11 +66,12 @@ def main():
     ap.add_argument("--study", required=True, help="a Cascade study's metrics.json (its windows, ctx, continuation)")
     ap.add_argument("--configs", required=True, help="comma-separated METHOD@BUDGET, e.g. snapkv@0.25")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--windows", type=int, default=0, help="only the study's first N windows (0: all)")
     a = ap.parse_args()
 
     study = json.load(open(a.study))
     T, M = study["params"]["ctx"], study["params"]["continuation"]
-    begins = study["per_window"]["begin"]
+    begins = study["per_window"]["begin"][:a.windows or None]
     ids = np.load(a.ids).astype(np.int64)
     model = AutoModelForCausalLM.from_pretrained(os.path.dirname(os.path.abspath(a.gguf)), gguf_file=os.path.basename(a.gguf),
                                                  dtype=torch.float32, attn_implementation="eager")
