@@ -15,8 +15,9 @@
 //    it still stands for every token it absorbed, even those the window shows again), so the option
 //    changes only which non-representatives are seen, never a representative's weight.
 //    The prefill with a window W >= 2 attends over every token's key, the window a mask in the
-//    attention op (ops::AttentionArgs::window, the persistent keys pinned; with proportional a T x T bias), so its
-//    attention costs what exact attention costs: the variant tests quality, not speed.
+//    attention op (ops::AttentionArgs::window, the persistent keys pinned; with proportional, a
+//    T x T bias), so its attention costs what exact attention costs: the variant tests quality,
+//    not speed.
 //    After the prefill the layer keeps a compressed cache: [ring of W-1 slots][persistent keys], the
 //    persistent keys being the representatives and the sinks in position order (later representatives
 //    appended), the ring holding the last W-1 tokens that are not persistent (token u in slot
@@ -84,7 +85,8 @@ class AdaPlan {
   const std::vector<int32_t>& key_rep_token() const { return key_rep_token_; }
   // [T]: the selection's parent of every token.
   const std::vector<int32_t>& parent() const { return parent_; }
-  // [T + 1]: log_n()[k] = float(log(double(k))), the bias's values, so that both devices add the same floats.
+  // [T + 1]: log_n()[k] = float(log(double(k))), the bias's values, so that both devices add the
+  // same floats.
   const std::vector<float>& log_n() const { return log_n_; }
   // The bias [query rows, nk] on the host (empty without proportional).
   std::vector<float> dense_bias() const;
