@@ -41,6 +41,8 @@ PRESSES = {
     "h2o": lambda cr: kvpress.ObservedAttentionPress(compression_ratio=cr),
     "knorm": lambda cr: kvpress.KnormPress(compression_ratio=cr),
     "expected-attention": lambda cr: kvpress.ExpectedAttentionPress(compression_ratio=cr),
+    # The same definition as Cascade's random, torch's generator: the kept entries differ.
+    "random": lambda cr: kvpress.RandomPress(compression_ratio=cr, seed=0),
 }
 
 
