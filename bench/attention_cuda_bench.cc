@@ -3,7 +3,8 @@
 // reported as ms and TFLOP/s of the causal work (2 * 2 * T^2 / 2 * heads * head_dim);
 // scripts/bench_gpu_prefill.py times PyTorch's SDPA at the same shapes. BM_attention_grid: the grid
 // that scripts/attention_backends/ times cuDNN and PyTorch's backends on (model width 4096, GQA 4:1,
-// head 64/128/256, T up to 32768). BM_decode: one query over a
+// head 64/128/256, T up to 32768), through Cascade's kernel (kernel 0) and through the op's cuDNN
+// path (kernel 1: ops/attention_cudnn.h; its plan is built in the warm-up). BM_decode: one query over a
 // KV cache (the general kernel split over keys), reported as ms and GB/s of K and V read, against the
 // memory bandwidth. Prints a skip line in a CPU-only build or without a GPU.
 #include <benchmark/benchmark.h>
@@ -15,10 +16,12 @@
 #ifdef CASCADE_WITH_CUDA
 #include <algorithm>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cuda/buffer.h"
 #include "cuda/context.h"
+#include "ops/attention_cudnn.h"
 #include "ops/cuda_ops.h"
 
 namespace {
@@ -68,9 +71,15 @@ cuda::Buffer<int64_t> iota(int64_t n) {
 
 // Causal prefill of T tokens from one stacked QKV buffer [T, (heads + 2 kv_heads) * hd], as the
 // decoder holds it.
-void time_prefill(benchmark::State& state, int64_t T, int64_t heads, int64_t kv_heads, int64_t hd, DType t) {
+void time_prefill(benchmark::State& state, int64_t T, int64_t heads, int64_t kv_heads, int64_t hd, DType t,
+                  ops::AttentionKernel kernel = ops::AttentionKernel::cascade) {
   if (!cuda::gpu_available()) {
     state.SkipWithError("no GPU");
+    return;
+  }
+  std::string why;
+  if (kernel == ops::AttentionKernel::cudnn && !ops::gpu::cudnn_sdpa::available(&why)) {
+    state.SkipWithError(why.c_str());
     return;
   }
   cuda::Context& ctx = cuda::context();
@@ -92,6 +101,8 @@ void time_prefill(benchmark::State& state, int64_t T, int64_t heads, int64_t kv_
   a.scale = 0.0625f;
   a.out = out.data();
   a.ldo = qd;
+  a.causal_by_index = true;
+  a.kernel = kernel;
   const double med = median_ms(state, [&] { ops::gpu::attention(a, ctx.stream); });
   state.counters["TFLOP/s"] = 2.0 * double(T) * double(T) * double(heads * hd) / (med * 1e-3) / 1e12;
 }
@@ -102,10 +113,11 @@ void BM_attention(benchmark::State& state) {
   time_prefill(state, state.range(0), heads, heads, state.range(2), state.range(3) ? DType::BF16 : DType::F16);
 }
 
-// {T, head_dim, bf16}: heads = 4096 / head_dim, kv_heads = heads / 4.
+// {T, head_dim, bf16, kernel}: heads = 4096 / head_dim, kv_heads = heads / 4; kernel 0 Cascade's, 1 cuDNN's.
 void BM_attention_grid(benchmark::State& state) {
   const int64_t hd = state.range(1), heads = 4096 / hd;
-  time_prefill(state, state.range(0), heads, heads / 4, hd, state.range(2) ? DType::BF16 : DType::F16);
+  time_prefill(state, state.range(0), heads, heads / 4, hd, state.range(2) ? DType::BF16 : DType::F16,
+               state.range(3) ? ops::AttentionKernel::cudnn : ops::AttentionKernel::cascade);
 }
 
 // One decoded token (position nk - 1) over nk cached keys, fp16.
@@ -156,7 +168,7 @@ BENCHMARK(BM_attention)
     ->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_attention_grid)
-    ->ArgsProduct({{2048, 8192, 32768}, {64, 128, 256}, {1, 0}})
+    ->ArgsProduct({{2048, 8192, 32768}, {64, 128, 256}, {1, 0}, {0, 1}})
     ->UseManualTime()
     ->Iterations(20)
     ->Unit(benchmark::kMillisecond);

@@ -175,15 +175,17 @@ class Model:
         return self._engine.trace(_ids(ids), _cascade.Attention(**attention))
 
 
-def load(path, device="cpu", tokenizer=None, dtype=None, cuda_graphs="on"):
+def load(path, device="cpu", tokenizer=None, dtype=None, cuda_graphs="on", attention_kernel="auto"):
     """Loads a checkpoint: a Hugging Face directory (config.json + safetensors), a llama2.c .bin (its
     tokenizer found beside it) or a .gguf file. tokenizer names a tokenizer file or directory that is
     not beside the model; otherwise it is looked up on first use, so a model without one still gives
     logits. Where it runs, as the CLI's --device, --dtype and --cuda-graphs: device "cpu" or "cuda"
     (a CUDA build on a machine with a GPU: cuda_available(); `pip install .` builds the CUDA backend
     wherever nvcc is found), dtype "f32", "fp16" or "bf16" (None: f32 on the CPU, bf16 on cuda),
-    cuda_graphs "on" or "off" (exact attention's forwards replayed as CUDA graphs)."""
-    placement = {"device": device, "cuda_graphs": cuda_graphs}
+    cuda_graphs "on" or "off" (exact attention's forwards replayed as CUDA graphs), attention_kernel
+    "auto", "cascade" or "cudnn" (who runs the GPU's plain causal attention: cuDNN's fused attention
+    where it applies and loads, Cascade's kernel, or cuDNN's or an error)."""
+    placement = {"device": device, "cuda_graphs": cuda_graphs, "attention_kernel": attention_kernel}
     if dtype is not None:
         placement["dtype"] = dtype
     return Model(_cascade.Model.load(str(path), "" if tokenizer is None else str(tokenizer), **placement))

@@ -27,7 +27,7 @@ using IdsIn = nb::ndarray<const int32_t, nb::ndim<1>, nb::c_contig, nb::device::
 using FeaturesIn = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
 // The engine's options (engine/attention_options.h) from Python keywords: those of a call
-// (placement false) or those of load() (placement true: device, dtype, cuda_graphs). A bool is
+// (placement false) or those of load() (placement true: device, dtype, cuda_graphs, attention_kernel). A bool is
 // "true"/"false", anything else its str(); a keyword outside that group is a TypeError, a bad value
 // a cascade::Error.
 void set_options(engine::AttentionOptions& o, const nb::kwargs& kw, bool placement);

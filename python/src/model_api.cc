@@ -32,6 +32,7 @@ engine::AttentionOptions PyModel::placed(engine::AttentionOptions call) const {
   call.device = placement_.device;
   call.dtype = placement_.dtype;
   call.cuda_graphs = placement_.cuda_graphs;
+  call.attention_kernel = placement_.attention_kernel;
   return call;
 }
 

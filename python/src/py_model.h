@@ -13,7 +13,7 @@ namespace cascade::py {
 
 class PyModel {
  public:
-  // placement: device, dtype and cuda_graphs (engine::place_model); cascade::Error where they cannot
+  // placement: device, dtype, cuda_graphs and attention_kernel (engine::place_model); cascade::Error where they cannot
   // be honoured or on a bad checkpoint.
   PyModel(const std::string& path, const engine::AttentionOptions& placement, const std::string& tokenizer);
 

@@ -33,7 +33,9 @@ class ExactGpuLayer : public GpuLayerAttention {
     ops::gpu::scatter_rows(c_.dtype, at(p.qkv, qd, c_.dtype), ld, p.n, kd, p.pos, k_.data(), kd, p.st);
     ops::gpu::scatter_rows(c_.dtype, at(p.qkv, qd + kd, c_.dtype), ld, p.n, kd, p.pos, v_.data(), kd, p.st);
     const int64_t nk = p.n < kDecodeRows ? cap_ : p.start + p.n;
-    p.timer->run(gpu_attention_args(c_, p.qkv, ld, p.n, p.pos, k_.data(), v_.data(), nk, c_.iota, p.o), p.st);
+    ops::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, p.n, p.pos, k_.data(), v_.data(), nk, c_.iota, p.o);
+    g.causal_by_index = p.n >= kDecodeRows;  // keys 0 .. start + n - 1, queries the last n of them
+    p.timer->run(g, p.st);
     gpu_project_out(c_, p.o, p.n, out, p.st);
   }
 

@@ -35,6 +35,7 @@ struct GpuAttentionContext {
   const float* inv_freq = nullptr;  // device [rot_dim / 2]
   const int64_t* iota = nullptr;    // device [max_positions]: 0, 1, 2, ...
   PhaseTimes* times = nullptr;      // the sequence's; selection time is added here
+  ops::AttentionKernel attention_kernel = ops::AttentionKernel::automatic;  // the decoder's choice
   int64_t qd() const { return spec->n_heads * spec->head_dim; }
   int64_t kd() const { return spec->n_kv_heads * spec->head_dim; }
   int64_t qkv_ld() const { return qd() + 2 * kd(); }

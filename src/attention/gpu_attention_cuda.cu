@@ -83,6 +83,7 @@ ops::AttentionArgs gpu_attention_args(const GpuAttentionContext& c, const void* 
   g.scale = attention_scale(a);
   g.out = o;
   g.ldo = c.qd();
+  g.kernel = c.attention_kernel;
   return g;
 }
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "cuda/runtime.h"
 #include "model/device_decoder.h"
+#include "ops/attention_cudnn.h"
 
 namespace cascade::engine {
 
@@ -84,6 +85,10 @@ void check_placement(const AttentionOptions& o) {
     if (o.attention == "ada") AdaAttentionFactory(ada_options(o)).check_gpu();
     if (o.attention == "ada-kv") KvPressFactory(ada_kv_options(o)).check_gpu();
     cuda::require_gpu();
+    std::string why;
+    if (o.attention_kernel == "cudnn" && !ops::gpu::cudnn_sdpa::available(&why)) fail("--attention-kernel cudnn: ", why);
+  } else if (o.attention_kernel == "cudnn") {
+    fail("--attention-kernel cudnn: cuDNN's attention runs on the GPU (--device cuda)");
   }
 }
 
@@ -149,6 +154,13 @@ const std::vector<OptionSpec>& attention_option_specs() {
       {"cuda_graphs", "--cuda-graphs", &O::cuda_graphs, {"on", "off"},
        "With --device cuda and exact attention: replay each forward as a CUDA graph (on), or launch every"
        " kernel (off: the attention kernels' device time is then measured)",
+       true},
+      {"attention_kernel", "--attention-kernel", &O::attention_kernel, {"auto", "cascade", "cudnn"},
+       "With --device cuda: who runs the plain causal attention of 16 or more tokens (exact attention's"
+       " prefill and chunks, the KV methods' context and, but for ada-kv, their continuation; fp16/bf16):"
+       " auto (cuDNN's fused attention where libcudnn.so.9 loads, else Cascade's kernel), cascade (Cascade's"
+       " kernel always), or cudnn (cuDNN's, an error where it cannot run). Decoding steps and ADA always run"
+       " Cascade's kernel",
        true},
       {"gram_precision", "--gram-precision", &O::gram_precision, {"f64", "f16-certified", "f32", "tf32"},
        "With --device cuda and --attention ada: the selection's Gram. f16-certified (fp16 tensor cores; every"
@@ -255,7 +267,7 @@ std::unique_ptr<AttentionFactory> make_attention(const AttentionOptions& o, bool
 void place_model(Model& m, const AttentionOptions& o) {
   check_placement(o);
   const Device d = parse_device(o.device);
-  if (d == Device::Cuda) m.to_device(d, dtype_of(o), o.cuda_graphs == "on");
+  if (d == Device::Cuda) m.to_device(d, dtype_of(o), o.cuda_graphs == "on", ops::parse_attention_kernel(o.attention_kernel));
 }
 
 }  // namespace cascade::engine

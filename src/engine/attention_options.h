@@ -33,6 +33,7 @@ struct AttentionOptions {
   std::string device = "cpu";
   std::string dtype;  // empty: f32 on the CPU, bf16 on the GPU
   std::string cuda_graphs = "on";
+  std::string attention_kernel = "auto";  // ops::parse_attention_kernel's names
   std::string gram_precision = "f16-certified";  // select::gpu::parse_precision's names
 };
 

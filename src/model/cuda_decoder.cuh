@@ -57,7 +57,8 @@ class CudaSequence : public DeviceSequence {
 
 class CudaDecoder : public DeviceDecoder {
  public:
-  CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs);
+  CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs,
+              ops::AttentionKernel kernel);
 
   DType dtype() const override { return t_; }
   std::unique_ptr<DeviceSequence> new_sequence(const AttentionFactory& method, PhaseTimes* times) const override;
@@ -85,6 +86,7 @@ class CudaDecoder : public DeviceDecoder {
   ArchSpec a_;
   DType t_;
   bool graphs_;
+  ops::AttentionKernel kernel_;
   Bytes embed_, positions_;
   DevLinear project_in_, project_out_, head_;
   bool head_tied_ = false;

@@ -12,6 +12,7 @@
 #include "attention/layer_attention.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "ops/attention.h"
 
 namespace cascade {
 
@@ -19,7 +20,7 @@ struct ArchSpec;
 struct StoredWeights;
 namespace ops {
 class Rotary;
-}
+}  // namespace ops
 
 enum class Device { Cpu, Cuda };
 // "cpu" | "cuda"; "f32" | "fp16" | "bf16" (also "float32", "float16", "f16", "bfloat16").
@@ -70,8 +71,10 @@ class DeviceDecoder {
 
 // Uploads the weights once from their stored views, converted to dtype (F32, F16 or BF16) on the device. graphs: replay exact-attention
 // forwards as CUDA graphs (the attention kernels' device time is then not measured: NaN in
-// PhaseTimes). Throws cascade::Error without a GPU or in a CPU-only build.
+// PhaseTimes). kernel: who runs the plain causal attention (ops::AttentionKernel). Throws
+// cascade::Error without a GPU or in a CPU-only build.
 std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const StoredWeights& w, const ops::Rotary& rotary,
-                                                 DType dtype, bool graphs = true);
+                                                 DType dtype, bool graphs = true,
+                                                 ops::AttentionKernel kernel = ops::AttentionKernel::automatic);
 
 }  // namespace cascade

@@ -6,7 +6,8 @@
 
 namespace cascade {
 
-std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec&, const StoredWeights&, const ops::Rotary&, DType, bool) {
+std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec&, const StoredWeights&, const ops::Rotary&, DType, bool,
+                                                 ops::AttentionKernel) {
   cuda::require_gpu();  // throws: this build has no CUDA backend
   fail("--device cuda: this build has no CUDA backend");
 }

@@ -61,7 +61,7 @@ const ModelWeights& Model::weights() const {
   return w_;
 }
 
-void Model::to_device(Device d, DType dtype, bool cuda_graphs) {
+void Model::to_device(Device d, DType dtype, bool cuda_graphs, ops::AttentionKernel attention_kernel) {
   if (d == Device::Cpu) {
     if (dtype != DType::F32) fail("--dtype ", dtype_name(dtype), ": the CPU engine computes in f32 only");
     (void)weights();
@@ -69,7 +69,7 @@ void Model::to_device(Device d, DType dtype, bool cuda_graphs) {
     device_ = Device::Cpu;
     return;
   }
-  gpu_ = make_cuda_decoder(spec_, stored_, rotary_, dtype, cuda_graphs);
+  gpu_ = make_cuda_decoder(spec_, stored_, rotary_, dtype, cuda_graphs, attention_kernel);
   device_ = Device::Cuda;
 }
 

@@ -62,8 +62,10 @@ class Model {
   // the stored views, without widening them on the host, and every later forward() runs there (any
   // method with a GPU twin: AttentionFactory::make_gpu); Cpu (F32 only) widens the weights if not yet
   // done and drops the device copy. cuda_graphs: exact-attention forwards on the GPU are replayed as CUDA graphs (see
-  // model/model_cuda.cu). cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
-  void to_device(Device d, DType dtype = DType::F32, bool cuda_graphs = true);
+  // model/model_cuda.cu); attention_kernel: who runs the GPU's plain causal attention
+  // (ops::AttentionKernel). cascade::Error without a GPU, in a CPU-only build, or for a dtype the CPU lacks.
+  void to_device(Device d, DType dtype = DType::F32, bool cuda_graphs = true,
+                 ops::AttentionKernel attention_kernel = ops::AttentionKernel::automatic);
   Device device() const { return device_; }
   DType compute_dtype() const { return gpu_ ? gpu_->dtype() : DType::F32; }
 

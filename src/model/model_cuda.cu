@@ -27,8 +27,9 @@ namespace cascade {
 
 namespace cuda_decoder {
 
-CudaDecoder::CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs)
-    : a_(a), t_(t), graphs_(graphs) {
+CudaDecoder::CudaDecoder(const ArchSpec& a, const StoredWeights& w, const ops::Rotary& r, DType t, bool graphs,
+                         ops::AttentionKernel kernel)
+    : a_(a), t_(t), graphs_(graphs), kernel_(kernel) {
   CASCADE_CHECK(t == DType::F32 || t == DType::F16 || t == DType::BF16, "--dtype: ", dtype_name(t),
                 " is not a compute dtype");
   CASCADE_CHECK(ops::gpu::attention_supports(a.head_dim), "--device cuda: head size ", a.head_dim,
@@ -73,6 +74,7 @@ std::unique_ptr<DeviceSequence> CudaDecoder::new_sequence(const AttentionFactory
     c.inv_freq = inv_freq_.data();
     c.iota = iota_.data();
     c.times = times;
+    c.attention_kernel = kernel_;
   }
   auto s = std::make_unique<CudaSequence>();
   s->layers = method.make_gpu(ctx);
@@ -279,9 +281,9 @@ void CudaDecoder::graph_pass(CudaSequence& s, int64_t n, int64_t start, bool las
 }  // namespace cuda_decoder
 
 std::unique_ptr<DeviceDecoder> make_cuda_decoder(const ArchSpec& spec, const StoredWeights& w, const ops::Rotary& rotary,
-                                                 DType dtype, bool graphs) {
+                                                 DType dtype, bool graphs, ops::AttentionKernel kernel) {
   cuda::require_gpu();
-  return std::make_unique<cuda_decoder::CudaDecoder>(spec, w, rotary, dtype, graphs);
+  return std::make_unique<cuda_decoder::CudaDecoder>(spec, w, rotary, dtype, graphs, kernel);
 }
 
 }  // namespace cascade

@@ -13,7 +13,24 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/error.h"
+
 namespace cascade::ops {
+
+AttentionKernel parse_attention_kernel(const std::string& name) {
+  if (name == "auto") return AttentionKernel::automatic;
+  if (name == "cascade") return AttentionKernel::cascade;
+  if (name == "cudnn") return AttentionKernel::cudnn;
+  fail("--attention-kernel: ", name, " not in {auto,cascade,cudnn}");
+}
+
+const char* attention_kernel_name(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::cascade: return "cascade";
+    case AttentionKernel::cudnn: return "cudnn";
+    default: return "auto";
+  }
+}
 
 void attention(const AttentionArgs& a) {
   if (a.dtype != DType::F32) throw std::invalid_argument("ops::attention: the CPU computes in float32 only");

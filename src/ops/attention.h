@@ -6,10 +6,19 @@
 // pointers in any compute dtype for ops::gpu::attention (ops/cuda_ops.h).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "core/dtype.h"
 
 namespace cascade::ops {
+
+// Which GPU kernel runs the plain causal case (AttentionArgs::causal_by_index): automatic takes
+// cuDNN's fused attention where it applies and its library loads (ops/attention_cudnn.h), else
+// Cascade's own kernel; cascade always takes Cascade's; cudnn takes cuDNN's wherever it applies and
+// fails (cascade::Error) where it cannot run there. Every other case runs Cascade's kernel.
+enum class AttentionKernel { automatic, cascade, cudnn };
+AttentionKernel parse_attention_kernel(const std::string& name);  // "auto" | "cascade" | "cudnn"
+const char* attention_kernel_name(AttentionKernel k);
 
 struct AttentionArgs {
   DType dtype = DType::F32;  // of q, k, v, the own keys and out (the CPU takes F32 only)
@@ -43,6 +52,12 @@ struct AttentionArgs {
   float scale = 1.f;
   void* out = nullptr;             // [nq, heads * head_dim], row stride ldo
   int64_t ldo = 0;
+  // The caller states that the positions make the attention causal in index space, bottom right:
+  // query i sees exactly the keys j <= i + nk - nq (an exact prefill or a chunk continuing a cache,
+  // ADA's representatives attending to each other), with no bias, window or own key. The GPU may
+  // then run a kernel that never reads the positions (cuDNN's); the result is the same either way.
+  bool causal_by_index = false;
+  AttentionKernel kernel = AttentionKernel::automatic;  // the GPU's choice for that case
 };
 
 // On the CPU (dtype F32, host memory). Every query must see at least one key (its own position, in

@@ -1,13 +1,16 @@
 // Attention on the GPU: checks the arguments and picks a kernel (attention_cuda_kernel.cuh). The
 // tensor-core tile kernel runs F16/BF16 batches of 16 queries or more at head sizes 64, 80, 96, 128
 // and 256 with 16-byte aligned rows; everything else (F32, decoding, other head sizes up to 256)
-// runs the general kernel, split over keys when the queries alone would not fill the GPU.
+// runs the general kernel, split over keys when the queries alone would not fill the GPU. The plain
+// causal case (causal_by_index) goes to cuDNN's fused attention where it applies
+// (ops/attention_cudnn.h), as AttentionArgs::kernel says.
 // CPU twin: ops/attention.cc.
 #include <algorithm>
 #include <cstdint>
 
 #include "cuda/context.h"
 #include "ops/attention_cuda_launch.cuh"
+#include "ops/attention_cudnn.h"
 #include "ops/cuda_common.cuh"
 
 namespace cascade::ops::gpu {
@@ -78,6 +81,11 @@ void attention(const AttentionArgs& a, Stream s) {
   static_cast<AttentionArgs&>(p) = a;
   CASCADE_CHECK(!a.own_mask || (a.own_k && a.own_v && a.ldown >= a.kv_heads * a.head_dim), "attention: own-key rows missing");
   CASCADE_CHECK(!a.bias || a.ldbias >= a.nk, "attention: bias rows of ", a.ldbias, " for ", a.nk, " keys");
+  if (a.kernel != AttentionKernel::cascade && cudnn_sdpa::applies(a)) {
+    std::string why;
+    if (cudnn_sdpa::run(a, s, &why)) return;
+    CASCADE_CHECK(a.kernel != AttentionKernel::cudnn, "--attention-kernel cudnn: ", why);
+  }
   const bool tile = a.dtype != DType::F32 && a.nq >= kTileMinQueries && has_tile_kernel(a.head_dim) && aligned16(a.q) &&
                     aligned16(a.k) && aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
   dispatch_dtype(a.dtype, [&](auto tag) {

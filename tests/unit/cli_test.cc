@@ -485,6 +485,8 @@ std::vector<BadCase> bad_cases() {
     c.push_back({"unknown --device", lg + " --device gpu", "--device"});
     c.push_back({"unknown --dtype", lg + " --device cuda --dtype f8", "not a compute dtype"});
     c.push_back({"unknown --cuda-graphs", lg + " --device cuda --cuda-graphs maybe", "--cuda-graphs"});
+    c.push_back({"unknown --attention-kernel", lg + " --device cuda --attention-kernel flash", "--attention-kernel: flash not in"});
+    c.push_back({"--attention-kernel cudnn on the cpu", lg + " --attention-kernel cudnn", "runs on the GPU (--device cuda)"});
     c.push_back({"unknown --ada-queries", lg + " --attention ada --ada-queries some", "--ada-queries"});
     c.push_back({"ADA --select inherit on cuda", "generate --model " + model("llama") + " --prompt hi --device cuda --attention ada --select inherit", "not yet on the GPU"});
     if (!cuda::gpu_available()) {

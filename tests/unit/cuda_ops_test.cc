@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <limits>
 #include <random>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "arch/weights.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/attention_cudnn.h"
 #include "ops/cuda_ops.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
@@ -505,6 +507,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   cases.push_back({128, 4, 2, 150, 50, true, false, true, true});  // a bias and own keys: tile kernel
   cases.push_back({96, 4, 2, 3, 50, true, true, true, true});     // the same while decoding: general kernel
   cases.push_back({256, 16, 4, 1, 3000, false, true});  // one decoded token over many keys: split over keys
+  // A chunk of queries after a cache (the diagonal at the bottom right): tile kernel, and cuDNN's.
+  cases.push_back({128, 4, 2, 40, 141, false, true});
+  cases.push_back({256, 8, 2, 33, 300, false, true});
   cases.push_back({64, 2, 1, 4, 300, true, false});     // few gathered queries: splits with no visible key
   cases.push_back({40, 3, 1, 51, 51, false, false});  // odd head size: general kernel
   cases.push_back({128, 4, 4, 70, 90, true, false});  // gathered keys at their original positions
@@ -517,6 +522,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   cases.push_back({128, 4, 2, 150, 50, true, false, true, true, 10, true});      // own keys, a bias, window
   cases.push_back({128, 4, 2, 3, 141, false, true, false, false, 40, true});     // decoding, window
   cases.push_back({64, 4, 2, 3, 141, false, true, true, false, 30, true, true});  // decode ring, own keys, window
+  std::string no_cudnn;
+  if (!gpu::cudnn_sdpa::available(&no_cudnn))  // a machine or build without it: Cascade's kernel alone
+    std::cout << "cuDNN's attention not tested here: " << no_cudnn << "\n";
   for (const Case& c : cases) {
     const int64_t qd = c.heads * c.hd, kd = c.kv_heads * c.hd, ldq = qd + 8, ldkv = kd;
     std::vector<int64_t> kpos(static_cast<size_t>(c.nk)), qpos(static_cast<size_t>(c.nq));
@@ -600,12 +608,33 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
       g.own_v = down_v.p();
       g.own_mask = down_mask.data();
     }
+    const std::string what = "attention hd=" + std::to_string(c.hd) + " nq=" + std::to_string(c.nq) +
+                             " nk=" + std::to_string(c.nk) + (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") +
+                             (c.own ? " own keys" : "") + (c.bias ? " bias" : "") +
+                             (c.window ? " window " + std::to_string(c.window) : "") + (c.pinned ? " pinned" : "") +
+                             (c.ring ? " ring" : "");
+    g.kernel = ops::AttentionKernel::cascade;
     gpu::attention(g, st());
-    expect_within(dout.get(), ref, plain, t,
-                  "attention hd=" + std::to_string(c.hd) + " nq=" + std::to_string(c.nq) + " nk=" + std::to_string(c.nk) +
-                      (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") + (c.own ? " own keys" : "") +
-                      (c.bias ? " bias" : "") + (c.window ? " window " + std::to_string(c.window) : "") +
-                      (c.pinned ? " pinned" : "") + (c.ring ? " ring" : ""));
+    expect_within(dout.get(), ref, plain, t, what);
+    // Causal in index space (keys 0..nk-1, queries the last nq): cuDNN's fused attention where it
+    // applies; it must run there for the head sizes the engine's models use.
+    g.causal_by_index = !c.gathered && !c.own && !c.bias && !c.window && !c.ring;
+    if (gpu::cudnn_sdpa::applies(g) && gpu::cudnn_sdpa::available()) {
+      dout.poison();
+      std::string why;
+      if (gpu::cudnn_sdpa::run(g, st(), &why)) {
+        expect_within(dout.get(), ref, plain, t, what + " (cuDNN)");
+      } else if (c.hd == 64 || c.hd == 128 || c.hd == 256) {
+        ADD_FAILURE() << what << ": cuDNN declined (" << why << ")";
+      } else {
+        std::cout << what << ": cuDNN declined (" << why << "); Cascade's kernel runs it\n";
+      }
+      g.kernel = ops::AttentionKernel::automatic;  // the op's own dispatch: cuDNN, or Cascade's kernel
+      dout.poison();
+      gpu::attention(g, st());
+      expect_within(dout.get(), ref, plain, t, what + " (automatic)");
+    }
+    g.causal_by_index = false;
     // Unsorted keys (no early stop) give the same result when told.
     if (c.gathered) {
       g.keys_sorted = false;

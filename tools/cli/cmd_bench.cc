@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "ops/attention_cudnn.h"
 
 namespace cascade::cli {
 
@@ -88,12 +89,15 @@ void add_bench(CLI::App& app) {
       if (o->gen) dec.push_back(double(o->gen) / td);
     }
     const Stat p = stat(pre), s = stat(sel), d = dec.empty() ? Stat{} : stat(dec);
+    // Who ran the plain causal attention: the choice, and whether cuDNN could take it here.
+    const std::string kernel =
+        m->device() == Device::Cuda ? o->att.attention_kernel + "; " + ops::gpu::cudnn_sdpa::describe() : "cpu";
     if (o->json) {
       std::vector<double> pre_s;
       for (double tps : pre) pre_s.push_back(double(o->prompt) / tps);
       std::sort(pre_s.begin(), pre_s.end());
       std::cout << nlohmann::json{{"model", o->model}, {"attention", o->att.attention}, {"device", o->att.device},
-                                  {"dtype", dtype_name(m->compute_dtype())},
+                                  {"dtype", dtype_name(m->compute_dtype())}, {"attention_kernel", kernel},
                                   {"prefill_s_median", pre_s[pre_s.size() / 2]}, {"prefill_s_min", pre_s.front()}, {"prompt_tokens", o->prompt},
                                   {"gen_tokens", o->gen}, {"reps", o->reps}, {"all_logits", o->all_logits}, {"prefill_tok_s", p.mean}, {"prefill_tok_s_sd", p.sd},
                                   {"decode_tok_s", d.mean}, {"decode_tok_s_sd", d.sd}, {"prefill_selection_s", s.mean},
@@ -107,6 +111,7 @@ void add_bench(CLI::App& app) {
     std::printf("| %s | %s | %s | %s | %lld | %lld | %.1f ± %.1f | %.1f ± %.1f |\n", o->model.c_str(), o->att.device.c_str(),
                 dtype_name(m->compute_dtype()).c_str(), o->att.attention.c_str(),
                 (long long)o->prompt, (long long)o->gen, p.mean, p.sd, d.mean, d.sd);
+    if (m->device() == Device::Cuda) std::printf("\nattention kernel: %s\n", kernel.c_str());
   });
 }
 
