@@ -12,6 +12,8 @@ set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
 source "$(dirname "$0")/device_env.sh"
+# SmolLM2, where device_frontier.sh joined it in this machine's /tmp: the tests that need it run.
+[ -f /tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf ] && export CASCADE_MODELS=/tmp/smol
 part=${PART:-all}
 if [ "$part" = all ] || [ "$part" = tests ]; then
   for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle kv_press_cuda device_weights; do

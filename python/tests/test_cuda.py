@@ -108,6 +108,9 @@ def test_placement_keywords():
     got = m.logits(ids).cpu().numpy()
     assert np.abs(got - ref).max() <= BOUND["fp16"] * np.abs(ref).max()
     assert cascade.load(STORIES, device="cuda").dtype == "bf16"  # the GPU's default
+    # Cascade's own kernel for the plain causal case too: the same logits within the dtype's bound.
+    own = cascade.load(DATA / "models" / "llama_gqa", device="cuda", dtype="fp16", attention_kernel="cascade")
+    assert np.abs(own.logits(ids).cpu().numpy() - ref).max() <= BOUND["fp16"] * np.abs(ref).max()
 
 
 def test_errors_are_cascade_errors():

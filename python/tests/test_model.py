@@ -175,6 +175,10 @@ def test_generate_ignore_eos_and_options(stories):
         stories.generate("Once", 4, device="cpu")  # where the model runs is load()'s
     with pytest.raises(cascade.CascadeError, match="computes in f32 only"):
         cascade.load(STORIES, dtype="bf16")
+    with pytest.raises(cascade.CascadeError, match="attention_kernel: flash not in"):
+        cascade.load(STORIES, attention_kernel="flash")
+    with pytest.raises(cascade.CascadeError, match="runs on the GPU"):
+        cascade.load(STORIES, attention_kernel="cudnn")
 
 
 def test_kv_compression_keywords(stories, llama_gqa):

@@ -6,7 +6,8 @@
 //   bound: inputs, weights and every activation rounded to 11 / 8 significant bits through a few
 //   layers; measured errors are printed);
 // - token-by-token KV-cached decoding reproduces the prefill logits (f32: the conformance bound;
-//   fp16/bf16: the dtype's bound).
+//   fp16/bf16: the dtype's bound);
+// - cuDNN's fused attention (--attention-kernel cudnn) gives Cascade's kernel's logits on SmolLM2.
 // Skips when there is no GPU; one skipped test in a CPU-only build.
 #include <gtest/gtest.h>
 
@@ -16,11 +17,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
+#include <vector>
 
 #include "core/error.h"
+#include "engine/attention_options.h"
 #include "io/npy.h"
 #include "model/model.h"
+#include "ops/attention_cudnn.h"
 #include "ops/token_nll.h"
 #include "support/test_paths.h"
 
@@ -213,6 +218,46 @@ TEST_P(CudaStories, GraphsReplayWhatLaunchesCompute) {
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaStories, ::testing::Values(DType::F32, DType::F16, DType::BF16),
                          [](const auto& info) { return dtype_name(info.param); });
+
+// cuDNN's fused attention against Cascade's kernel at the shapes the engine runs it on: SmolLM2 (head
+// 64, GQA 9/3), bf16, a 300-token prefill and a 40-token chunk on its cache (the diagonal at the
+// bottom right), exact and streaming (its kept cache per KV head: three query heads a call). cudnn
+// fails rather than falls back, so this compares two kernels. Skips without cuDNN or SmolLM2.
+TEST(CudaModelKernels, CudnnMatchesCascadeKernelOnSmolLM2) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
+  std::string why;
+  if (!ops::gpu::cudnn_sdpa::available(&why)) GTEST_SKIP() << why;
+  const char* dir = std::getenv("CASCADE_MODELS");
+  const char* home = std::getenv("HOME");
+  const fs::path path = (dir ? fs::path(dir) : fs::path(home ? home : "/") / ".cache/cascade/models") /
+                        "SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!fs::exists(path)) GTEST_SKIP() << "needs " << path << " (scripts/get-models)";
+  auto m = Model::load(path);
+  const int64_t V = m->spec().vocab_size;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 340; ++i) ids.push_back(int32_t((i * 7919 + 13) % V));
+  engine::AttentionOptions streaming;
+  streaming.attention = "streaming";
+  streaming.kv_budget = 0.5;
+  const auto press = engine::make_attention(streaming);
+  const auto run = [&](ops::AttentionKernel k, const AttentionFactory* method) {
+    m->to_device(Device::Cuda, DType::BF16, /*cuda_graphs=*/false, k);
+    Sequence s = m->new_sequence(method);
+    const Tensor a = m->forward(s, std::vector<int32_t>(ids.begin(), ids.begin() + 300));
+    const Tensor b = m->forward(s, std::vector<int32_t>(ids.begin() + 300, ids.end()));
+    Tensor out = Tensor::zeros({int64_t(ids.size()), V});
+    std::copy(a.data(), a.data() + a.numel(), out.data());
+    std::copy(b.data(), b.data() + b.numel(), out.data() + a.numel());
+    return out;
+  };
+  const std::vector<const AttentionFactory*> methods = {nullptr, press.get()};
+  for (const AttentionFactory* method : methods) {
+    const Tensor own = run(ops::AttentionKernel::cascade, method);
+    const Tensor fused = run(ops::AttentionKernel::cudnn, method);
+    expect_close(fused, own.data(), int64_t(ids.size()), V, DType::BF16,
+                 std::string("SmolLM2 ") + (method ? "streaming@0.5" : "exact") + ": cuDNN vs Cascade's kernel");
+  }
+}
 
 // ADA runs on the GPU (ada_cuda_test.cc); any other attention factory is refused there.
 TEST(CudaModelErrors, CustomAttentionIsRefusedOnTheGpu) {
