@@ -189,13 +189,13 @@ class AdaGpuLayer : public GpuLayerAttention {
   }
   const int64_t* cache_pos() const { return reinterpret_cast<const int64_t*>(pos_.data()); }
 
-  // The plan's proportional bias [rows, nk] on the device (sc_->bias), built there.
-  const float* proportional_bias(const AdaPlan& pl, int64_t rows, cudaStream_t st) {
+  // The plan's proportional bias [rows, nk] on the device (sc_->bias), built there; query_tokens: the
+  // plan's query_tokens() on the device.
+  const float* proportional_bias(const AdaPlan& pl, int64_t rows, const int32_t* query_tokens, cudaStream_t st) {
     const int64_t nk = pl.nk();
     sc_->bias.reserve(std::max<size_t>(1, size_t(rows * nk)) * sizeof(float), st);
     float* bias = reinterpret_cast<float*>(sc_->bias.data());
     CASCADE_CUDA_CHECK(cudaMemsetAsync(bias, 0, size_t(rows * nk) * sizeof(float), st));
-    const int32_t* query_tokens = upload(sc_->query_tokens, pl.query_tokens(), st);
     proportional_bias_kernel<<<unsigned((nk + 127) / 128), 128, 0, st>>>(
         upload(sc_->parent, pl.parent(), st), query_tokens, rows, upload(sc_->key_rep_token, pl.key_rep_token(), st), nk,
         upload(sc_->log_n, pl.log_n(), st), bias);
@@ -251,10 +251,12 @@ class AdaGpuLayer : public GpuLayerAttention {
     const int64_t rows = int64_t(pl.query_tokens().size()), nk = pl.nk();
 
     const int64_t* qpos = upload(sc_->query_pos, pl.query_pos(), p.st);
+    // The query rows' tokens, read by the gather (reps) and the bias (proportional): uploaded once.
+    const int32_t* query_tokens = !all() || pl.has_bias() ? upload(sc_->query_tokens, pl.query_tokens(), p.st) : nullptr;
     const void* xq = x;
     if (!all()) {
       sc_->rows.reserve(size_t(rows * d) * es(), p.st);
-      ops::gpu::embed(c_.dtype, x, upload(sc_->query_tokens, pl.query_tokens(), p.st), rows, d, sc_->rows.data(), p.st);
+      ops::gpu::embed(c_.dtype, x, query_tokens, rows, d, sc_->rows.data(), p.st);
       xq = sc_->rows.data();
     }
     gpu_project_qkv(c_, xq, rows, qpos, p.qkv, p.st);
@@ -276,7 +278,7 @@ class AdaGpuLayer : public GpuLayerAttention {
       g2.key_pinned = upload(sc_->key_pinned, pl.key_pinned(), p.st);
     }
     if (pl.has_bias()) {
-      g2.bias = proportional_bias(pl, rows, p.st);
+      g2.bias = proportional_bias(pl, rows, query_tokens, p.st);
       g2.ldbias = nk;
     }
     if (!pl.own_key().empty()) own_keys(g2, p, upload(sc_->own_key, pl.own_key(), p.st));

@@ -35,7 +35,7 @@ std::vector<std::string> parts_of(const std::string& item) {
 
 // Options the study sets itself, from other flags.
 bool set_by_study(const std::string& keyword) {
-  for (const char* k : {"attention", "tau", "kv_budget", "device", "dtype", "cuda_graphs"})
+  for (const char* k : {"attention", "tau", "kv_budget", "device", "dtype", "cuda_graphs", "attention_kernel"})
     if (keyword == k) return true;
   return false;
 }

@@ -43,12 +43,13 @@ TEST(AttentionOptionTable, NamesAndFlagsAreUniqueAndDefaultsReadBack) {
   }
   EXPECT_EQ(names, (std::set<std::string>{"attention", "kv_budget", "kv_seed", "select", "tau", "rule", "similarity",
                                           "queries", "proportional", "reconstruct", "sinks", "window", "device", "dtype",
-                                          "cuda_graphs", "gram_precision", "features", "dense_layers"}));
+                                          "cuda_graphs", "attention_kernel", "gram_precision", "features", "dense_layers"}));
   EXPECT_EQ(engine::find_attention_option("features")->flag, "--ada-features");
   EXPECT_EQ(engine::find_attention_option("dense_layers")->flag, "--ada-dense-layers");
   EXPECT_EQ(engine::attention_option_text(defaults, "tau"), "0.3");
   EXPECT_EQ(engine::find_attention_option("queries")->flag, "--ada-queries");
   EXPECT_TRUE(engine::find_attention_option("device")->placement);
+  EXPECT_TRUE(engine::find_attention_option("attention_kernel")->placement);
   EXPECT_FALSE(engine::find_attention_option("tau")->placement);
 }
 
