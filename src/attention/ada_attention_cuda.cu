@@ -9,7 +9,9 @@
 // reads the normalised features on the host: they are downloaded once per layer (T x d float64), and
 // a decoded token's features are normalised on the host from its downloaded row.
 // Decoding: the new token decided on the device (select/gpu_incremental.h), the plan's step
-// carried out on the compressed cache.
+// carried out on the compressed cache. A pass of several tokens (a continuation's chunk) is decided
+// in one go and carried out as one batch (one projection, one append, one attention) where the plan
+// allows: the greedy rule, no lstsq mix, no window ring; otherwise token by token.
 // The study's measurements (measure_error, compare_full) run exact attention and the full selection
 // on the same device input beside the layer, untimed.
 // Variants (SPEC 6): keys features are the layer's K after rotary (projected for every token first),
@@ -133,6 +135,10 @@ class AdaGpuLayer : public GpuLayerAttention {
     if (!plan_) {
       CASCADE_CHECK(p.start == 0, "ADA GPU sequence without a prefill");
       prefill(p, x, out);
+      return;
+    }
+    if (batched(p)) {
+      decode_pass(p, x, out);
       return;
     }
     for (int64_t i = 0; i < p.n; ++i) decode(p, at(x, i * d, c_.dtype), i, at(out, i * d, c_.dtype));
@@ -409,6 +415,96 @@ class AdaGpuLayer : public GpuLayerAttention {
     void* kept = out_.data() + size_t((slots_ - 1) * d) * es();  // a later non-representative copies it
     gpu_project_out(c_, p.o, 1, kept, p.st);
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(out, kept, size_t(d) * es(), cudaMemcpyDeviceToDevice, p.st));
+  }
+
+  // Whether a decoding pass runs as one batch: several tokens, decided on the device in one go (the
+  // greedy rule; span decides on the host), no lstsq mix (it needs each token's features on the
+  // host) and no window (its ring changes the keys from one token to the next).
+  bool batched(const GpuPass& p) const { return p.n > 1 && !span() && !plan_->mixes() && plan_->cache_sorted(); }
+
+  // The pass's tokens decided together, then the plan's steps carried out as one batch: the tokens
+  // that attend (reps: the new representatives; all: every token) projected at once, the appended
+  // keys (new representatives and sinks) written to the cache, one attention in which each query sees
+  // the cache up to its position (the keys appended after it lie later) with the proportional bias of
+  // its own step, and the outputs (reps: every token takes its representative's kept output). The
+  // same keys, biases and outputs as decode() token by token.
+  void decode_pass(const GpuPass& p, const void* x, void* out) {
+    const int64_t n = p.n, d = c_.spec->d_model, kd = c_.kd(), ld = c_.qkv_ld();
+    const float* f = features(x, n, p.pos, p.qkv, p.st);
+    if (!selector_) {
+      CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
+      selector_.emplace(*z_, trace_.selection, o_.select);
+      z_.reset();
+    }
+    const std::vector<select::IncrementalSelector::Step> decided = selector_->steps(f, n);
+    std::vector<AdaPlan::Step> steps;
+    std::vector<int32_t> attend, append;  // the pass's rows that attend / whose K/V join the cache
+    std::vector<int64_t> attend_pos, append_pos;
+    std::vector<uint8_t> own;
+    for (int64_t i = 0; i < n; ++i) {
+      extend_selection(trace_.selection, decided[size_t(i)]);
+      ++trace_.decode_tokens;
+      if (decided[size_t(i)].is_rep) ++trace_.decode_reps;
+      steps.push_back(plan_->decode(decided[size_t(i)], p.start + i));
+      const AdaPlan::Step& s = steps.back();
+      if (s.attend) {
+        attend.push_back(int32_t(i));
+        attend_pos.push_back(p.start + i);
+        own.push_back(s.own_key);
+      }
+      if (s.append) {
+        append.push_back(int32_t(i));
+        append_pos.push_back(p.start + i);
+      }
+    }
+    const int64_t slots0 = slots_, na = int64_t(attend.size()), nk = slots0 + int64_t(append.size());
+    // Q/K/V of the attending rows at p.qkv's rows 0..na-1 (all: every row, in order).
+    const int64_t* qpos = p.pos;
+    if (all()) {
+      if (o_.features == AdaFeatures::hidden) gpu_project_qkv(c_, x, n, p.pos, p.qkv, p.st);  // keys: done above
+    } else if (na > 0) {
+      sc_->rows.reserve(size_t(na * d) * es(), p.st);
+      ops::gpu::embed(c_.dtype, x, upload(sc_->query_tokens, attend, p.st), na, d, sc_->rows.data(), p.st);
+      qpos = upload(sc_->query_pos, attend_pos, p.st);
+      gpu_project_qkv(c_, sc_->rows.data(), na, qpos, p.qkv, p.st);
+    }
+    reserve(nk, p.st);
+    if (nk > slots0) {  // reps: the attending rows are the appended ones; all: a subset of p.qkv's rows
+      std::vector<int32_t> from(append.size());
+      for (size_t k = 0; k < append.size(); ++k) from[k] = all() ? append[k] : int32_t(k);
+      const int32_t* rows = upload(sc_->cache_rows, from, p.st);
+      const int64_t m = int64_t(from.size());
+      ops::gpu::gather_rows(c_.dtype, at(p.qkv, c_.qd(), c_.dtype), ld, rows, m, kd, at(k_.data(), slots0 * kd, c_.dtype), kd,
+                            p.st);
+      ops::gpu::gather_rows(c_.dtype, at(p.qkv, c_.qd() + kd, c_.dtype), ld, rows, m, kd,
+                            at(v_.data(), slots0 * kd, c_.dtype), kd, p.st);
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data() + size_t(slots0) * 8, append_pos.data(), append_pos.size() * 8,
+                                         cudaMemcpyHostToDevice, p.st));
+    }
+    slots_ = nk;
+    if (na > 0) {
+      ops::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, na, qpos, k_.data(), v_.data(), nk, cache_pos(), p.o);
+      if (plan_->has_bias()) {  // each query's own step's bias, over the slots it saw (later ones lie after it)
+        std::vector<float> bias(size_t(na * nk), 0.f);
+        for (int64_t q = 0; q < na; ++q) {
+          const std::vector<float>& b = steps[size_t(attend[size_t(q)])].bias;
+          std::copy(b.begin(), b.end(), bias.begin() + q * nk);
+        }
+        g.bias = upload(sc_->bias, bias, p.st);
+        g.ldbias = nk;
+      }
+      if (std::find(own.begin(), own.end(), uint8_t(1)) != own.end()) own_keys(g, p, upload(sc_->own_key, own, p.st));
+      p.timer->run(g, p.st);
+    }
+    if (all()) {
+      gpu_project_out(c_, p.o, n, out, p.st);
+      return;
+    }
+    if (na > 0) gpu_project_out(c_, p.o, na, at(out_.data(), slots0 * d, c_.dtype), p.st);
+    std::vector<int32_t> from(static_cast<size_t>(n));  // each token's representative's kept output
+    for (int64_t i = 0, k = 0; i < n; ++i)
+      from[size_t(i)] = steps[size_t(i)].copy_from >= 0 ? steps[size_t(i)].copy_from : int32_t(slots0 + k++);
+    ops::gpu::embed(c_.dtype, out_.data(), upload(sc_->copy_from, from, p.st), n, d, out, p.st);
   }
 
   // The pass's (one-row) K and V into cache slot `slot`.

@@ -3,11 +3,15 @@
 // a new token's features are normalised there, correlated with those rows by one DGEMV, and the best
 // representative (ties: the earliest) comes back to the host in one 16-byte copy, the step's only
 // synchronisation. The host keeps the representatives' positions, so a step returns the same Step as
-// the CPU's selector (up to the order of the float64 sums, ~1e-16 in rho). CUDA build only: ADA's GPU
-// layers (attention/ada_attention_cuda.cu) are its one user.
+// the CPU's selector (up to the order of the float64 sums, ~1e-16 in rho). steps() decides a pass of
+// several tokens with one synchronisation: their correlations with the representatives and with each
+// other are two DGEMMs, and one warp walks the tokens in order, each seeing the representatives the
+// earlier ones became. CUDA build only: ADA's GPU layers (attention/ada_attention_cuda.cu) are its
+// one user.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "select/gpu_selection.h"
 #include "select/incremental.h"
@@ -25,6 +29,9 @@ class DeviceIncremental {
 
   // Decides token T() from its features x [d] float32 in device memory (on cuda::context().stream).
   IncrementalSelector::Step step(const float* x_device);
+  // Decides tokens T() .. T() + n - 1 from their features x [n, d] float32 in device memory, in order:
+  // the same Steps as n calls of step() (up to the order of the float64 sums).
+  std::vector<IncrementalSelector::Step> steps(const float* x_device, int64_t n);
   int64_t T() const;
   int64_t bytes() const;  // device memory held (the rows' capacity)
 

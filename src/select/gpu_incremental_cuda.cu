@@ -54,6 +54,45 @@ __global__ void argmax_earliest(const double* __restrict__ rho, int64_t n, doubl
   }
 }
 
+// A pass of n tokens, one warp: token i's best candidate among the r representatives before the pass
+// (rho_old [n, r]) and the pass's tokens j < i that became representatives (rho_new [n, n]), ties to
+// the earliest (every earlier representative comes before the pass's); it is a representative when
+// it is token 0 (first) or its best rho stays below `reach` (theta less the slack of
+// detail::reaches). is_rep[i] 0/1, best[i] the candidate's index (a representative's index in the
+// rows, the pass's tokens after the r earlier ones: r + j) or -1. Lane 0 writes; __syncwarp orders
+// its writes before the next token's reads.
+__global__ void greedy_pass(const double* __restrict__ rho_old, int64_t r, const double* __restrict__ rho_new, int64_t n,
+                            double reach, bool first, int32_t* is_rep, int32_t* best) {
+  const int lane = threadIdx.x;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = -2.0;
+    int64_t at = -1;
+    for (int64_t c = lane; c < r + i; c += 32) {  // increasing c a lane: a strict > keeps the earliest
+      const bool old = c < r;
+      if (!old && !is_rep[c - r]) continue;
+      const double x = old ? rho_old[i * r + c] : rho_new[i * n + (c - r)];
+      if (x > v) {
+        v = x;
+        at = c;
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const double ov = __shfl_down_sync(0xffffffffu, v, o);
+      const int64_t oi = __shfl_down_sync(0xffffffffu, at, o);
+      if (ov > v || (ov == v && oi >= 0 && (at < 0 || oi < at))) {
+        v = ov;
+        at = oi;
+      }
+    }
+    if (lane == 0) {
+      const bool rep = (first && i == 0) || !(v >= reach);
+      is_rep[i] = rep;
+      best[i] = rep ? -1 : int32_t(at);
+    }
+    __syncwarp();
+  }
+}
+
 }  // namespace
 
 struct DeviceIncremental::Impl {
@@ -62,6 +101,8 @@ struct DeviceIncremental::Impl {
   int64_t d = 0, T = 0, r = 0, cap = 0;
   std::vector<int32_t> reps;  // positions, in order
   cuda::Buffer<double> rows, rho, best;  // [cap, d] (row r: the token being decided), [cap], [2]
+  cuda::Buffer<double> pass_z, pass_rho;  // steps(): the pass's rows [n, d], rho [n, r] then [n, n]
+  cuda::Buffer<int32_t> pass_out;         // steps(): is_rep [n], best [n]
 
   void reserve(int64_t need) {
     if (need <= cap) return;
@@ -132,6 +173,59 @@ IncrementalSelector::Step DeviceIncremental::step(const float* x_device) {
     return {true, t};
   }
   return {false, m.reps[size_t(best[1])]};
+}
+
+std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_device, int64_t n) {
+  Impl& m = *impl_;
+  std::vector<IncrementalSelector::Step> out;
+  if (n <= 0) return out;
+  cuda::Context& ctx = cuda::context();
+  cudaStream_t s = ctx.stream;
+  m.reserve(m.r + n);
+  m.pass_z.reserve(size_t(n * m.d));
+  m.pass_rho.reserve(size_t(n * (m.r + n)));
+  m.pass_out.reserve(size_t(2 * n));
+  double* z = m.pass_z.data();
+  internal::normalize_rows<double><<<unsigned(n), 256, 0, s>>>(x_device, m.d, m.centre, z);
+  CASCADE_CUDA_LAUNCH_CHECK();
+  // Row-major [n, r] and [n, n] products, in cuBLAS's column-major terms: C^T = rows * z^T.
+  double* rho_old = m.pass_rho.data();
+  double* rho_new = rho_old + n * m.r;
+  const double one = 1.0, zero = 0.0;
+  if (m.r > 0)
+    CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.r), int(n), int(m.d), &one, m.rows.data(),
+                                     int(m.d), z, int(m.d), &zero, rho_old, int(m.r)));
+  CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(n), int(m.d), &one, z, int(m.d), z,
+                                   int(m.d), &zero, rho_new, int(n)));
+  int32_t* is_rep = m.pass_out.data();
+  greedy_pass<<<1, 32, 0, s>>>(rho_old, m.r, rho_new, n, m.theta - kRhoSlack, m.T == 0, is_rep, is_rep + n);
+  CASCADE_CUDA_LAUNCH_CHECK();
+  const std::vector<int32_t> h = m.pass_out.download(size_t(2 * n), s);  // the pass's one synchronisation
+  // The new representatives' rows join the kept rows, in order.
+  std::vector<int32_t> keep;
+  for (int64_t i = 0; i < n; ++i)
+    if (h[size_t(i)]) keep.push_back(int32_t(i));
+  if (!keep.empty()) {
+    auto idx = cuda::Buffer<int32_t>::from_host(keep, s);
+    internal::gather_rows<double><<<unsigned(keep.size()), 256, 0, s>>>(z, m.d, idx.data(), m.rows.data() + m.r * m.d);
+    CASCADE_CUDA_LAUNCH_CHECK();
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // idx is freed on return
+  }
+  const int64_t r0 = m.r;
+  std::vector<int32_t> pass_pos(static_cast<size_t>(n));  // position of each of the pass's tokens
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t t = int32_t(m.T++);
+    pass_pos[size_t(i)] = t;
+    if (h[size_t(i)]) {
+      m.reps.push_back(t);
+      ++m.r;
+      out.push_back({true, t});
+    } else {
+      const int32_t b = h[size_t(n + i)];
+      out.push_back({false, b < r0 ? m.reps[size_t(b)] : pass_pos[size_t(b - r0)]});
+    }
+  }
+  return out;
 }
 
 }  // namespace cascade::select::gpu

@@ -192,6 +192,21 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
     }
     expect_close(dec, got, t, what + " GPU ADA decode vs prefill");
     EXPECT_EQ(ds.cache_bytes(), gs.cache_bytes()) << what << " compressed cache after decoding";
+    // The same continuation in passes of 7 tokens (decided and run as one batch where the plan
+    // allows): the decisions token by token made, the prefill's logits.
+    Sequence cs7 = gpu->new_sequence(&f);
+    Tensor chunked = Tensor::zeros({T, V});
+    std::copy(head.data(), head.data() + p0 * V, chunked.data());
+    (void)gpu->forward(cs7, std::vector<int32_t>(ids.begin(), ids.begin() + p0));
+    for (int64_t i = p0; i < T; i += 7) {
+      const int64_t e = std::min(T, i + 7);
+      const Tensor l = gpu->forward(cs7, std::vector<int32_t>(ids.begin() + i, ids.begin() + e));
+      std::copy(l.data(), l.data() + (e - i) * V, chunked.data() + i * V);
+    }
+    for (int64_t l = 0; l < L; ++l)
+      EXPECT_EQ(differing(cs7.trace(int(l))->selection, ds.trace(int(l))->selection), 0) << what << " layer " << l;
+    expect_close(chunked, got, t, what + " GPU ADA continuation in passes of 7 vs prefill");
+    EXPECT_EQ(cs7.cache_bytes(), gs.cache_bytes()) << what << " compressed cache after the passes";
   }
 }
 
