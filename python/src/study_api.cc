@@ -146,6 +146,7 @@ nb::dict study(PyModel& pm, const std::string& text, int64_t ctx, int64_t window
          "; load it with dtype=", dtype);
   p.device = placed.device;
   p.dtype = placed.dtype;
+  p.attention_kernel = placed.attention_kernel;
   r.out = out;
   r.overwrite = overwrite;
   r.quiet = quiet;

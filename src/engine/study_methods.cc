@@ -113,6 +113,7 @@ AttentionOptions study_placement(const StudyParams& p) {
   AttentionOptions o;
   set_attention_option(o, "device", p.device, "--device");
   if (!p.dtype.empty()) set_attention_option(o, "dtype", p.dtype, "--dtype");
+  set_attention_option(o, "attention_kernel", p.attention_kernel, "--attention-kernel");
   return o;
 }
 

@@ -59,6 +59,7 @@ struct StudyParams {
   std::vector<std::string> methods;    // continuation: the method items as typed (engine/study_methods.h)
   std::vector<double> budgets = {0.1, 0.25, 0.5};  // continuation: the KV methods' kept fractions
   std::string device = "cpu", dtype;   // where the model runs (dtype "": the device's default)
+  std::string attention_kernel = "auto";  // the GPU's plain causal attention (ops::AttentionKernel's names)
 };
 
 // One configuration of ADA, named as in every output.

@@ -70,6 +70,7 @@ json params_json(const StudyParams& p) {
     j["device"] = p.device;
     j["dtype"] = p.dtype;
   }
+  if (p.attention_kernel != "auto") j["attention_kernel"] = p.attention_kernel;
   return j;
 }
 

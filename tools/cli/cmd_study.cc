@@ -69,6 +69,9 @@ void add_study(CLI::App& app) {
                 "there (refused until the GPU has them) and leaves out exact-trajectory (a CPU instrument)")
       ->capture_default_str();
   c->add_option("--dtype", p.dtype, "Compute dtype f32 | fp16 | bf16 (default f32 on cpu, bf16 on cuda)");
+  c->add_option("--attention-kernel", p.attention_kernel,
+                "With --device cuda: who runs the plain causal attention, auto | cascade | cudnn (as for generate)")
+      ->capture_default_str();
   c->add_option("--out", o->out, "Output folder")->required();
   c->add_flag("--overwrite", o->overwrite, "Replace a study with other parameters in --out");
   c->add_flag("--quiet", o->quiet, "No progress on stderr");
