@@ -18,8 +18,10 @@
 // The exact prefill runs on the same prompt. Decoded tokens follow the same rule (new id with
 // probability f).
 //
+// --attention-kernel names who runs the exact prefill's plain causal attention (ops::AttentionKernel;
+// ADA's representatives always run Cascade's kernel).
 // Usage: ada_cuda_bench --model DIR [--dtype fp16] [--tau 0.3] [--select cascade] [--queries reps|all] [--reps 5] [--gen 64]
-//                       T:f [T:f ...]
+//                       [--attention-kernel auto|cascade|cudnn] T:f [T:f ...]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -73,7 +75,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, dtype = "fp16", sel = "cascade", queries = "reps";
+  std::string model, dtype = "fp16", sel = "cascade", queries = "reps", kernel = "auto";
   double tau = 0.3;
   int reps = 5, gen_asked = 64;
   std::vector<std::pair<int64_t, double>> cases;
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
     else if (a == "--queries") queries = next();
     else if (a == "--reps") reps = std::stoi(next());
     else if (a == "--gen") gen_asked = std::stoi(next());
+    else if (a == "--attention-kernel") kernel = next();
     else {
       const auto c = a.find(':');
       if (c == std::string::npos) {
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
     auto m = Model::load(model);
     // No CUDA graphs: the exact engine's attention kernels are then timed, and it launches as ADA does
     // (ADA is never captured); `cascade bench` measures the exact engine with graphs.
-    m->to_device(Device::Cuda, parse_compute_dtype(dtype), false);
+    m->to_device(Device::Cuda, parse_compute_dtype(dtype), false, ops::parse_attention_kernel(kernel));
     AdaOptions o;
     o.select.tau = tau;
     o.mode = select::parse_mode(sel);
@@ -117,7 +120,7 @@ int main(int argc, char** argv) {
       const std::vector<int32_t> all = planted(T + gen, f, m->spec().vocab_size, 1234 + uint64_t(T));
       const std::span<const int32_t> prompt(all.data(), size_t(T));
       nlohmann::json row{{"model", model}, {"dtype", dtype}, {"T", T}, {"f", f}, {"tau", tau}, {"select", sel}, {"queries", queries},
-                         {"layers", L}, {"reps", reps}, {"gen", gen}};
+                         {"attention_kernel", kernel}, {"layers", L}, {"reps", reps}, {"gen", gen}};
       for (const bool use_ada : {false, true}) {
         std::vector<double> pre, dec, selection, attention, dec_att;
         std::vector<double> r_layer(size_t(L), 0);
