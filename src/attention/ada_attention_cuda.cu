@@ -113,6 +113,9 @@ __global__ void proportional_bias_kernel(const int32_t* parent, const int32_t* q
   }
 }
 
+// A decoding pass runs as batches of at most this many tokens (AdaGpuLayer::decode_pass).
+constexpr int64_t kBatchRows = 1024;
+
 // Scratch shared by the ADA layers of one sequence (they run one at a time), from the stream-ordered
 // pool: a new sequence's scratch costs no cudaMalloc (which would synchronise the device).
 struct AdaGpuScratch {
@@ -137,8 +140,14 @@ class AdaGpuLayer : public GpuLayerAttention {
       prefill(p, x, out);
       return;
     }
-    if (batched(p)) {
-      decode_pass(p, x, out);
+    if (batched(p)) {  // in batches of at most kBatchRows: the decisions' products are [n, r + n]
+      for (int64_t off = 0; off < p.n; off += kBatchRows) {
+        GpuPass b = p;
+        b.n = std::min(kBatchRows, p.n - off);
+        b.start = p.start + off;
+        b.pos = p.pos + off;
+        decode_pass(b, at(x, off * d, c_.dtype), at(out, off * d, c_.dtype));
+      }
       return;
     }
     for (int64_t i = 0; i < p.n; ++i) decode(p, at(x, i * d, c_.dtype), i, at(out, i * d, c_.dtype));
