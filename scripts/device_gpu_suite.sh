@@ -7,7 +7,9 @@
 # scripts/device_gpu_engine.sh (CARRY/bin.tar.gz made by scripts/pack_device_bins.sh with cascade,
 # tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle,kv_press_cuda,device_weights}_test,
 # bench/ada_cuda_bench).
-# Usage (device, repo root): [PART=tests|benches|load] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# PART=models: scripts/bench_gpu_models.py (MODELS, LENGTHS; OUT/models_bench.json keeps earlier parts when OUT is
+# carried back in).
+# Usage (device, repo root): [PART=tests|benches|load|models] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -39,5 +41,11 @@ fi
 if [ "$part" = all ] || [ "$part" = benches ]; then
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_gpu_prefill.py --cascade $B/cascade --out "$OUT" --big-layers 4 --reps 10 2>&1 | tee "$OUT/bench_prefill.log" | grep -v Warning
   PYTHONUNBUFFERED=1 timeout 240 python3 scripts/bench_gpu_ada.py --bench $B/bench/ada_cuda_bench --out "$OUT" --big-layers 4 2>&1 | tee "$OUT/bench_ada.log" | grep -v Warning
+fi
+# Whole models at long prompts (not part of all: about six minutes a model): MODELS and LENGTHS choose.
+if [ "$part" = models ]; then
+  PYTHONUNBUFFERED=1 timeout "${MODELS_TIMEOUT:-560}" python3 scripts/bench_gpu_models.py --ada-bench $B/bench/ada_cuda_bench \
+    --out "$OUT" --models "${MODELS:-llama-8b}" --lengths "${LENGTHS:-2048,8192,32768,131072}" 2>&1 |
+    tee "$OUT/bench_models.log" | grep -v Warning
 fi
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
