@@ -42,7 +42,12 @@ PreparedStudy prepare_study(StudyRequest r) {
       if (placement.device != "cpu") {  // the measured run's options, as run_window asks for them
         AdaOptions measured = c.ada;
         measured.measure_error = measured.compare_full = true;
-        AdaAttentionFactory(measured).check_gpu();
+        try {  // a selection mode the GPU lacks (inherit, capped, random) is left out, and said so
+          AdaAttentionFactory(measured).check_gpu();
+        } catch (const Error& e) {
+          s.notes.push_back("`" + c.name + "` is left out on " + placement.device + ": " + e.what());
+          continue;
+        }
       }
       s.configs.push_back(std::move(c));
     }

@@ -35,7 +35,8 @@ struct PreparedStudy {
 // make_attention: a GPU the build or machine lacks, ADA options its GPU twin lacks -- the prefill
 // protocol's measured runs included), a continuation flag under the prefill protocol, or a text
 // file that is missing or empty. On the GPU the prefill protocol leaves out `exact-trajectory`
-// (study_observer.h is a CPU instrument) and says so in the report.
+// (study_observer.h is a CPU instrument) and the selection modes the GPU lacks (inherit, capped,
+// random), and says so in the report.
 PreparedStudy prepare_study(StudyRequest r);
 
 struct StudyOutcome {

@@ -24,10 +24,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
+#include <string>
 
 #include "attention/ada_attention.h"
 #include "attention/exact_attention.h"
 #include "core/error.h"
+#include "engine/study_driver.h"
 #include "io/npy.h"
 #include "model/model.h"
 #include "support/test_paths.h"
@@ -273,6 +276,26 @@ TEST(AdaCudaStudy, MeasurementsMatchCpu) {
     EXPECT_GT(largest, 0) << name << ": every token a representative at every layer; the case tests nothing";
     std::printf("[ measured ] %s: largest attention error over layers %.4f\n", name, largest);
   }
+}
+
+// The prefill protocol on the GPU: the configurations whose selection the GPU lacks are left out with
+// a note, the rest (full, cascade, its variants, the tau sweep) run.
+TEST(AdaCudaStudy, PrefillProtocolLeavesOutWhatTheGpuLacks) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
+  engine::StudyRequest r;
+  r.params.model = (test::bundled_model_dir() / "stories260K.bin").string();
+  r.params.text = test::sample_text();
+  r.params.ctx = 64;
+  r.params.windows = 1;
+  r.params.tau_sweep = {0.5};
+  r.params.device = "cuda";
+  const engine::PreparedStudy s = engine::prepare_study(r);
+  std::set<std::string> names, left_out;
+  for (const auto& c : s.configs) names.insert(c.name);
+  for (const auto& n : s.notes) left_out.insert(n.substr(1, n.find('`', 1) - 1));
+  for (const char* kept : {"cascade", "full", "cascade+all-queries", "cascade+proportional", "cascade@tau=0.5"})
+    EXPECT_TRUE(names.count(kept)) << kept;
+  for (const char* out : {"inherit", "capped:8", "random:0", "exact-trajectory"}) EXPECT_TRUE(left_out.count(out)) << out;
 }
 
 TEST(AdaCudaErrors, OptionsTheGpuLacksAreRefused) {

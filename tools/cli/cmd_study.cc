@@ -65,8 +65,8 @@ void add_study(CLI::App& app) {
                 "With --protocol continuation: comma-separated kept fractions in (0, 1] for the KV methods (default 0.1,0.25,0.5)")
       ->delimiter(',');
   c->add_option("--device", p.device,
-                "cpu or cuda (a CUDA build and a GPU); on cuda the prefill protocol needs ADA's per-layer measurements\n"
-                "there (refused until the GPU has them) and leaves out exact-trajectory (a CPU instrument)")
+                "cpu or cuda (a CUDA build and a GPU); on cuda the prefill protocol leaves out the selection modes\n"
+                "the GPU lacks (inherit, capped, random) and exact-trajectory (a CPU instrument), with a note")
       ->capture_default_str();
   c->add_option("--dtype", p.dtype, "Compute dtype f32 | fp16 | bf16 (default f32 on cpu, bf16 on cuda)");
   c->add_option("--attention-kernel", p.attention_kernel,
