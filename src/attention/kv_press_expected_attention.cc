@@ -12,8 +12,6 @@
 
 namespace cascade::press {
 
-namespace {
-
 // Rbar [hd, hd] row-major: the mean over positions n .. n + n_future - 1 of rotary's rotation of one
 // head (identity without rotary, and on the dimensions past the rotary ones). Angles as rotary takes
 // them (float(pos) * inv_freq in float32, ops/rotary.cc); a pair (a, b) of frequency i maps
@@ -39,7 +37,15 @@ std::vector<double> mean_rotation(const ops::Rotary* rotary, int64_t hd, int64_t
   return r;
 }
 
-}  // namespace
+void rotated_statistics(const std::vector<double>& rbar, int64_t hd, const double* cov, const double* mu, double* rcov,
+                        double* rmu) {
+  std::vector<double> tmp(size_t(hd * hd));
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(hd), int(hd), int(hd), 1.0, rbar.data(), int(hd), cov, int(hd),
+              0.0, tmp.data(), int(hd));
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(hd), int(hd), int(hd), 1.0, tmp.data(), int(hd), rbar.data(),
+              int(hd), 0.0, rcov, int(hd));
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, int(hd), int(hd), 1.0, rbar.data(), int(hd), mu, 1, 0.0, rmu, 1);
+}
 
 std::vector<double> expected_attention(const Context& c, const Params& p) {
   if (c.n <= p.n_sink)
@@ -59,7 +65,7 @@ std::vector<double> expected_attention(const Context& c, const Params& p) {
 
   std::vector<double> per_head(size_t(c.heads * m));
   const size_t row = static_cast<size_t>(hd), square = row * row;
-  std::vector<double> x(static_cast<size_t>(m) * row), mu(row), rmu(row), cov(square), tmp(square), rcov(square);
+  std::vector<double> x(static_cast<size_t>(m) * row), mu(row), rmu(row), cov(square), rcov(square);
   // The scored keys of the current KV head [m, hd] in float64, and their products with Rbar S Rbar^T:
   // one GEMM a query head (a matrix-vector product a key costs a BLAS call each, ~70k a layer).
   std::vector<double> keys(static_cast<size_t>(m) * row), ck(static_cast<size_t>(m) * row);
@@ -78,11 +84,7 @@ std::vector<double> expected_attention(const Context& c, const Params& p) {
     // cov = X^T X / m; then Rbar cov Rbar^T and Rbar mu.
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(hd), int(hd), int(m), 1.0 / double(m), x.data(), int(hd),
                 x.data(), int(hd), 0.0, cov.data(), int(hd));
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(hd), int(hd), int(hd), 1.0, rbar.data(), int(hd), cov.data(),
-                int(hd), 0.0, tmp.data(), int(hd));
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(hd), int(hd), int(hd), 1.0, tmp.data(), int(hd), rbar.data(),
-                int(hd), 0.0, rcov.data(), int(hd));
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, int(hd), int(hd), 1.0, rbar.data(), int(hd), mu.data(), 1, 0.0, rmu.data(), 1);
+    rotated_statistics(rbar, hd, cov.data(), mu.data(), rcov.data(), rmu.data());
     // ck row j = (Rbar S Rbar^T) k_j.
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(hd), int(hd), 1.0, keys.data(), int(hd), rcov.data(),
                 int(hd), 0.0, ck.data(), int(hd));

@@ -75,6 +75,12 @@ std::vector<double> scores_on_gpu(Method m, const Context& c, int64_t n_kept, co
 // negated positions), which returns them up to float32 rounding. cascade::Error for n <= n_sink or
 // without c.v.
 std::vector<double> expected_attention(const Context& c, const Params& p);
+// Its steps that both devices share (the GPU's twin runs the rest in kv_press_scores_cuda.cu): Rbar
+// [hd, hd] row-major, and one query head's rotated statistics rcov = Rbar S Rbar^T [hd, hd] and
+// rmu = Rbar mu [hd] from its covariance S and mean mu.
+std::vector<double> mean_rotation(const ops::Rotary* rotary, int64_t hd, int64_t n, int64_t n_future);
+void rotated_statistics(const std::vector<double>& rbar, int64_t hd, const double* cov, const double* mu, double* rcov,
+                        double* rmu);
 
 // Per KV head, the n_kept positions of highest score in increasing order. Ties (streaming's and
 // snapkv's equal scores when n_kept is below their sink or window count) go to the earlier

@@ -6,14 +6,17 @@
 // weights and one thread per key adds its column over the panel's rows, in increasing row order as the
 // host does. Only the [heads, n] sums come back; the host finishes with scores_from_received. The
 // numbers are the host's up to the order of the float64 dot products and of the softmax's denominator
-// (~1e-15 relative), so the same entries are kept except at exact ties. knorm brings back K only;
-// streaming and random read nothing.
+// (~1e-15 relative), so the same entries are kept except at exact ties. Expected-attention runs here
+// too (the queries' statistics per head as float64 GEMMs; only each head's d x d covariance comes back,
+// for the host's Rbar S Rbar^T, which both devices share); knorm brings back K only; streaming and
+// random read nothing.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "attention/kv_press_scores.h"
 #include "attention/kv_press_scores_cuda.cuh"
+#include "core/error.h"
 #include "cuda/context.h"
 #include "cuda/pool_buffer.h"
 #include "cuda/runtime.h"
@@ -69,6 +72,158 @@ __global__ void add_columns(const double* w, int64_t ld, int64_t row0, int64_t r
 
 unsigned blocks(int64_t n, int64_t per) { return unsigned((n + per - 1) / per); }
 
+// Expected-attention's queries before rotary: rows first.. first + m - 1 of q [., ldq] (after rotary)
+// rotated back (rotary at the negated positions, in float32 as ops::Rotary::apply computes it: the
+// angle rounded to float32, cos and sin in float64 rounded to float32, no fused multiply-add), widened
+// to float64 [m, heads * hd]. Block per row.
+__global__ void unrotated_queries(const float* q, int64_t ldq, int64_t first, int64_t heads, int64_t hd,
+                                  const float* inv_freq, int64_t half, bool interleaved, double* out) {
+  const int64_t t = blockIdx.x, width = heads * hd, pos = -(first + t);
+  const float* row = q + (first + t) * ldq;
+  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+    const int64_t e = c % hd;
+    const float* v = row + (c - e);
+    float y = v[e];
+    if (e < 2 * half) {
+      const int64_t i = interleaved ? e / 2 : e % half;
+      const int64_t a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
+      const float ang = __fmul_rn(float(pos), inv_freq[i]);
+      const float cs = float(cos(double(ang))), sn = float(sin(double(ang)));
+      y = e == a ? __fsub_rn(__fmul_rn(v[a], cs), __fmul_rn(v[b], sn)) : __fadd_rn(__fmul_rn(v[b], cs), __fmul_rn(v[a], sn));
+    }
+    out[t * width + c] = double(y);
+  }
+}
+
+// Column j of x [m, ld] from column `col`: its mean over the m rows (block per column), then x's head
+// slice centred [m, hd] (grid-stride).
+__global__ void column_means(const double* x, int64_t ld, int64_t col, int64_t m, double* mean) {
+  __shared__ double red[256];
+  double s = 0;
+  for (int64_t t = threadIdx.x; t < m; t += blockDim.x) s += x[t * ld + col + blockIdx.x];
+  red[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) mean[blockIdx.x] = red[0] / double(m);
+}
+__global__ void centred(const double* x, int64_t ld, int64_t col, int64_t m, int64_t hd, const double* mean, double* y) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < m * hd; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = x[(i / hd) * ld + col + i % hd] - mean[i % hd];
+}
+
+// Thread per key j: rmu . k_j / sqrt(hd) + k_j . ck_j / hd / 2, as the host adds them.
+__global__ void expected_logits(const double* k, const double* ck, const double* rmu, int64_t m, int64_t hd, double* s) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= m) return;
+  double lin = 0, quad = 0;
+  for (int64_t d = 0; d < hd; ++d) lin += rmu[d] * k[j * hd + d], quad += k[j * hd + d] * ck[j * hd + d];
+  s[j] = lin / sqrt(double(hd)) + quad / double(hd) / 2;
+}
+
+// s [m] <- softmax(s), one block.
+__global__ void softmax_row(double* s, int64_t m) {
+  __shared__ double red[256];
+  double mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) mx = fmax(mx, s[j]);
+  red[threadIdx.x] = mx;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) red[threadIdx.x] = fmax(red[threadIdx.x], red[threadIdx.x + w]);
+    __syncthreads();
+  }
+  mx = red[0];
+  __syncthreads();
+  double sum = 0;
+  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) sum += (s[j] = exp(s[j] - mx));
+  red[threadIdx.x] = sum;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  sum = red[0];
+  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) s[j] /= sum;
+}
+
+// Thread per (KV head g, entry j >= n_sink): the group's mean weight times ||v_j||, into out [kv_heads, n].
+__global__ void expected_scores(const double* per_head, int64_t m, int64_t group, const float* v, int64_t ldv,
+                                int64_t n_sink, int64_t n, int64_t kv_heads, int64_t hd, double* out) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= kv_heads * m) return;
+  const int64_t g = i / m, j = i % m;
+  double e = 0;
+  for (int64_t h = g * group; h < (g + 1) * group; ++h) e += per_head[h * m + j];
+  const float* vj = v + (n_sink + j) * ldv + g * hd;
+  double vv = 0;
+  for (int64_t d = 0; d < hd; ++d) vv += double(vj[d]) * double(vj[d]);
+  out[g * n + n_sink + j] = e / double(group) * sqrt(vv);
+}
+
+// press::expected_attention on the device: the same steps, the covariance's rotation on the host.
+std::vector<double> expected_attention_on_device(const DeviceQK& x, const Context& c, const Params& p, cudaStream_t st) {
+  if (c.n <= p.n_sink)
+    fail("--attention expected-attention needs a context longer than its ", p.n_sink, " sink tokens, got ", c.n);
+  CASCADE_CHECK(x.v, "expected-attention scores need the context's values on the device");
+  const int64_t n = c.n, hd = c.head_dim, qd = c.heads * hd, group = c.heads / c.kv_heads, m = n - p.n_sink;
+  cuda::PoolBytes q(size_t(m * qd) * 8, st), xc(size_t(m * hd) * 8, st), keys(size_t(m * hd) * 8, st),
+      ck(size_t(m * hd) * 8, st), stats(size_t(2 * hd * hd + 2 * hd) * 8, st), per_head(size_t(c.heads * m) * 8, st),
+      out(size_t(c.kv_heads * n) * 8, st), freq(size_t(std::max<int64_t>(1, hd)) * 4, st);
+  double* q64 = reinterpret_cast<double*>(q.data());
+  double* xcd = reinterpret_cast<double*>(xc.data());
+  double* kd = reinterpret_cast<double*>(keys.data());
+  double* ckd = reinterpret_cast<double*>(ck.data());
+  double* cov = reinterpret_cast<double*>(stats.data());
+  double *rcov = cov + hd * hd, *mu = rcov + hd * hd, *rmu = mu + hd;
+  const bool rot = c.rotary && c.rotary->enabled();
+  const int64_t half = rot ? c.rotary->dim() / 2 : 0;
+  if (rot)
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(freq.data(), c.rotary->inv_freq().data(), size_t(half) * 4, cudaMemcpyHostToDevice, st));
+  unrotated_queries<<<unsigned(m), 256, 0, st>>>(x.q, x.ldq, p.n_sink, c.heads, hd, reinterpret_cast<const float*>(freq.data()),
+                                                 half, rot && c.rotary->style() == RotaryStyle::Interleaved, q64);
+  const std::vector<double> rbar = mean_rotation(c.rotary, hd, n, p.n_future);
+  std::vector<double> h_stats(size_t(hd * hd + hd)), h_rot(size_t(hd * hd + hd));
+  cublasHandle_t blas = cuda::context().blas;  // bound to the context's stream, the passes' stream
+  const double one = 1.0, zero = 0.0, inv_m = 1.0 / double(m);
+  for (int64_t h = 0; h < c.heads; ++h) {
+    if (h % group == 0)
+      widen_head<<<blocks(m * hd, 256), 256, 0, st>>>(x.k + p.n_sink * x.ldk, x.ldk, (h / group) * hd, m, hd, kd);
+    column_means<<<unsigned(hd), 256, 0, st>>>(q64, qd, h * hd, m, mu);
+    centred<<<std::min<unsigned>(blocks(m * hd, 256), 4096), 256, 0, st>>>(q64, qd, h * hd, m, hd, mu, xcd);
+    // cov = X^T X / m (symmetric: its layout is its transpose's).
+    CASCADE_CUBLAS_CHECK(cublasDgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, int(hd), int(hd), int(m), &inv_m, xcd, int(hd), xcd,
+                                     int(hd), &zero, cov, int(hd)));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(h_stats.data(), cov, size_t(hd * hd) * 8, cudaMemcpyDeviceToHost, st));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(h_stats.data() + hd * hd, mu, size_t(hd) * 8, cudaMemcpyDeviceToHost, st));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+    rotated_statistics(rbar, hd, h_stats.data(), h_stats.data() + hd * hd, h_rot.data(), h_rot.data() + hd * hd);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(rcov, h_rot.data(), size_t(hd * hd) * 8, cudaMemcpyHostToDevice, st));
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(rmu, h_rot.data() + hd * hd, size_t(hd) * 8, cudaMemcpyHostToDevice, st));
+    // ck row j = rcov k_j: rcov is symmetric, so its row-major layout serves as column-major.
+    CASCADE_CUBLAS_CHECK(
+        cublasDgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, int(hd), int(m), int(hd), &one, rcov, int(hd), kd, int(hd), &zero, ckd, int(hd)));
+    double* s = reinterpret_cast<double*>(per_head.data()) + h * m;
+    expected_logits<<<blocks(m, 256), 256, 0, st>>>(kd, ckd, rmu, m, hd, s);
+    softmax_row<<<1, 256, 0, st>>>(s, m);
+  }
+  CASCADE_CUDA_CHECK(cudaMemsetAsync(out.data(), 0, out.bytes(), st));
+  expected_scores<<<blocks(c.kv_heads * m, 256), 256, 0, st>>>(reinterpret_cast<const double*>(per_head.data()), m, group, x.v,
+                                                               x.ldv, p.n_sink, n, c.kv_heads, hd,
+                                                               reinterpret_cast<double*>(out.data()));
+  CASCADE_CUDA_LAUNCH_CHECK();
+  std::vector<double> scores(size_t(c.kv_heads * n));
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(scores.data(), out.data(), scores.size() * 8, cudaMemcpyDeviceToHost, st));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
+  double top = -INFINITY;  // the sinks above everything, as the host sets them
+  for (int64_t g = 0; g < c.kv_heads; ++g)
+    for (int64_t j = p.n_sink; j < n; ++j) top = std::max(top, scores[size_t(g * n + j)]);
+  for (int64_t g = 0; g < c.kv_heads; ++g)
+    for (int64_t j = 0; j < p.n_sink; ++j) scores[size_t(g * n + j)] = top + 1;
+  return scores;
+}
+
 // Per query head, the attention of query rows [from, n) summed per key ([heads * n], on the host).
 std::vector<double> received_on_device(const DeviceQK& x, const Context& shape, int64_t from, cudaStream_t st,
                                        int64_t panel_rows) {
@@ -119,19 +274,12 @@ std::vector<double> scores_device(Method m, const DeviceQK& x, const Context& sh
                                   cudaStream_t st, int64_t panel_rows) {
   const int64_t from = received_from(m, shape, p);
   if (from >= 0) return scores_from_received(m, shape, received_on_device(x, shape, from, st, panel_rows), p);
+  if (m == Method::expected_attention) return expected_attention_on_device(x, shape, p, st);
   Context c = shape;
-  const int64_t qd = shape.heads * shape.head_dim, kd = shape.kv_heads * shape.head_dim;
-  std::vector<float> q, k, v;
-  if (m == Method::knorm || m == Method::expected_attention) {  // knorm: K alone comes back
-    k = download_rows(x.k, x.ldk, shape.n, kd, st);
+  std::vector<float> k;
+  if (m == Method::knorm) {  // K alone comes back
+    k = download_rows(x.k, x.ldk, shape.n, shape.kv_heads * shape.head_dim, st);
     c.k = k.data();
-  }
-  if (m == Method::expected_attention) {
-    CASCADE_CHECK(x.v, "expected-attention scores need the context's values on the device");
-    q = download_rows(x.q, x.ldq, shape.n, qd, st);
-    v = download_rows(x.v, x.ldv, shape.n, kd, st);
-    c.q = q.data();
-    c.v = v.data();
   }
   return scores(m, c, n_kept, p);
 }

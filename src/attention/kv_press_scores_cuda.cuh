@@ -22,8 +22,8 @@ struct DeviceQK {
 
 // scores(m, ...) with shape's n, heads, kv_heads, head_dim, scale and rotary (its q, k and v unused),
 // the attention weights computed on stream st; panel_rows > 0 bounds the query rows per GEMM (tests),
-// 0 chooses. knorm brings K back to the host, expected-attention Q, K and V (its statistics are
-// d x d per head, small next to the download, and run on the host's code).
+// 0 chooses. knorm brings K back to the host; expected-attention runs on the device but for each
+// head's d x d rotation of its query statistics (press::rotated_statistics, on the host).
 std::vector<double> scores_device(Method m, const DeviceQK& x, const Context& shape, int64_t n_kept, const Params& p,
                                   cudaStream_t st, int64_t panel_rows = 0);
 

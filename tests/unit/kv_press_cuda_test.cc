@@ -119,6 +119,32 @@ TEST_P(KvPressCudaScores, OnTheDeviceEqualTheHost) {
   }
 }
 
+// Expected-attention undoes Q's rotary on the device in float32 as the host does (both rotary styles,
+// a partial rotary dimension): the same scores but for the rare float32 cos/sin rounded differently
+// (~1e-7 of a query; bound 1e-6 of the largest score), and the same kept entries.
+TEST(KvPressCudaScores, ExpectedAttentionUndoesRotaryAsTheHost) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
+  const int64_t n = 301, heads = 4, kv_heads = 2, hd = 16;
+  std::mt19937 g(12);
+  std::normal_distribution<float> d(0.f, 1.5f);
+  std::vector<float> q(size_t(n * heads * hd)), k(size_t(n * kv_heads * hd)), v(size_t(n * kv_heads * hd));
+  for (auto* x : {&q, &k, &v})
+    for (float& e : *x) e = d(g);
+  for (RotaryStyle style : {RotaryStyle::Interleaved, RotaryStyle::Half}) {
+    const ops::Rotary rotary(style, 12, 10000.0, RopeScaling{});
+    const press::Context c{n, heads, kv_heads, hd, q.data(), k.data(), 0.25, v.data(), &rotary};
+    const press::Params p;
+    const std::vector<double> want = press::scores(press::Method::expected_attention, c, n / 4, p);
+    const std::vector<double> got = press::scores_on_gpu(press::Method::expected_attention, c, n / 4, p);
+    ASSERT_EQ(got.size(), want.size());
+    const double top = *std::max_element(want.begin(), want.end());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want[i]));
+    EXPECT_LE(worst, 1e-6 * std::fabs(top)) << (style == RotaryStyle::Half ? "half" : "interleaved");
+    EXPECT_EQ(press::top_positions(got, kv_heads, n, n / 4), press::top_positions(want, kv_heads, n, n / 4));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, KvPressCudaScores,
                          ::testing::Values(press::Method::streaming, press::Method::snapkv, press::Method::tova,
                                            press::Method::h2o, press::Method::knorm, press::Method::random,
