@@ -20,6 +20,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The proportional bias is built for this many query rows at a time (AdaPlan::bias_rows).
+constexpr int64_t kBiasRows = 512;
+
 // Rows `rows` of src [*, width] into dst [rows.size(), width].
 std::vector<float> gather(const float* src, int64_t width, const std::vector<int32_t>& rows) {
   std::vector<float> dst(rows.size() * size_t(width));
@@ -126,11 +129,6 @@ class AdaLayer : public LayerAttention {
     a.nk = p.nk();
     a.k_pos = p.key_pos().data();
     a.keys_sorted = true;
-    const std::vector<float> bias = p.dense_bias();
-    if (!bias.empty()) {
-      a.bias = bias.data();
-      a.ldbias = p.nk();
-    }
     a.window = p.key_window();
     if (!p.key_pinned().empty()) a.key_pinned = p.key_pinned().data();
     if (!p.own_key().empty()) {
@@ -139,7 +137,28 @@ class AdaLayer : public LayerAttention {
       a.ldown = kd();
       a.own_mask = p.own_key().data();
     }
-    ops::attention(a);
+    if (p.has_bias()) {  // a block of query rows at a time: with a window the whole bias is T x T
+      std::vector<float> bias;
+      for (int64_t r0 = 0; r0 < rows; r0 += kBiasRows) {
+        ops::AttentionArgs b = a;
+        b.nq = std::min(kBiasRows, rows - r0);
+        b.q = q.data() + r0 * qd();
+        b.q_pos = p.query_pos().data() + r0;
+        b.out = o.data() + r0 * qd();
+        if (b.own_mask) {
+          b.own_k = kk.data() + r0 * kd();
+          b.own_v = vv.data() + r0 * kd();
+          b.own_mask += r0;
+        }
+        bias.resize(size_t(b.nq * p.nk()));
+        p.bias_rows(r0, b.nq, bias.data());
+        b.bias = bias.data();
+        b.ldbias = p.nk();
+        ops::attention(b);
+      }
+    } else {
+      ops::attention(a);
+    }
     c_.times->attention += seconds_since(t0);
     k_ = gather(kk.data(), kd(), p.cache_rows());  // the compressed cache decoding continues from
     v_ = gather(vv.data(), kd(), p.cache_rows());

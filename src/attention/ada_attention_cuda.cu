@@ -92,7 +92,7 @@ const T* upload(cuda::PoolBytes& b, const std::vector<T>& h, cudaStream_t st) {
 
 // The proportional bias [rows, nk] (AdaPlan::has_bias), zeroed before: thread per key column; a
 // representative's column walks the tokens once, counting the children of its token up to each query
-// token (query tokens ascending), as AdaPlan::dense_bias states it. O(T) a representative, where the
+// token (query tokens ascending), as AdaPlan::bias_rows states it. O(T) a representative, where the
 // host's expansion and upload of a T x T matrix cost ~0.2 s a layer at T = 8192.
 __global__ void proportional_bias_kernel(const int32_t* parent, const int32_t* query_tokens, int64_t rows,
                                          const int32_t* key_rep_token, int64_t nk, const float* log_n, float* bias) {

@@ -105,20 +105,19 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
   }
 }
 
-std::vector<float> AdaPlan::dense_bias() const {
-  if (!o_.proportional) return {};
+void AdaPlan::bias_rows(int64_t first, int64_t count, float* out) const {
+  CASCADE_CHECK(o_.proportional, "ADA plan: a bias without --proportional");
   const select::ChildCounts cc(parent_);
-  const int64_t rows = int64_t(query_tokens_.size()), nk = int64_t(key_rows_.size());
-  std::vector<float> bias(size_t(rows * nk), 0.f);
-  for (int64_t i = 0; i < rows; ++i) {
-    const int32_t t = query_tokens_[size_t(i)];
+  const int64_t nk = int64_t(key_rows_.size());
+  std::fill(out, out + count * nk, 0.f);
+  for (int64_t i = 0; i < count; ++i) {
+    const int32_t t = query_tokens_[size_t(first + i)];
     for (int64_t j = 0; j < nk; ++j) {
       const int32_t u = query_tokens_[size_t(key_rows_[size_t(j)])];
       if (u > t) break;  // keys are in position order; later ones are masked by position
-      if (key_rep_token_[size_t(j)] >= 0) bias[size_t(i * nk + j)] = log_n_[size_t(cc.n(u, t))];
+      if (key_rep_token_[size_t(j)] >= 0) out[i * nk + j] = log_n_[size_t(cc.n(u, t))];
     }
   }
-  return bias;
 }
 
 void AdaPlan::build_window_cache(int64_t T, const int64_t* pos) {

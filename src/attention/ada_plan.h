@@ -79,7 +79,8 @@ class AdaPlan {
   // proportional: the prefill attention adds a bias [query rows, nk]: at query token t and the key of
   // representative s (s <= t), log n_s(t) with n_s(t) = 1 + the tokens in (s, t] whose parent is s;
   // 0 elsewhere. It is O(rows * nk) (T^2 with a window), so the plan keeps what states it and each
-  // executor builds it where it attends: dense_bias() on the host, the GPU's kernel on the device.
+  // executor builds it where it attends: bias_rows() on the host, a block of query rows at a time; the
+  // GPU's kernel on the device.
   bool has_bias() const { return o_.proportional; }
   // [nk]: the key's token when it is a representative, else -1.
   const std::vector<int32_t>& key_rep_token() const { return key_rep_token_; }
@@ -88,8 +89,8 @@ class AdaPlan {
   // [T + 1]: log_n()[k] = float(log(double(k))), the bias's values, so that both devices add the
   // same floats.
   const std::vector<float>& log_n() const { return log_n_; }
-  // The bias [query rows, nk] on the host (empty without proportional).
-  std::vector<float> dense_bias() const;
+  // Rows [first, first + count) of the bias into out [count, nk] (proportional only).
+  void bias_rows(int64_t first, int64_t count, float* out) const;
   // The attention's window (ops::AttentionArgs::window; 0 without a ring: W = 1 is the own key) and
   // [nk] 0/1 the keys it never hides, the persistent ones (representatives and sinks); empty
   // without a window.
