@@ -20,8 +20,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The proportional bias is built for this many query rows at a time (AdaPlan::bias_rows).
-constexpr int64_t kBiasRows = 512;
+// The proportional bias is built for this many query rows at a time (AdaPlan::bias_rows): a slab of
+// 32 x nk floats, and the attention's rows are independent (its GEMMs stay as wide as the keys).
+// The oracle's 64-token sequences cross a slab boundary.
+constexpr int64_t kBiasRows = 32;
 
 // Rows `rows` of src [*, width] into dst [rows.size(), width].
 std::vector<float> gather(const float* src, int64_t width, const std::vector<int32_t>& rows) {
