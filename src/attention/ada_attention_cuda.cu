@@ -297,6 +297,8 @@ class AdaGpuLayer : public GpuLayerAttention {
       g2.ldbias = nk;
     }
     if (!pl.own_key().empty()) own_keys(g2, p, upload(sc_->own_key, pl.own_key(), p.st));
+    // reps without a bias: the representatives attend to each other, causal in index space.
+    g2.causal_by_index = !all() && !g2.bias && pl.cache_sorted();
     p.timer->run(g2, p.st);
     if (all()) {
       gpu_project_out(c_, p.o, rows, out, p.st);
@@ -503,6 +505,8 @@ class AdaGpuLayer : public GpuLayerAttention {
         g.ldbias = nk;
       }
       if (std::find(own.begin(), own.end(), uint8_t(1)) != own.end()) own_keys(g, p, upload(sc_->own_key, own, p.st));
+      // reps without a bias: the new representatives are the cache's last na slots, causal in index space.
+      g.causal_by_index = !all() && !g.bias;
       p.timer->run(g, p.st);
     }
     if (all()) {

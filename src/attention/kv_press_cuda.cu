@@ -107,9 +107,7 @@ class KvPressGpuLayer : public GpuLayerAttention {
       a.heads = group;
       a.kv_heads = 1;
       a.ldkv = hd();
-      // The pass's tokens come after every kept entry: causal in index space. Stated where one shape
-      // serves every layer and head (a cuDNN plan each): the context, and a peer's kept count.
-      a.causal_by_index = !compressed_ || !o_.ada_kv;
+      a.causal_by_index = true;  // the pass's tokens come after every kept entry
       p.timer->run(a, p.st);
     }
   }

@@ -157,10 +157,10 @@ const std::vector<OptionSpec>& attention_option_specs() {
        true},
       {"attention_kernel", "--attention-kernel", &O::attention_kernel, {"auto", "cascade", "cudnn"},
        "With --device cuda: who runs the plain causal attention of 16 or more tokens (exact attention's"
-       " prefill and chunks, the KV methods' context and, but for ada-kv, their continuation; fp16/bf16):"
-       " auto (cuDNN's fused attention where libcudnn.so.9 loads, else Cascade's kernel), cascade (Cascade's"
-       " kernel always), or cudnn (cuDNN's, an error where it cannot run). Decoding steps and ADA always run"
-       " Cascade's kernel",
+       " prefill and chunks, the KV methods' context and continuation, ADA's representatives without"
+       " --proportional; fp16/bf16): auto (cuDNN's fused attention where libcudnn.so.9 loads, from a shape's"
+       " second call on, else Cascade's kernel), cascade (Cascade's kernel always), or cudnn (cuDNN's at every"
+       " call, an error where it cannot run). Decoding steps always run Cascade's kernel",
        true},
       {"gram_precision", "--gram-precision", &O::gram_precision, {"f64", "f16-certified", "f32", "tf32"},
        "With --device cuda and --attention ada: the selection's Gram. f16-certified (fp16 tensor cores; every"

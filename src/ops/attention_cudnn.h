@@ -6,9 +6,11 @@
 //
 // The library is loaded at run time (cudnn-frontend's dynamic loading): libcudnn.so.9 from the
 // loader's path, or the file that CASCADE_CUDNN_LIBRARY names. A build or a machine without it runs
-// Cascade's kernel everywhere. One execution plan per shape, built on the shape's first call (not
-// inside a CUDA graph capture: a captured pass whose shape has no plan yet runs Cascade's kernel),
-// kept for the process with its workspace.
+// Cascade's kernel everywhere. One execution plan per shape, kept for the process with its
+// workspace. Under AttentionKernel::automatic a shape's plan is built on its second call (as a CUDA
+// graph is captured on a forward's second occurrence): a shape seen once (a one-off prompt, ADA's
+// representatives, whose count changes every layer) stays on Cascade's kernel and never pays for a
+// plan. Never inside a graph capture: a captured pass whose shape has no plan runs Cascade's kernel.
 // The twin in a build without it (CPU-only builds too) is attention_cudnn_none.cc.
 #pragma once
 #include <string>
@@ -29,7 +31,8 @@ bool available(std::string* why = nullptr);
 // 16-byte aligned.
 bool applies(const AttentionArgs& a);
 // Runs the attention on stream s; false (with *why) when cuDNN is unavailable, has no plan for the
-// shape (its heuristics or the capture rule above), or fails, in which case nothing was written.
+// shape (its heuristics, or the first-sighting and capture rules above), or fails, in which case the
+// caller runs Cascade's kernel.
 bool run(const AttentionArgs& a, CUstream_st* s, std::string* why);
 // "cuDNN 9.x.y (cudnn-frontend 1.x.y)" when available, else why not.
 std::string describe();

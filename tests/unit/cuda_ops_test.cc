@@ -620,6 +620,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     // applies; it must run there for the head sizes the engine's models use.
     g.causal_by_index = !c.gathered && !c.own && !c.bias && !c.window && !c.ring;
     if (gpu::cudnn_sdpa::applies(g) && gpu::cudnn_sdpa::available()) {
+      g.kernel = ops::AttentionKernel::cudnn;  // its plan built at this first call
       dout.poison();
       std::string why;
       if (gpu::cudnn_sdpa::run(g, st(), &why)) {
@@ -629,7 +630,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
       } else {
         std::cout << what << ": cuDNN declined (" << why << "); Cascade's kernel runs it\n";
       }
-      g.kernel = ops::AttentionKernel::automatic;  // the op's own dispatch: cuDNN, or Cascade's kernel
+      g.kernel = ops::AttentionKernel::automatic;  // the op's own dispatch: the plan above, or Cascade's kernel
       dout.poison();
       gpu::attention(g, st());
       expect_within(dout.get(), ref, plain, t, what + " (automatic)");
