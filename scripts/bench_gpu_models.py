@@ -24,11 +24,15 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 
 import torch
 import transformers
 from transformers import AutoModelForCausalLM, GPTJConfig, LlamaConfig, OPTConfig
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_gpu_prefill import median_ms  # noqa: E402
 
 
 def config(name, max_t):
@@ -44,21 +48,6 @@ def config(name, max_t):
                          max_position_embeddings=max(2048, max_t), vocab_size=50272, word_embed_proj_dim=4096,
                          do_layer_norm_before=True)
     raise SystemExit(f"unknown model {name} (llama-8b, gptj-6b, opt-6.7b)")
-
-
-def median_ms(fn, reps):
-    fn()  # warm-up
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    ts.sort()
-    return ts[len(ts) // 2]
 
 
 def hf_rows(name, cfg, ckpt, lengths, reps):
@@ -80,7 +69,7 @@ def hf_rows(name, cfg, ckpt, lengths, reps):
         row = {"model": name, "T": T, "engine": "hf", "attn": m.config._attn_implementation}
         try:
             with torch.inference_mode():
-                row["prefill_ms"] = median_ms(lambda: m(ids, use_cache=False, logits_to_keep=1), reps)
+                row["prefill_ms"] = median_ms(lambda: m(ids, use_cache=False, logits_to_keep=1), reps, warm=1)[0]
         except torch.cuda.OutOfMemoryError:
             row["error"] = "OOM"
         torch.cuda.empty_cache()

@@ -123,31 +123,6 @@ __global__ void expected_logits(const double* k, const double* ck, const double*
   s[j] = lin / sqrt(double(hd)) + quad / double(hd) / 2;
 }
 
-// s [m] <- softmax(s), one block.
-__global__ void softmax_row(double* s, int64_t m) {
-  __shared__ double red[256];
-  double mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) mx = fmax(mx, s[j]);
-  red[threadIdx.x] = mx;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) red[threadIdx.x] = fmax(red[threadIdx.x], red[threadIdx.x + w]);
-    __syncthreads();
-  }
-  mx = red[0];
-  __syncthreads();
-  double sum = 0;
-  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) sum += (s[j] = exp(s[j] - mx));
-  red[threadIdx.x] = sum;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
-    __syncthreads();
-  }
-  sum = red[0];
-  for (int64_t j = threadIdx.x; j < m; j += blockDim.x) s[j] /= sum;
-}
-
 // Thread per (KV head g, entry j >= n_sink): the group's mean weight times ||v_j||, into out [kv_heads, n].
 __global__ void expected_scores(const double* per_head, int64_t m, int64_t group, const float* v, int64_t ldv,
                                 int64_t n_sink, int64_t n, int64_t kv_heads, int64_t hd, double* out) {
@@ -206,7 +181,7 @@ std::vector<double> expected_attention_on_device(const DeviceQK& x, const Contex
         cublasDgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, int(hd), int(m), int(hd), &one, rcov, int(hd), kd, int(hd), &zero, ckd, int(hd)));
     double* s = reinterpret_cast<double*>(per_head.data()) + h * m;
     expected_logits<<<blocks(m, 256), 256, 0, st>>>(kd, ckd, rmu, m, hd, s);
-    softmax_row<<<1, 256, 0, st>>>(s, m);
+    softmax_rows<<<1, 256, 0, st>>>(s, m, m - 1, 1.0);  // one row that sees all m entries, unscaled
   }
   CASCADE_CUDA_CHECK(cudaMemsetAsync(out.data(), 0, out.bytes(), st));
   expected_scores<<<blocks(c.kv_heads * m, 256), 256, 0, st>>>(reinterpret_cast<const double*>(per_head.data()), m, group, x.v,

@@ -95,16 +95,27 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, KvPressCuda, ::testing::Values("llama_gqa", "
 // and several: the same numbers to ~1e-15, the same kept entries.
 class KvPressCudaScores : public ::testing::TestWithParam<press::Method> {};
 
+// Random Q, K and V of a context of n = 301 entries, 4 query heads over 2 KV heads of width 16.
+struct RandomContext {
+  static constexpr int64_t n = 301, heads = 4, kv_heads = 2, hd = 16;
+  std::vector<float> q, k, v;
+  explicit RandomContext(uint32_t seed) : q(size_t(n * heads * hd)), k(size_t(n * kv_heads * hd)), v(k.size()) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0.f, 1.5f);
+    for (auto* x : {&q, &k, &v})
+      for (float& e : *x) e = d(g);
+  }
+  press::Context context(const ops::Rotary* rotary) const {
+    return {n, heads, kv_heads, hd, q.data(), k.data(), 0.25, v.data(), rotary};
+  }
+};
+
 TEST_P(KvPressCudaScores, OnTheDeviceEqualTheHost) {
   if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
   const press::Method m = GetParam();
-  const int64_t n = 301, heads = 4, kv_heads = 2, hd = 16;
-  std::mt19937 g(11);
-  std::normal_distribution<float> d(0.f, 1.5f);
-  std::vector<float> q(size_t(n * heads * hd)), k(size_t(n * kv_heads * hd)), v(size_t(n * kv_heads * hd));
-  for (auto* x : {&q, &k, &v})
-    for (float& e : *x) e = d(g);
-  const press::Context c{n, heads, kv_heads, hd, q.data(), k.data(), 0.25, v.data(), nullptr};
+  const RandomContext x(11);
+  const int64_t n = x.n, kv_heads = x.kv_heads;
+  const press::Context c = x.context(nullptr);
   const press::Params p;
   const std::vector<double> want = press::scores(m, c, n / 4, p);
   const double top = *std::max_element(want.begin(), want.end());
@@ -124,15 +135,11 @@ TEST_P(KvPressCudaScores, OnTheDeviceEqualTheHost) {
 // (~1e-7 of a query; bound 1e-6 of the largest score), and the same kept entries.
 TEST(KvPressCudaScores, ExpectedAttentionUndoesRotaryAsTheHost) {
   if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU: " << cuda::describe_gpu();
-  const int64_t n = 301, heads = 4, kv_heads = 2, hd = 16;
-  std::mt19937 g(12);
-  std::normal_distribution<float> d(0.f, 1.5f);
-  std::vector<float> q(size_t(n * heads * hd)), k(size_t(n * kv_heads * hd)), v(size_t(n * kv_heads * hd));
-  for (auto* x : {&q, &k, &v})
-    for (float& e : *x) e = d(g);
+  const RandomContext x(12);
+  const int64_t n = x.n, kv_heads = x.kv_heads;
   for (RotaryStyle style : {RotaryStyle::Interleaved, RotaryStyle::Half}) {
     const ops::Rotary rotary(style, 12, 10000.0, RopeScaling{});
-    const press::Context c{n, heads, kv_heads, hd, q.data(), k.data(), 0.25, v.data(), &rotary};
+    const press::Context c = x.context(&rotary);
     const press::Params p;
     const std::vector<double> want = press::scores(press::Method::expected_attention, c, n / 4, p);
     const std::vector<double> got = press::scores_on_gpu(press::Method::expected_attention, c, n / 4, p);
