@@ -240,6 +240,8 @@ TEST(StudyCli, BadInputIsOneMessageAndExitCode2) {
       {m + text + " --ctx 32 --tau-sweep 0.2,0.1,0.2", "twice"},
       {m + text + " --ctx 32 --windows 100000", "windows"},
       {m + text + " --ctx 32 --similarity dot", "unknown similarity"},
+      {m + text + " --ctx 32 --attention-kernel flash", "--attention-kernel: flash not in"},
+      {m + text + " --ctx 32 --attention-kernel cudnn", "cuDNN's attention runs on the GPU (--device cuda)"},
       {m + " --text " + (d / "empty.txt").string() + " --ctx 32", "empty"},
       {m + " --text " + (d / "short.txt").string() + " --ctx 32", "fewer than one window"},
       {m + " --text " + (d / "missing.txt").string() + " --ctx 32", "cannot open"},
