@@ -203,6 +203,11 @@ StoredWeights load_weights(const ArchSpec& a, const WeightSource& src) {
   const Loader L(a, src);
   StoredWeights m;
   m.path = src.path();
+  // Every layer has tensors of its own: a layer count beyond the file's tensors is a lying header,
+  // refused before the per-layer table is allocated for it.
+  const size_t tensors = src.list().size();
+  if (uint64_t(a.n_layers) > tensors)
+    fail(src.path(), ": ", a.n_layers, " layers, but the checkpoint holds only ", tensors, " tensors");
   m.layers.resize(size_t(a.n_layers));
   if (a.model_type == "gpt2") load_gpt2(L, a, m);
   else if (a.model_type == "opt") load_opt(L, a, m);

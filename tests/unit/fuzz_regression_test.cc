@@ -191,5 +191,24 @@ TEST(FuzzRegression, MessagesAndGgufMetadataAreValidUtf8) {
   EXPECT_THROW(GgufFile::open(write_temp("name.gguf", g)), Error);
 }
 
+// gguf_fuzz: a block count of about 2^31 made the loader allocate a per-layer table for every
+// claimed layer (ASan: out of memory) before finding that their tensors were missing
+// (src/arch/load_weights.cc now compares the count with the file's tensors first).
+TEST(FuzzRegression, GgufLayerCountBeyondItsTensors) {
+  std::ifstream in(test::data_dir() / "gguf/tiny_llama_bpe.gguf", std::ios::binary);
+  std::string g((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string key = "llama.block_count";
+  const size_t at = g.find(key);
+  ASSERT_NE(at, std::string::npos);
+  const uint32_t layers = 0x7fffffffu;  // the value after the key's 4-byte type (uint32)
+  std::memcpy(&g[at + key.size() + 4], &layers, 4);
+  try {
+    (void)Model::load(write_temp("layers.gguf", g));
+    ADD_FAILURE() << "a layer count of 2^31 - 1 loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2147483647 layers, but the checkpoint holds only"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cascade
