@@ -11,7 +11,13 @@
 // Decoding: the new token decided on the device (select/gpu_incremental.h), the plan's step
 // carried out on the compressed cache. A pass of several tokens (a continuation's chunk) is decided
 // in one go and carried out as one batch (one projection, one append, one attention) where the plan
-// allows: the greedy rule, no lstsq mix, no window ring; otherwise token by token.
+// allows: the greedy rule, no lstsq mix, no window ring; otherwise token by token. A one-token pass
+// (generation) where the plan allows that and has no sinks is resident: the decision stays on the
+// device, the plan's step too (the append at the representative's slot, its n and bias, the kept or
+// taken output, by kernels that read the decision), the attention runs over the cache's capacity
+// with its unused slots hidden, and nothing comes back, so a step is a CUDA graph like exact
+// attention's; the host's trace and plan catch up from the logged decisions when they are read or
+// before a pass of another kind.
 // The study's measurements (measure_error, compare_full) run exact attention and the full selection
 // on the same device input beside the layer, untimed.
 // Variants (SPEC 6): keys features are the layer's K after rotary (projected for every token first),
@@ -80,6 +86,46 @@ __global__ void diff_norms_kernel(const T* a, const T* b, int64_t n, double* sum
   }
 }
 
+// A resident step's plan (AdaPlan::decode for one token without sinks or window), from the decision
+// {is_rep, index} on the device: a representative's K/V (row 0 of the fused Q/K/V rows) and position
+// join the cache at its slot (= its index among the representatives) with n = 1; any other token
+// adds 1 to its representative's n. counts/bias (proportional, else null): each slot's n and log n
+// (log_n[n], the plan's values). own (all-queries, else null): whether the query sees its own key
+// (it was not appended). One block.
+template <typename T>
+__global__ void resident_plan_kernel(const int32_t* __restrict__ decision, const T* __restrict__ k_row,
+                                     const T* __restrict__ v_row, int64_t kd, const int64_t* __restrict__ qpos, T* k,
+                                     T* v, int64_t* pos, int32_t* counts, const float* __restrict__ log_n, float* bias,
+                                     uint8_t* own) {
+  const bool rep = decision[0] != 0;
+  const int64_t slot = decision[1];
+  if (rep)
+    for (int64_t i = threadIdx.x; i < kd; i += blockDim.x) {
+      k[slot * kd + i] = k_row[i];
+      v[slot * kd + i] = v_row[i];
+    }
+  if (threadIdx.x != 0) return;
+  if (rep) pos[slot] = *qpos;
+  if (counts) {
+    const int32_t n = rep ? 1 : counts[slot] + 1;
+    counts[slot] = n;
+    bias[slot] = log_n[n];
+  }
+  if (own) *own = !rep;
+}
+
+// queries=reps, after a resident step's attention and output projection into out [d]: a
+// representative's output is kept at its slot; any other token takes its representative's instead.
+template <typename T>
+__global__ void resident_output_kernel(const int32_t* __restrict__ decision, T* out, T* kept, int64_t d) {
+  const bool rep = decision[0] != 0;
+  T* row = kept + int64_t(decision[1]) * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    if (rep) row[i] = out[i];
+    else out[i] = row[i];
+  }
+}
+
 // ---- helpers -----------------------------------------------------------------------------------
 
 // Host vector -> device buffer (grown as needed), in stream order.
@@ -124,6 +170,7 @@ struct AdaGpuScratch {
   cuda::PoolBytes rows;      // gathered query rows [rows, d]
   cuda::PoolBytes query_tokens, key_pos, cache_rows, copy_from, mix, query_pos, own_key, key_pinned, bias;
   cuda::PoolBytes parent, key_rep_token, log_n;  // the proportional bias's statement
+  cuda::PoolBytes log_n_table;  // resident steps: float(log(double(k))) for k = 0 .. max_positions
   cuda::PoolBytes full, sums;  // measure_error: exact attention's output [T, d], the two norms
 };
 
@@ -133,11 +180,30 @@ class AdaGpuLayer : public GpuLayerAttention {
               std::shared_ptr<AdaGpuScratch> scratch)
       : c_(c), o_(o), below_(below), sc_(std::move(scratch)) {}
 
+  void prepare(const GpuPass& p) override {
+    if (!resident_fits(p)) {
+      leave_resident();
+      return;
+    }
+    if (!resident_ || slots_ + pending_ + 1 > cap_) {  // (re)enter with the host's state, and room
+      sync_resident();
+      reserve(slots_ + pending_ + 1, p.st);
+      enter_resident(p.st);
+    }
+    if (pending_ == 0) pending_start_ = p.start;
+    ++pending_;
+    selector().plan_resident(1);
+  }
+
   void forward(const GpuPass& p, const void* x, void* out) override {
     const int64_t d = c_.spec->d_model;
     if (!plan_) {
       CASCADE_CHECK(p.start == 0, "ADA GPU sequence without a prefill");
       prefill(p, x, out);
+      return;
+    }
+    if (resident_ && p.n == 1) {
+      resident_step(p, x, out);
       return;
     }
     if (batched(p)) {  // in batches of at most kBatchRows: the decisions' products are [n, r + n]
@@ -153,8 +219,23 @@ class AdaGpuLayer : public GpuLayerAttention {
     for (int64_t i = 0; i < p.n; ++i) decode(p, at(x, i * d, c_.dtype), i, at(out, i * d, c_.dtype));
   }
 
-  int64_t cache_bytes() const override { return 2 * slots_ * c_.kd() * int64_t(dtype_size(c_.dtype)); }
-  const AdaLayerTrace* trace() const override { return &trace_; }
+  bool capturable(const GpuPass& p) const override { return resident_ && p.n == 1; }
+  void graph_key(GraphKey& key) const override {
+    key.shape.push_back(uintptr_t(cap_));
+    selector_->graph_key(key.shape, key.buffers);
+    const cuda::PoolBytes* read[] = {&k_, &v_, &out_, &pos_, &counts_, &bias_, &own_, &sc_->log_n_table, &sc_->features,
+                                     &sc_->keys};
+    for (const cuda::PoolBytes* b : read) key.buffers.push_back(reinterpret_cast<uintptr_t>(b->data()));
+  }
+  // Both read the host's state, which catches up with resident steps here (logically const).
+  int64_t cache_bytes() const override {
+    const_cast<AdaGpuLayer*>(this)->sync_resident();
+    return 2 * slots_ * c_.kd() * int64_t(dtype_size(c_.dtype));
+  }
+  const AdaLayerTrace* trace() const override {
+    const_cast<AdaGpuLayer*>(this)->sync_resident();
+    return &trace_;
+  }
 
  private:
   bool all() const { return o_.queries == AdaQueries::all; }
@@ -297,8 +378,6 @@ class AdaGpuLayer : public GpuLayerAttention {
       g2.ldbias = nk;
     }
     if (!pl.own_key().empty()) own_keys(g2, p, upload(sc_->own_key, pl.own_key(), p.st));
-    // reps without a bias: the representatives attend to each other, causal in index space.
-    g2.causal_by_index = !all() && !g2.bias && pl.cache_sorted();
     p.timer->run(g2, p.st);
     if (all()) {
       gpu_project_out(c_, p.o, rows, out, p.st);
@@ -370,12 +449,7 @@ class AdaGpuLayer : public GpuLayerAttention {
       CASCADE_CUDA_CHECK(cudaStreamSynchronize(p.st));
       st = host_selector_->step(fh.data());
     } else {
-      if (!selector_) {  // the representatives' rows, made on the first decoded token; the features go
-        CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
-        selector_.emplace(*z_, trace_.selection, o_.select);
-        z_.reset();
-      }
-      st = selector_->step(f);
+      st = selector().step(f);
     }
     extend_selection(trace_.selection, st);
     ++trace_.decode_tokens;
@@ -442,12 +516,7 @@ class AdaGpuLayer : public GpuLayerAttention {
   void decode_pass(const GpuPass& p, const void* x, void* out) {
     const int64_t n = p.n, d = c_.spec->d_model, kd = c_.kd(), ld = c_.qkv_ld();
     const float* f = features(x, n, p.pos, p.qkv, p.st);
-    if (!selector_) {
-      CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
-      selector_.emplace(*z_, trace_.selection, o_.select);
-      z_.reset();
-    }
-    const std::vector<select::IncrementalSelector::Step> decided = selector_->steps(f, n);
+    const std::vector<select::IncrementalSelector::Step> decided = selector().steps(f, n);
     std::vector<AdaPlan::Step> steps;
     std::vector<int32_t> attend, append;  // the pass's rows that attend / whose K/V join the cache
     std::vector<int64_t> attend_pos, append_pos;
@@ -505,8 +574,6 @@ class AdaGpuLayer : public GpuLayerAttention {
         g.ldbias = nk;
       }
       if (std::find(own.begin(), own.end(), uint8_t(1)) != own.end()) own_keys(g, p, upload(sc_->own_key, own, p.st));
-      // reps without a bias: the new representatives are the cache's last na slots, causal in index space.
-      g.causal_by_index = !all() && !g.bias;
       p.timer->run(g, p.st);
     }
     if (all()) {
@@ -518,6 +585,110 @@ class AdaGpuLayer : public GpuLayerAttention {
     for (int64_t i = 0, k = 0; i < n; ++i)
       from[size_t(i)] = steps[size_t(i)].copy_from >= 0 ? steps[size_t(i)].copy_from : int32_t(slots0 + k++);
     ops::gpu::embed(c_.dtype, out_.data(), upload(sc_->copy_from, from, p.st), n, d, out, p.st);
+  }
+
+  // The device selector, made on the first decoded token from the prefill's features (which go).
+  select::gpu::DeviceIncremental& selector() {
+    if (!selector_) {
+      CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
+      selector_.emplace(*z_, trace_.selection, o_.select);
+      z_.reset();
+    }
+    return *selector_;
+  }
+
+  // ---- resident steps (the file's note) ----
+  // A one-token pass that the device can decide and carry out alone: the greedy rule (span decides on
+  // the host), no lstsq mix (it needs the token's features on the host), no window ring, no sinks
+  // (a representative's slot is then its index among the representatives).
+  bool resident_fits(const GpuPass& p) const {
+    return plan_ && p.n == 1 && !span() && !plan_->mixes() && plan_->cache_sorted() && o_.sinks == 0;
+  }
+
+  // The device's copy of what the plan's steps need: the unused slots hidden (kHiddenPos, past every
+  // query: a step attends over the capacity), and with proportional each slot's n and log n.
+  void enter_resident(cudaStream_t st) {
+    const std::vector<int64_t> hidden(size_t(cap_ - slots_), kHiddenPos);
+    if (!hidden.empty())
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data() + size_t(slots_) * 8, hidden.data(), hidden.size() * 8,
+                                         cudaMemcpyHostToDevice, st));
+    if (plan_->has_bias()) {
+      if (sc_->log_n_table.bytes() == 0) {
+        std::vector<float> table(size_t(c_.spec->max_positions) + 1, 0.f);
+        for (size_t k = 1; k < table.size(); ++k) table[k] = float(std::log(double(k)));  // as AdaPlan's
+        upload(sc_->log_n_table, table, st);
+      }
+      std::vector<int32_t> counts(size_t(cap_), 0);
+      std::vector<float> bias(size_t(cap_), 0.f);
+      const std::vector<int32_t>& n = plan_->persistent_counts();
+      CASCADE_CHECK(int64_t(n.size()) == slots_, "ADA GPU: ", n.size(), " counted keys for ", slots_, " cache slots");
+      for (size_t j = 0; j < n.size(); ++j) {
+        counts[j] = n[j];
+        bias[j] = float(std::log(double(n[j])));
+      }
+      upload(counts_, counts, st);
+      upload(bias_, bias, st);
+    }
+    if (all()) own_.reserve(1, st);
+    resident_ = true;
+  }
+
+  // The host's trace, plan and slot count caught up with the resident steps so far.
+  void sync_resident() {
+    if (pending_ == 0) return;
+    const std::vector<select::IncrementalSelector::Step> steps = selector_->sync_resident();
+    CASCADE_CHECK(int64_t(steps.size()) == pending_, "ADA GPU: ", steps.size(), " resident decisions for ", pending_,
+                  " steps");
+    for (size_t i = 0; i < steps.size(); ++i) {
+      extend_selection(trace_.selection, steps[i]);
+      ++trace_.decode_tokens;
+      if (steps[i].is_rep) ++trace_.decode_reps;
+      if (plan_->decode(steps[i], pending_start_ + int64_t(i)).append) ++slots_;
+    }
+    pending_ = 0;
+  }
+
+  // Before a pass of another kind: the host's state again the only one.
+  void leave_resident() {
+    if (!resident_) return;
+    sync_resident();
+    resident_ = false;
+  }
+
+  // One token, decided and carried out on the device (prepare() planned it): the decision, Q/K/V, the
+  // plan's step, attention over the capacity (unused slots hidden), the output kept or taken.
+  void resident_step(const GpuPass& p, const void* x, void* out) {
+    const int64_t d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
+    select::gpu::DeviceIncremental& sel = *selector_;
+    sel.step_resident(features(x, 1, p.pos, p.qkv, p.st));
+    if (o_.features == AdaFeatures::hidden) gpu_project_qkv(c_, x, 1, p.pos, p.qkv, p.st);  // keys: done above
+    const bool prop = plan_->has_bias();
+    int32_t* counts = prop ? reinterpret_cast<int32_t*>(counts_.data()) : nullptr;
+    float* bias = prop ? reinterpret_cast<float*>(bias_.data()) : nullptr;
+    uint8_t* own = all() ? reinterpret_cast<uint8_t*>(own_.data()) : nullptr;
+    ops::gpu::dispatch_dtype(c_.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      resident_plan_kernel<T><<<1, 128, 0, p.st>>>(
+          sel.decision(), static_cast<const T*>(at(p.qkv, qd, c_.dtype)), static_cast<const T*>(at(p.qkv, qd + kd, c_.dtype)),
+          kd, p.pos, reinterpret_cast<T*>(k_.data()), reinterpret_cast<T*>(v_.data()), reinterpret_cast<int64_t*>(pos_.data()),
+          counts, reinterpret_cast<const float*>(sc_->log_n_table.data()), bias, own);
+    });
+    CASCADE_CUDA_CHECK(cudaGetLastError());
+    ops::AttentionArgs g = gpu_attention_args(c_, p.qkv, ld, 1, p.pos, k_.data(), v_.data(), cap_, cache_pos(), p.o);
+    g.keys_sorted = true;  // the filled slots in position order, then the hidden ones
+    if (prop) {
+      g.bias = bias;
+      g.ldbias = cap_;
+    }
+    if (own) own_keys(g, p, own);
+    p.timer->run(g, p.st);
+    gpu_project_out(c_, p.o, 1, out, p.st);
+    if (all()) return;
+    ops::gpu::dispatch_dtype(c_.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      resident_output_kernel<T><<<1, 128, 0, p.st>>>(sel.decision(), static_cast<T*>(out), reinterpret_cast<T*>(out_.data()), d);
+    });
+    CASCADE_CUDA_CHECK(cudaGetLastError());
   }
 
   // The pass's (one-row) K and V into cache slot `slot`.
@@ -542,6 +713,12 @@ class AdaGpuLayer : public GpuLayerAttention {
   // positions, and with queries=reps [cap, d] the representatives' outputs.
   cuda::PoolBytes k_, v_, out_, pos_;
   int64_t slots_ = 0, cap_ = 0;
+  // Resident steps: whether the device's copy is live, the steps since the host's state last caught up
+  // and the first one's position, each slot's n and log n (proportional) and the own-key flag
+  // (all-queries), both [cap] where they grow with the cache.
+  bool resident_ = false;
+  int64_t pending_ = 0, pending_start_ = 0;
+  cuda::PoolBytes counts_, bias_, own_;
 };
 
 // A dense layer (--ada-dense-layers): the exact GPU layer, traced as a selection that keeps every token.
@@ -550,11 +727,14 @@ class AdaDenseGpuLayer : public GpuLayerAttention {
   AdaDenseGpuLayer(std::unique_ptr<GpuLayerAttention> exact, bool measured) : exact_(std::move(exact)) {
     if (measured) trace_.attention_error = 0;  // it is exact attention
   }
-  void prepare(const GpuPass& p) override { exact_->prepare(p); }
-  void forward(const GpuPass& p, const void* x, void* out) override {
-    exact_->forward(p, x, out);
+  // The trace grows in prepare(), which runs before every pass, a replayed graph's too.
+  void prepare(const GpuPass& p) override {
+    exact_->prepare(p);
     extend_dense(trace_, p.n);
   }
+  void forward(const GpuPass& p, const void* x, void* out) override { exact_->forward(p, x, out); }
+  bool capturable(const GpuPass& p) const override { return exact_->capturable(p); }
+  void graph_key(GraphKey& key) const override { exact_->graph_key(key); }
   int64_t cache_bytes() const override { return exact_->cache_bytes(); }
   const AdaLayerTrace* trace() const override { return &trace_; }
 

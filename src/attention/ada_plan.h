@@ -127,6 +127,9 @@ class AdaPlan {
   Step decode(const select::IncrementalSelector::Step& st, int64_t p, const double* z = nullptr);
   // Cache slots now (ring and persistent).
   int64_t cache_size() const { return o_.ring() + int64_t(persistent_count_.size()); }
+  // n of each persistent key (its slot less the ring) over the tokens so far: the proportional
+  // bias's log n, for an executor that keeps the counts itself while decoding.
+  const std::vector<int32_t>& persistent_counts() const { return persistent_count_; }
 
  private:
   void build_window_cache(int64_t T, const int64_t* pos);

@@ -39,7 +39,7 @@ class ExactGpuLayer : public GpuLayerAttention {
     gpu_project_out(c_, p.o, p.n, out, p.st);
   }
 
-  bool capturable() const override { return true; }
+  bool capturable(const GpuPass&) const override { return true; }
   void graph_key(GraphKey& key) const override {
     key.shape.push_back(uintptr_t(cap_));
     key.buffers.push_back(reinterpret_cast<uintptr_t>(k_.data()));

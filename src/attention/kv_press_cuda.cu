@@ -107,7 +107,9 @@ class KvPressGpuLayer : public GpuLayerAttention {
       a.heads = group;
       a.kv_heads = 1;
       a.ldkv = hd();
-      a.causal_by_index = true;  // the pass's tokens come after every kept entry
+      // The pass's tokens come after every kept entry: causal in index space. Stated where one shape
+      // serves every layer and head (a cuDNN plan each): the context, and a peer's kept count.
+      a.causal_by_index = !compressed_ || !o_.ada_kv;
       p.timer->run(a, p.st);
     }
   }

@@ -70,9 +70,12 @@ class GpuLayerAttention {
   virtual void prepare(const GpuPass& p) { (void)p; }
   // x: [p.n, d_model] features of the pass's tokens; out: [p.n, d_model] the sub-layer output.
   virtual void forward(const GpuPass& p, const void* x, void* out) = 0;
-  // Whether a pass may be captured as a CUDA graph: every argument its kernels read from the host is
-  // fixed by the pass's shape and by graph_key (no host round trip inside forward).
-  virtual bool capturable() const { return false; }
+  // Whether pass p (after prepare(p)) may be captured as a CUDA graph: every argument its kernels read
+  // from the host is fixed by the pass's shape and by graph_key (no host round trip inside forward).
+  virtual bool capturable(const GpuPass& p) const {
+    (void)p;
+    return false;
+  }
   // Appends what its kernels' arguments were taken from: a graph is replayed only while it is unchanged.
   virtual void graph_key(GraphKey& key) const { (void)key; }
   virtual int64_t cache_bytes() const = 0;

@@ -152,15 +152,16 @@ const std::vector<OptionSpec>& attention_option_specs() {
        " default f32 on cpu (its only dtype), bf16 on cuda",
        true},
       {"cuda_graphs", "--cuda-graphs", &O::cuda_graphs, {"on", "off"},
-       "With --device cuda and exact attention: replay each forward as a CUDA graph (on), or launch every"
-       " kernel (off: the attention kernels' device time is then measured)",
+       "With --device cuda: replay each forward that repeats as a CUDA graph (on: exact attention's passes"
+       " and decoding steps, ADA's one-token decoding steps), or launch every kernel (off: the attention"
+       " kernels' device time is then measured)",
        true},
       {"attention_kernel", "--attention-kernel", &O::attention_kernel, {"auto", "cascade", "cudnn"},
        "With --device cuda: who runs the plain causal attention of 16 or more tokens (exact attention's"
-       " prefill and chunks, the KV methods' context and continuation, ADA's representatives without"
-       " --proportional; fp16/bf16): auto (cuDNN's fused attention where libcudnn.so.9 loads, from a shape's"
-       " second call on, else Cascade's kernel), cascade (Cascade's kernel always), or cudnn (cuDNN's at every"
-       " call, an error where it cannot run). Decoding steps always run Cascade's kernel",
+       " prefill and chunks, the KV methods' context and the peers' continuation; fp16/bf16): auto (cuDNN's"
+       " fused attention where libcudnn.so.9 loads, else Cascade's kernel), cascade (Cascade's kernel always),"
+       " or cudnn (cuDNN's, an error where it cannot run). Decoding steps, ADA and ada-kv's kept caches always"
+       " run Cascade's kernel",
        true},
       {"gram_precision", "--gram-precision", &O::gram_precision, {"f64", "f16-certified", "f32", "tf32"},
        "With --device cuda and --attention ada: the selection's Gram. f16-certified (fp16 tensor cores; every"

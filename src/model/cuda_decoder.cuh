@@ -44,7 +44,6 @@ class CudaSequence : public DeviceSequence {
   std::vector<std::unique_ptr<GpuLayerAttention>> layers;
   PhaseTimes* times = nullptr;
   int64_t len = 0;
-  bool capturable = true;  // every layer's attention is
   int64_t cache_bytes() const override {
     int64_t b = 0;
     for (const auto& l : layers) b += l->cache_bytes();

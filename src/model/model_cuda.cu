@@ -6,8 +6,8 @@
 // supplies its steps on device buffers. Q, K and V come from one GEMM against the three weights
 // stacked at upload (the methods' GpuAttentionContext points at them).
 //
-// CUDA graphs (on unless the decoder is made without), for sequences whose every layer is
-// capturable (exact attention; ADA's selection comes back to the host every layer): a forward's
+// CUDA graphs (on unless the decoder is made without), for passes whose every layer is capturable
+// (exact attention; ADA's one-token decoding steps, decided on the device): a forward's
 // device work is captured on its second occurrence and replayed while nothing its kernels read from
 // the host changes (GraphSlot's key: the token count, the start for a prefill, the scratch buffers'
 // addresses, and each layer's GpuLayerAttention::graph_key). A decoding step depends on its position
@@ -81,7 +81,6 @@ std::unique_ptr<DeviceSequence> CudaDecoder::new_sequence(const AttentionFactory
   CASCADE_CHECK(s->layers.size() == layers_.size(), "attention method made ", s->layers.size(), " GPU layers for ",
                 layers_.size());
   s->times = times;
-  for (const auto& l : s->layers) s->capturable = s->capturable && l->capturable();
   return s;
 }
 
@@ -120,8 +119,11 @@ bool CudaDecoder::run(CudaSequence& s, std::span<const int32_t> tokens, int64_t 
   CASCADE_CUDA_CHECK(cudaMemcpyAsync(pos_.data(), pos.data(), size_t(n) * 8, cudaMemcpyHostToDevice, st));
 
   const GpuPass p = pass(n, start);
-  for (const auto& l : s.layers) l->prepare(p);
-  const bool graph = graphs_ && s.capturable;
+  bool graph = graphs_;
+  for (const auto& l : s.layers) {
+    l->prepare(p);
+    graph = graph && l->capturable(p);
+  }
   if (graph) graph_pass(s, n, start, last_only);
   else device_pass(s, n, start, last_only, true);
   s.len = start + n;

@@ -53,9 +53,10 @@ struct AttentionArgs {
   void* out = nullptr;             // [nq, heads * head_dim], row stride ldo
   int64_t ldo = 0;
   // The caller states that the positions make the attention causal in index space, bottom right:
-  // query i sees exactly the keys j <= i + nk - nq (an exact prefill or a chunk continuing a cache,
-  // ADA's representatives attending to each other), with no bias, window or own key. The GPU may
-  // then run a kernel that never reads the positions (cuDNN's); the result is the same either way.
+  // query i sees exactly the keys j <= i + nk - nq (an exact prefill or a chunk continuing a cache),
+  // with no bias, window or own key. The GPU may then run a kernel that never reads the positions
+  // (cuDNN's, one plan per shape: stated where a shape recurs); the result is the same within the
+  // dtype's rounding, and the same kernel runs a given shape every time.
   bool causal_by_index = false;
   AttentionKernel kernel = AttentionKernel::automatic;  // the GPU's choice for that case
 };

@@ -14,7 +14,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -147,13 +146,8 @@ bool run(const AttentionArgs& a, CUstream_st* s, std::string* why) {
   }
   static std::mutex mutex;
   static std::map<Shape, std::unique_ptr<Plan>> plans;
-  static std::set<Shape> seen;  // automatic: shapes called once, without a plan
   const std::lock_guard<std::mutex> lock(mutex);
   auto it = plans.find(shape_of(a));
-  if (it == plans.end() && a.kernel == AttentionKernel::automatic && seen.insert(shape_of(a)).second) {
-    *why = "a shape's plan is built on its second call";
-    return false;
-  }
   if (it == plans.end()) {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(s, &capturing) != cudaSuccess || capturing != cudaStreamCaptureStatusNone) {

@@ -6,11 +6,12 @@
 //
 // The library is loaded at run time (cudnn-frontend's dynamic loading): libcudnn.so.9 from the
 // loader's path, or the file that CASCADE_CUDNN_LIBRARY names. A build or a machine without it runs
-// Cascade's kernel everywhere. One execution plan per shape, kept for the process with its
-// workspace. Under AttentionKernel::automatic a shape's plan is built on its second call (as a CUDA
-// graph is captured on a forward's second occurrence): a shape seen once (a one-off prompt, ADA's
-// representatives, whose count changes every layer) stays on Cascade's kernel and never pays for a
-// plan. Never inside a graph capture: a captured pass whose shape has no plan runs Cascade's kernel.
+// Cascade's kernel everywhere. One execution plan per shape, built on the shape's first call and kept
+// for the process with its workspace, so that a computation runs on the same kernel every time (a
+// graph's replay equals the launches it was captured from, bit for bit). Callers whose shape changes
+// from layer to layer (ADA's representatives, ada-kv's kept caches) do not state causal_by_index: a
+// plan each would cost more than the attention. Never built inside a graph capture (a forward runs
+// without a graph before it is captured, so its shapes have their plans by then).
 // The twin in a build without it (CPU-only builds too) is attention_cudnn_none.cc.
 #pragma once
 #include <string>
@@ -31,8 +32,8 @@ bool available(std::string* why = nullptr);
 // 16-byte aligned.
 bool applies(const AttentionArgs& a);
 // Runs the attention on stream s; false (with *why) when cuDNN is unavailable, has no plan for the
-// shape (its heuristics, or the first-sighting and capture rules above), or fails, in which case the
-// caller runs Cascade's kernel.
+// shape (its heuristics, or a first call inside a graph capture), or fails, in which case the caller
+// runs Cascade's kernel.
 bool run(const AttentionArgs& a, CUstream_st* s, std::string* why);
 // "cuDNN 9.x.y (cudnn-frontend 1.x.y)" when available, else why not.
 std::string describe();

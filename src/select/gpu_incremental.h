@@ -6,8 +6,10 @@
 // the CPU's selector (up to the order of the float64 sums, ~1e-16 in rho). steps() decides a pass of
 // several tokens with one synchronisation: their correlations with the representatives and with each
 // other are two DGEMMs, and one warp walks the tokens in order, each seeing the representatives the
-// earlier ones became. CUDA build only: ADA's GPU layers (attention/ada_attention_cuda.cu) are its
-// one user.
+// earlier ones became. The resident steps keep even the decision on the device (a decoding step that
+// a CUDA graph can replay): the representatives' count lives there, a step's decision is written
+// where the caller's kernels read it, and the host catches up when it asks (sync_resident). CUDA
+// build only: ADA's GPU layers (attention/ada_attention_cuda.cu) are its one user.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -32,8 +34,24 @@ class DeviceIncremental {
   // Decides tokens T() .. T() + n - 1 from their features x [n, d] float32 in device memory, in order:
   // the same Steps as n calls of step() (up to the order of the float64 sums).
   std::vector<IncrementalSelector::Step> steps(const float* x_device, int64_t n);
-  int64_t T() const;
+  int64_t T() const;  // tokens decided, resident steps not yet synchronised excluded
   int64_t bytes() const;  // device memory held (the rows' capacity)
+
+  // ---- resident steps ----
+  // Before each pass of resident steps, outside any graph capture: n more steps will run (room for
+  // each of them becoming a representative). step() and steps() need sync_resident() first.
+  void plan_resident(int64_t n);
+  // Decides the next token from x [d] float32 (device) without coming back to the host; no launch
+  // argument depends on the decisions. decision() then holds {is_rep, index}: the token's index among
+  // the representatives when it is one (its row was appended), else its best representative's.
+  void step_resident(const float* x_device);
+  const int32_t* decision() const;
+  // The resident steps' decisions since the last call, in order (a download: it synchronises), with
+  // the host's state caught up; empty when there were none.
+  std::vector<IncrementalSelector::Step> sync_resident();
+  // What the resident steps' launches were taken from (a captured graph's key): the rows' capacity
+  // (a grid) and the device buffers their kernels read or write.
+  void graph_key(std::vector<uintptr_t>& shape, std::vector<uintptr_t>& buffers) const;
 
  private:
   struct Impl;

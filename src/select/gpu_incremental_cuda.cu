@@ -2,6 +2,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "core/error.h"
@@ -14,9 +15,9 @@ namespace cascade::select::gpu {
 
 namespace {
 
-// out = (max rho, its index) over rho[0, n), ties to the smallest index (run_full's rule: the
-// earliest representative); (-2, -1) when n == 0. One block.
-__global__ void argmax_earliest(const double* __restrict__ rho, int64_t n, double* __restrict__ out) {
+// (max rho, its index) over rho[0, n) in thread 0, ties to the smallest index (run_full's rule: the
+// earliest representative); (-2, -1) when n == 0. Every thread of the block calls it.
+__device__ void block_argmax_earliest(const double* __restrict__ rho, int64_t n, double& best, int64_t& best_at) {
   __shared__ double sv[32];
   __shared__ int64_t si[32];
   double v = -2.0;
@@ -49,9 +50,62 @@ __global__ void argmax_earliest(const double* __restrict__ rho, int64_t n, doubl
         v = sv[w];
         at = si[w];
       }
+    best = v;
+    best_at = at;
+  }
+}
+
+// out = (max rho, its index) over rho[0, n) (block_argmax_earliest). One block.
+__global__ void argmax_earliest(const double* __restrict__ rho, int64_t n, double* __restrict__ out) {
+  double v = 0;
+  int64_t at = 0;
+  block_argmax_earliest(rho, n, v, at);
+  if (threadIdx.x == 0) {
     out[0] = v;
     out[1] = double(at);
   }
+}
+
+// The resident steps' state on the device: the representatives' count, the steps since the host's
+// last sync, and the last step's decision (is_rep, index).
+enum : int { kR = 0, kPending = 1, kIsRep = 2, kIndex = 3, kStateInts = 4 };
+
+// The token's normalised row at rows[r] (r on the device). One block.
+__global__ void normalize_resident(const float* __restrict__ x, int64_t d, bool centre, double* rows,
+                                   const int32_t* __restrict__ state) {
+  internal::normalize_row_block(x, d, centre, rows + int64_t(state[kR]) * d);
+}
+
+// rho[i] = <rows[i], rows[r]> for i < r (r on the device); a warp a row, over the rows' capacity.
+__global__ void rho_resident(const double* __restrict__ rows, int64_t d, const int32_t* __restrict__ state,
+                             double* __restrict__ rho) {
+  const int64_t r = state[kR], i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (i >= r) return;  // the whole warp: i is the warp's
+  const int lane = threadIdx.x & 31;
+  const double *a = rows + i * d, *z = rows + r * d;
+  double s = 0.0;
+  for (int64_t k = lane; k < d; k += 32) s += a[k] * z[k];
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+  if (lane == 0) rho[i] = s;
+}
+
+// The token's decision, as step() makes it on the host: a representative when its best rho stays
+// below reach (theta less detail::reaches' slack), its row then kept (r grows). Logged for the host at
+// the step's index since the last sync. One block.
+__global__ void decide_resident(const double* __restrict__ rho, double reach, int32_t* state, int32_t* log) {
+  const int64_t r = state[kR];  // read by every thread before thread 0 writes (the argmax synchronises)
+  double v = 0;
+  int64_t at = 0;
+  block_argmax_earliest(rho, r, v, at);
+  if (threadIdx.x != 0) return;
+  const bool rep = !(v >= reach);
+  const int32_t index = rep ? int32_t(r) : int32_t(at), k = state[kPending];
+  log[2 * k] = rep;
+  log[2 * k + 1] = index;
+  state[kPending] = k + 1;
+  state[kIsRep] = rep;
+  state[kIndex] = index;
+  if (rep) state[kR] = int32_t(r + 1);
 }
 
 // A pass of n tokens, one warp: token i's best candidate among the r representatives before the pass
@@ -103,13 +157,16 @@ struct DeviceIncremental::Impl {
   cuda::Buffer<double> rows, rho, best;  // [cap, d] (row r: the token being decided), [cap], [2]
   cuda::Buffer<double> pass_z, pass_rho;  // steps(): the pass's rows [n, d], rho [n, r] then [n, n]
   cuda::Buffer<int32_t> pass_out;         // steps(): is_rep [n], best [n]
+  cuda::Buffer<int32_t> state, log;       // resident steps: the state [kStateInts], the log [2 * log_cap]
+  int64_t pending = 0, log_cap = 0;       // resident steps planned since the last sync
 
   void reserve(int64_t need) {
     if (need <= cap) return;
     const int64_t c = std::max({need, 2 * cap, int64_t(64)});
     cuda::Buffer<double> nr(size_t(c * d));
     cudaStream_t s = cuda::context().stream;
-    if (r) CASCADE_CUDA_CHECK(cudaMemcpyAsync(nr.data(), rows.data(), size_t(r * d) * 8, cudaMemcpyDeviceToDevice, s));
+    const int64_t kept = std::min(cap, r + pending);  // resident steps may have appended rows past r
+    if (kept) CASCADE_CUDA_CHECK(cudaMemcpyAsync(nr.data(), rows.data(), size_t(kept * d) * 8, cudaMemcpyDeviceToDevice, s));
     CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // the old rows are freed below
     rows = std::move(nr);
     rho = cuda::Buffer<double>(size_t(c));
@@ -151,6 +208,7 @@ int64_t DeviceIncremental::bytes() const { return impl_->cap * (impl_->d + 1) * 
 
 IncrementalSelector::Step DeviceIncremental::step(const float* x_device) {
   Impl& m = *impl_;
+  CASCADE_CHECK(m.pending == 0, "GPU decoding: resident steps not synchronised before a host step");
   cuda::Context& ctx = cuda::context();
   cudaStream_t s = ctx.stream;
   m.reserve(m.r + 1);
@@ -177,6 +235,7 @@ IncrementalSelector::Step DeviceIncremental::step(const float* x_device) {
 
 std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_device, int64_t n) {
   Impl& m = *impl_;
+  CASCADE_CHECK(m.pending == 0, "GPU decoding: resident steps not synchronised before a host pass");
   std::vector<IncrementalSelector::Step> out;
   if (n <= 0) return out;
   cuda::Context& ctx = cuda::context();
@@ -226,6 +285,68 @@ std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_d
     }
   }
   return out;
+}
+
+void DeviceIncremental::plan_resident(int64_t n) {
+  Impl& m = *impl_;
+  CASCADE_CHECK(m.T > 0, "GPU decoding: no prefill to continue");
+  cudaStream_t s = cuda::context().stream;
+  m.reserve(m.r + m.pending + n);
+  if (m.state.size() == 0) m.state = cuda::Buffer<int32_t>(kStateInts);
+  if (m.pending == 0) {  // the device's count starts from the host's
+    const int32_t h[kStateInts] = {int32_t(m.r), 0, -1, -1};
+    m.state.upload(std::span<const int32_t>(h, kStateInts), s);
+  }
+  if (m.pending + n > m.log_cap) {
+    const int64_t c = std::max(m.pending + n, std::max<int64_t>(2 * m.log_cap, 64));
+    cuda::Buffer<int32_t> nl(size_t(2 * c));
+    if (m.pending)
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(nl.data(), m.log.data(), size_t(2 * m.pending) * 4, cudaMemcpyDeviceToDevice, s));
+    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // the old log is freed below
+    m.log = std::move(nl);
+    m.log_cap = c;
+  }
+  m.pending += n;
+}
+
+void DeviceIncremental::step_resident(const float* x_device) {
+  Impl& m = *impl_;
+  cudaStream_t s = cuda::context().stream;
+  normalize_resident<<<1, 256, 0, s>>>(x_device, m.d, m.centre, m.rows.data(), m.state.data());
+  CASCADE_CUDA_LAUNCH_CHECK();
+  rho_resident<<<unsigned((m.cap * 32 + 255) / 256), 256, 0, s>>>(m.rows.data(), m.d, m.state.data(), m.rho.data());
+  CASCADE_CUDA_LAUNCH_CHECK();
+  decide_resident<<<1, 256, 0, s>>>(m.rho.data(), m.theta - kRhoSlack, m.state.data(), m.log.data());
+  CASCADE_CUDA_LAUNCH_CHECK();
+}
+
+const int32_t* DeviceIncremental::decision() const { return impl_->state.data() + kIsRep; }
+
+std::vector<IncrementalSelector::Step> DeviceIncremental::sync_resident() {
+  Impl& m = *impl_;
+  std::vector<IncrementalSelector::Step> out;
+  if (m.pending == 0) return out;
+  const std::vector<int32_t> h = m.log.download(size_t(2 * m.pending), cuda::context().stream);
+  for (int64_t k = 0; k < m.pending; ++k) {
+    const int32_t t = int32_t(m.T++);
+    if (h[size_t(2 * k)]) {
+      m.reps.push_back(t);
+      ++m.r;
+      out.push_back({true, t});
+    } else {
+      out.push_back({false, m.reps[size_t(h[size_t(2 * k + 1)])]});
+    }
+  }
+  m.pending = 0;
+  return out;
+}
+
+void DeviceIncremental::graph_key(std::vector<uintptr_t>& shape, std::vector<uintptr_t>& buffers) const {
+  const Impl& m = *impl_;
+  shape.push_back(uintptr_t(m.cap));  // the rho kernel's grid
+  for (const void* p : {static_cast<const void*>(m.rows.data()), static_cast<const void*>(m.rho.data()),
+                        static_cast<const void*>(m.state.data()), static_cast<const void*>(m.log.data())})
+    buffers.push_back(reinterpret_cast<uintptr_t>(p));
 }
 
 }  // namespace cascade::select::gpu

@@ -30,13 +30,11 @@ __device__ inline double block_sum(double v, double* red) {
   return red[0];
 }
 
-// One block per row t: z_t = (x_t - mean) / ||x_t - mean|| (mean 0 for cosine), zero row at norm 0.
-// Sums in float64 as normalize_row(); a constant row sums exactly, so it centres to exactly 0.
+// One block: zr = (xr - mean) / ||xr - mean|| (mean 0 for cosine), a zero row at norm 0. Sums in
+// float64 as normalize_row(); a constant row sums exactly, so it centres to exactly 0.
 template <typename Z>
-__global__ void normalize_rows(const float* __restrict__ x, int64_t d, bool centre, Z* __restrict__ z) {
+__device__ void normalize_row_block(const float* __restrict__ xr, int64_t d, bool centre, Z* __restrict__ zr) {
   __shared__ double red[32];
-  const float* xr = x + int64_t(blockIdx.x) * d;
-  Z* zr = z + int64_t(blockIdx.x) * d;
   double mean = 0.0;
   if (centre) {
     double s = 0.0;
@@ -51,6 +49,12 @@ __global__ void normalize_rows(const float* __restrict__ x, int64_t d, bool cent
   sq = block_sum(sq, red);
   const double inv = sq > 0.0 ? 1.0 / sqrt(sq) : 0.0;
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) zr[i] = Z((double(xr[i]) - mean) * inv);
+}
+
+// One block per row t: z_t = the normalised x_t (normalize_row_block).
+template <typename Z>
+__global__ void normalize_rows(const float* __restrict__ x, int64_t d, bool centre, Z* __restrict__ z) {
+  normalize_row_block(x + int64_t(blockIdx.x) * d, d, centre, z + int64_t(blockIdx.x) * d);
 }
 
 // out[j, :] = z[cols[j], :] for j < n; one block per row.

@@ -13,7 +13,9 @@
 //   its own key) and for --proportional (log n_s on the representatives' logits) with either.
 // - The same for SPEC 6's variants: keys features (normalised on the device), the span rule (the
 //   CPU's selection on the downloaded features) and dense layers (the exact GPU layers).
-// - Decoding token by token against the compressed cache reproduces the prefill logits (f32 bound).
+// - Decoding token by token against the compressed cache reproduces the prefill logits (f32 bound),
+//   in passes of 7, and in one-token steps decided on the device (resident, with and without CUDA
+//   graphs) mixed with passes and trace reads: the same decisions.
 // - Options the GPU lacks are a cascade::Error; an explicit ExactAttentionFactory runs exact attention.
 // Skips when there is no GPU; one skipped test in a CPU-only build.
 #include <gtest/gtest.h>
@@ -210,6 +212,29 @@ TEST_P(AdaCuda, MatchesCpuAdaAndDecodeMatchesPrefill) {
       EXPECT_EQ(differing(cs7.trace(int(l))->selection, ds.trace(int(l))->selection), 0) << what << " layer " << l;
     expect_close(chunked, got, t, what + " GPU ADA continuation in passes of 7 vs prefill");
     EXPECT_EQ(cs7.cache_bytes(), gs.cache_bytes()) << what << " compressed cache after the passes";
+    // One-token steps are resident where the plan allows (decided and carried out on the device, and
+    // with graphs on replayed as a CUDA graph). Two steps, then a pass of 3 (the host's path), the
+    // trace read now and then (the host catches up mid-way), with graphs off and on: the decisions
+    // token by token made and the prefill's logits.
+    for (const bool graphs : {false, true}) {
+      gpu->to_device(Device::Cuda, t, graphs);
+      Sequence ms = gpu->new_sequence(&f);
+      Tensor mixed = Tensor::zeros({T, V});
+      std::copy(head.data(), head.data() + p0 * V, mixed.data());
+      (void)gpu->forward(ms, std::vector<int32_t>(ids.begin(), ids.begin() + p0));
+      for (int64_t i = p0, k = 0; i < T; ++k) {
+        const int64_t e = k % 3 == 2 ? std::min(T, i + 3) : i + 1;
+        const Tensor l = gpu->forward(ms, std::vector<int32_t>(ids.begin() + i, ids.begin() + e));
+        std::copy(l.data(), l.data() + (e - i) * V, mixed.data() + i * V);
+        if (k % 4 == 1) EXPECT_EQ(ms.trace(int(L - 1))->selection.T(), e) << what << " trace read after token " << e;
+        i = e;
+      }
+      const std::string how = what + (graphs ? " graphs on" : " graphs off");
+      for (int64_t l = 0; l < L; ++l)
+        EXPECT_EQ(differing(ms.trace(int(l))->selection, ds.trace(int(l))->selection), 0) << how << " layer " << l;
+      expect_close(mixed, got, t, how + " GPU ADA steps and passes mixed vs prefill");
+      EXPECT_EQ(ms.cache_bytes(), gs.cache_bytes()) << how << " compressed cache after the mixed continuation";
+    }
   }
 }
 
