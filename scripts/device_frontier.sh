@@ -50,4 +50,4 @@ while read -r name args; do
   tail -3 "$OUT/$name.log"
 done < "${STUDIES:?STUDIES file}"
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
-tar czf "$OUT/studies.tar.gz" -C "$OUT" --exclude studies.tar.gz . && find "$OUT" -mindepth 1 -maxdepth 1 ! -name studies.tar.gz ! -name summary.txt -exec rm -rf {} +
+tar czf /tmp/studies.tar.gz -C "$OUT" --exclude studies.tar.gz . && mv /tmp/studies.tar.gz "$OUT/" && find "$OUT" -mindepth 1 -maxdepth 1 ! -name studies.tar.gz ! -name summary.txt -exec rm -rf {} +

@@ -49,3 +49,8 @@ if [ "$part" = models ]; then
     tee "$OUT/bench_models.log" | grep -v Warning
 fi
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
+# A call brings back at most 8 files: the logs travel in one archive beside the summary and the models
+# table (which a later PART=models call carries back in).
+keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json)
+tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json . && mv /tmp/logs.tar.gz "$OUT/" &&
+  find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +

@@ -18,6 +18,13 @@ set -uo pipefail
 DEPS=$1; OUT=$2; SMOL_PARTS=${3:-}
 D=/tmp/cascade-deps
 mkdir -p "$D" "$OUT" && tar xzf "$DEPS" -C "$D"
+# A call brings back at most 8 files: at exit, the logs travel in one archive beside the figures.
+pack() {
+  tar czf /tmp/python_logs.tar.gz -C "$OUT" --exclude '*.png' --exclude '*.json' --exclude env.txt . &&
+    mv /tmp/python_logs.tar.gz "$OUT/" &&
+    find "$OUT" -mindepth 1 -maxdepth 1 ! -name '*.png' ! -name '*.json' ! -name env.txt ! -name python_logs.tar.gz -exec rm -rf {} +
+}
+trap pack EXIT
 CUBLAS_PIP=$(python3 -c "import nvidia.cublas as m; print(list(m.__path__)[0] + '/lib')" 2>/dev/null || true)
 export CMAKE_PREFIX_PATH=$D LD_LIBRARY_PATH="$D/lib:/usr/local/cuda/lib64:${CUBLAS_PIP}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH=/usr/local/cuda/bin:$PATH PYTHONUNBUFFERED=1

@@ -36,3 +36,6 @@ run flashinfer "$OUT/flashinfer.log" timeout 200 sh -c \
 run torch "$OUT/torch.log" timeout 200 sh -c "python3 $here/torch_sdpa_bench.py > '$OUT/torch.jsonl'"
 python3 $here/table.py "$OUT" | tee "$OUT/table.md"
 printf '%s\n' "${summary[@]}"
+# A call brings back at most 8 files: the raw results and logs travel in one archive beside the table.
+tar czf /tmp/raw.tar.gz -C "$OUT" --exclude raw.tar.gz --exclude table.md . && mv /tmp/raw.tar.gz "$OUT/" &&
+  find "$OUT" -mindepth 1 -maxdepth 1 ! -name raw.tar.gz ! -name table.md -exec rm -rf {} +
