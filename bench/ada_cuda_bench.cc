@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto m = Model::load(model);
-    // No CUDA graphs: the exact engine's attention kernels are then timed, and it launches as ADA does
-    // (ADA is never captured); `cascade bench` measures the exact engine with graphs.
+    // No CUDA graphs for either method: the attention kernels are then timed, and both launch every
+    // kernel; `cascade bench` measures with graphs (exact passes and ADA's resident decoding steps).
     m->to_device(Device::Cuda, parse_compute_dtype(dtype), false, ops::parse_attention_kernel(kernel));
     AdaOptions o;
     o.select.tau = tau;
