@@ -182,7 +182,8 @@ def load(path, device="cpu", tokenizer=None, dtype=None, cuda_graphs="on", atten
     logits. Where it runs, as the CLI's --device, --dtype and --cuda-graphs: device "cpu" or "cuda"
     (a CUDA build on a machine with a GPU: cuda_available(); `pip install .` builds the CUDA backend
     wherever nvcc is found), dtype "f32", "fp16" or "bf16" (None: f32 on the CPU, bf16 on cuda),
-    cuda_graphs "on" or "off" (exact attention's forwards replayed as CUDA graphs), attention_kernel
+    cuda_graphs "on" or "off" (repeated forwards replayed as CUDA graphs: exact attention's, and ADA's
+    one-token decoding steps), attention_kernel
     "auto", "cascade" or "cudnn" (who runs the GPU's plain causal attention: cuDNN's fused attention
     where it applies and loads, Cascade's kernel, or cuDNN's or an error)."""
     placement = {"device": device, "cuda_graphs": cuda_graphs, "attention_kernel": attention_kernel}
