@@ -9,7 +9,10 @@
 # bench/ada_cuda_bench).
 # PART=models: scripts/bench_gpu_models.py (MODELS, LENGTHS; OUT/models_bench.json keeps earlier parts when OUT is
 # carried back in).
-# Usage (device, repo root): [PART=tests|benches|load|models] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# PART=decode: `cascade bench` decode tokens/s, exact against ADA (tau 0.3, the paper's reading), CUDA
+# graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
+# (bf16, 512-token prompt, 128 decoded tokens, 3 repetitions): OUT/decode.jsonl.
+# Usage (device, repo root): [PART=tests|benches|load|models|decode] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -48,9 +51,25 @@ if [ "$part" = models ]; then
     --out "$OUT" --models "${MODELS:-llama-8b}" --lengths "${LENGTHS:-2048,8192,32768,131072}" 2>&1 |
     tee "$OUT/bench_models.log" | grep -v Warning
 fi
+if [ "$part" = decode ]; then
+  models=(models/stories260K/stories260K.bin)
+  [ -n "${CASCADE_MODELS:-}" ] && models+=("$CASCADE_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf")
+  for m in "${models[@]}"; do
+    for a in full ada; do
+      for g in on off; do
+        timeout 120 $B/cascade bench --model "$m" --device cuda --dtype bf16 --attention "$a" --cuda-graphs "$g" \
+          --prompt-tokens 512 --gen-tokens 128 --reps 3 --json 2>> "$OUT/decode.log" |
+          python3 -c "import json, sys; r = json.load(sys.stdin); r.update(model='$m', attention='$a', graphs='$g'); print(json.dumps(r))" \
+          >> "$OUT/decode.jsonl"
+      done
+    done
+  done
+  cat "$OUT/decode.jsonl"
+fi
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
 # A call brings back at most 8 files: the logs travel in one archive beside the summary and the models
 # table (which a later PART=models call carries back in).
-keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json)
-tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json . && mv /tmp/logs.tar.gz "$OUT/" &&
+keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl)
+tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json \
+  --exclude decode.jsonl . && mv /tmp/logs.tar.gz "$OUT/" &&
   find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
