@@ -537,7 +537,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     if (plan_->has_bias()) {
       if (sc_->log_n_table.bytes() == 0) {
         std::vector<float> table(size_t(c_.spec->max_positions) + 1, 0.f);
-        for (size_t k = 1; k < table.size(); ++k) table[k] = float(std::log(double(k)));  // as AdaPlan's
+        for (size_t k = 1; k < table.size(); ++k) table[k] = log_count(int64_t(k));
         upload(sc_->log_n_table, table, st);
       }
       std::vector<int32_t> counts(size_t(cap_), 0);
@@ -546,7 +546,7 @@ class AdaGpuLayer : public GpuLayerAttention {
       CASCADE_CHECK(int64_t(n.size()) == slots_, "ADA GPU: ", n.size(), " counted keys for ", slots_, " cache slots");
       for (size_t j = 0; j < n.size(); ++j) {
         counts[j] = n[j];
-        bias[j] = float(std::log(double(n[j])));
+        bias[j] = log_count(n[j]);
       }
       upload(counts_, counts, st);
       upload(bias_, bias, st);

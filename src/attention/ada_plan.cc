@@ -85,7 +85,7 @@ AdaPlan::AdaPlan(const select::Selection& sel, const int64_t* pos, int64_t T, co
     }
     parent_ = sel.parent;
     log_n_.resize(size_t(T + 1));
-    for (int64_t k = 1; k <= T; ++k) log_n_[size_t(k)] = float(std::log(double(k)));
+    for (int64_t k = 1; k <= T; ++k) log_n_[size_t(k)] = log_count(k);
   }
   if (window_) {
     // The window is the attention's mask (ops::AttentionArgs::window), by position: with contiguous
@@ -192,7 +192,7 @@ AdaPlan::Step AdaPlan::decode(const select::IncrementalSelector::Step& st, int64
   }
   if (o_.proportional && s.attend) {
     s.bias.assign(size_t(o_.ring()), 0.f);
-    for (int32_t n : persistent_count_) s.bias.push_back(float(std::log(double(n))));
+    for (int32_t n : persistent_count_) s.bias.push_back(log_count(n));
   }
   return s;
 }

@@ -25,6 +25,7 @@
 // In reps mode, sinks and window are refused (AdaAttentionFactory): a query there is a representative
 // and the others copy it, so extra keys would change representatives' outputs only.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -49,6 +50,10 @@ struct AdaPlanOptions {
 
 // A position later than any query's: a cache slot there is never seen.
 inline constexpr int64_t kHiddenPos = std::numeric_limits<int64_t>::max() / 2;
+
+// The proportional bias of a representative standing for n tokens, log n in float32 from float64 (the
+// one rounding every executor adds, so that both devices add the same floats).
+inline float log_count(int64_t n) { return float(std::log(double(n))); }
 
 class AdaPlan {
  public:
@@ -86,7 +91,7 @@ class AdaPlan {
   const std::vector<int32_t>& key_rep_token() const { return key_rep_token_; }
   // [T]: the selection's parent of every token.
   const std::vector<int32_t>& parent() const { return parent_; }
-  // [T + 1]: log_n()[k] = float(log(double(k))), the bias's values, so that both devices add the
+  // [T + 1]: log_n()[k] = log_count(k), the bias's values, so that both devices add the
   // same floats.
   const std::vector<float>& log_n() const { return log_n_; }
   // Rows [first, first + count) of the bias into out [count, nk] (proportional only).
