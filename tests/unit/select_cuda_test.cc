@@ -407,7 +407,10 @@ TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
 
 #ifdef CASCADE_WITH_CUDA
 // Decoding on the device (gpu::DeviceIncremental, CUDA build only) makes the CPU selector's decisions,
-// and so the full selection's of the whole sequence: prefill of the first third, then token by token.
+// and so the full selection's of the whole sequence: prefill of the first third, then token by token,
+// with host steps and with resident steps (decided on the device, nothing brought back: read from the
+// device's decision after each step and from sync_resident() every 17 tokens, a host step now and then
+// between syncs, so the two kinds interleave).
 TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
   REQUIRE_GPU();
   const test::Seed base(700);
@@ -423,75 +426,47 @@ TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
       const Selection whole = run_full(all, o), prefix = run_full(head, o);
       IncrementalSelector cpu(head, prefix, o);
       const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), p0, d, sim);
-      gpu::DeviceIncremental dev(g, gpu::run_full(g, o).sel, o);
+      const Selection gpu_prefix = gpu::run_full(g, o).sel;
+      gpu::DeviceIncremental dev(g, gpu_prefix, o), res(g, gpu_prefix, o);
       const bool clear = nearest_to_theta(all, o.theta()) > kBand;
-      int64_t differ = 0;
+      std::vector<IncrementalSelector::Step> want, host, resident;
+      const auto synced = [&] {
+        for (const IncrementalSelector::Step& st : res.sync_resident()) resident.push_back(st);
+      };
       for (int64_t t = p0; t < T; ++t) {
         auto x = cuda::Buffer<float>::from_host(std::span<const float>(a.x.data() + t * d, size_t(d)));
-        const IncrementalSelector::Step want = cpu.step(a.x.data() + t * d), got = dev.step(x.data());
-        differ += got.is_rep != want.is_rep || got.parent != want.parent;
-        if (clear) {
-          EXPECT_EQ(got.is_rep, want.is_rep) << "token " << t;
-          EXPECT_EQ(got.parent, want.parent) << "token " << t;
-          EXPECT_EQ(got.parent, whole.parent[size_t(t)]) << "token " << t;
+        want.push_back(cpu.step(a.x.data() + t * d));
+        host.push_back(dev.step(x.data()));
+        if (t % 50 == 49) {  // a host step: the resident ones before it are synchronised first
+          synced();
+          resident.push_back(res.step(x.data()));
+          continue;
         }
+        res.plan_resident(1);
+        res.step_resident(x.data());
+        int32_t decision[2] = {-1, -1};
+        CASCADE_CUDA_CHECK(cudaMemcpy(decision, res.decision(), sizeof decision, cudaMemcpyDeviceToHost));
+        if (clear) EXPECT_EQ(decision[0] != 0, want.back().is_rep) << "token " << t << " resident";
+        if (t % 17 == 16) synced();
       }
+      synced();
       EXPECT_EQ(dev.T(), T);
-      if (!clear) EXPECT_LE(differ, T / 20);
-    }
-  }
-}
-
-// Resident steps (decided on the device, nothing brought back): the CPU selector's decisions, read
-// from the device's decision after each step and from sync_resident() every 17 tokens, with a host
-// step() now and then between syncs (the two kinds interleave).
-TEST(SelectCuda, ResidentStepsMatchCpuIncremental) {
-  REQUIRE_GPU();
-  const test::Seed base(710);
-  uint64_t seed = base.value();
-  for (const auto& [T, d, tau, sigma] : std::vector<std::tuple<int64_t, int64_t, double, double>>{
-           {400, 96, 0.3, 0.2}, {300, 64, 0.0, 0.0}, {257, 128, 0.5, 0.4}}) {
-    const Acts a = planted(T, d, 0.35, sigma, 0, 0, ++seed);
-    SCOPED_TRACE(::testing::Message() << "T=" << T << " d=" << d << " tau=" << tau);
-    const Options o = opts_of(tau);
-    const int64_t p0 = T / 3;
-    const Features all = normalize(a.x.data(), T, d, o.similarity), head = normalize(a.x.data(), p0, d, o.similarity);
-    const Selection prefix = run_full(head, o);
-    IncrementalSelector cpu(head, prefix, o);
-    const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), p0, d, o.similarity);
-    gpu::DeviceIncremental dev(g, gpu::run_full(g, o).sel, o);
-    const bool clear = nearest_to_theta(all, o.theta()) > kBand;
-    std::vector<IncrementalSelector::Step> want, got;
-    const auto synced = [&] {
-      for (const IncrementalSelector::Step& st : dev.sync_resident()) got.push_back(st);
-    };
-    for (int64_t t = p0; t < T; ++t) {
-      auto x = cuda::Buffer<float>::from_host(std::span<const float>(a.x.data() + t * d, size_t(d)));
-      want.push_back(cpu.step(a.x.data() + t * d));
-      if (t % 50 == 49) {  // a host step: the resident ones before it are synchronised first
-        synced();
-        got.push_back(dev.step(x.data()));
-        continue;
-      }
-      dev.plan_resident(1);
-      dev.step_resident(x.data());
-      int32_t decision[2] = {-1, -1};
-      CASCADE_CUDA_CHECK(cudaMemcpy(decision, dev.decision(), sizeof decision, cudaMemcpyDeviceToHost));
-      if (clear) EXPECT_EQ(decision[0] != 0, want.back().is_rep) << "token " << t;
-      if (t % 17 == 16) synced();
-    }
-    synced();
-    EXPECT_EQ(dev.T(), T);
-    ASSERT_EQ(got.size(), want.size());
-    int64_t differ = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      differ += got[i].is_rep != want[i].is_rep || got[i].parent != want[i].parent;
-      if (clear) {
-        EXPECT_EQ(got[i].is_rep, want[i].is_rep) << "token " << p0 + int64_t(i);
-        EXPECT_EQ(got[i].parent, want[i].parent) << "token " << p0 + int64_t(i);
+      EXPECT_EQ(res.T(), T);
+      ASSERT_EQ(resident.size(), want.size());
+      for (const auto& [got, how] : {std::pair{&host, "host"}, std::pair{&resident, "resident"}}) {
+        int64_t differ = 0;
+        for (size_t i = 0; i < want.size(); ++i) {
+          const int64_t t = p0 + int64_t(i);
+          differ += (*got)[i].is_rep != want[i].is_rep || (*got)[i].parent != want[i].parent;
+          if (clear) {
+            EXPECT_EQ((*got)[i].is_rep, want[i].is_rep) << "token " << t << " " << how;
+            EXPECT_EQ((*got)[i].parent, want[i].parent) << "token " << t << " " << how;
+            EXPECT_EQ((*got)[i].parent, whole.parent[size_t(t)]) << "token " << t << " " << how;
+          }
+        }
+        if (!clear) EXPECT_LE(differ, T / 20) << how;
       }
     }
-    if (!clear) EXPECT_LE(differ, T / 20);
   }
 }
 #endif
