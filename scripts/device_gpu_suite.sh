@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU test binary on the device machine, compute-sanitizer memcheck over the ADA executors
-# (oracle and CPU-comparison tests) and the model, the whole-prefill and ADA benchmarks
+# (oracle and CPU-comparison tests, the resident decoding steps) and the model, racecheck over the
+# selector's decoding steps, the whole-prefill and ADA benchmarks
 # (scripts/bench_gpu_prefill.py, scripts/bench_gpu_ada.py) and the host memory and time of loading a
 # GPT-J-6B-shaped bf16 checkpoint (scripts/measure_gpu_load.py; BEFORE=DIR also measures the cascade
 # binary carried in DIR/bin.tar.gz, an earlier build). Binaries built here and carried as in
@@ -11,7 +12,8 @@
 # carried back in).
 # PART=decode: `cascade bench` decode tokens/s, exact against ADA (tau 0.3, the paper's reading), CUDA
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
-# (bf16, 512-token prompt, 128 decoded tokens, 3 repetitions): OUT/decode.jsonl.
+# (bf16, 512-token prompt, 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
+# CudaModelKernels test.
 # Usage (device, repo root): [PART=tests|benches|load|models|decode] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
@@ -19,12 +21,28 @@ B=build-gpu
 source "$(dirname "$0")/device_env.sh"
 # SmolLM2, where device_frontier.sh joined it in this machine's /tmp: the tests that need it run.
 [ -f /tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf ] && export CASCADE_MODELS=/tmp/smol
+# A call brings back at most 8 files: at exit (also when an outer timeout stops the script), the logs
+# travel in one archive beside the summary and the models table (which a later PART=models call
+# carries back in).
+pack() {
+  printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
+  local keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl)
+  tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json \
+    --exclude decode.jsonl . && mv /tmp/logs.tar.gz "$OUT/" &&
+    find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
+}
+trap pack EXIT
 part=${PART:-all}
 if [ "$part" = all ] || [ "$part" = tests ]; then
-  for t in cuda_ops cuda_model select_cuda ada_cuda ada_oracle kv_press_cuda device_weights; do
+  for t in ada_cuda cuda_model select_cuda cuda_ops kv_press_cuda ada_oracle device_weights; do  # most telling first
     run "$t" "$OUT/$t.log" timeout 240 $B/tests/${t}_test
   done
   grep -hE "FAILED|Failure" "$OUT"/*_test.log "$OUT"/cuda_*.log "$OUT"/ada_*.log 2>/dev/null | head -40
+  # ADA's resident decoding steps (the device's decision, append and output kernels), with graphs on and off.
+  run memcheck_ada "$OUT/memcheck_ada.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/ada_cuda_test --gtest_filter='*AdaCuda*stories260K_F32_tau30*'
+  run racecheck_select "$OUT/racecheck_select.log" timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 \
+    $B/tests/select_cuda_test --gtest_filter='*DecodeSteps*'
   run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*:*Gpu*window*'
   run memcheck_press "$OUT/memcheck_press.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
@@ -53,7 +71,12 @@ if [ "$part" = models ]; then
 fi
 if [ "$part" = decode ]; then
   models=(models/stories260K/stories260K.bin)
-  [ -n "${CASCADE_MODELS:-}" ] && models+=("$CASCADE_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf")
+  if [ -n "${CASCADE_MODELS:-}" ]; then
+    models+=("$CASCADE_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf")
+    # The test that needs SmolLM2 (cuDNN's attention against Cascade's kernel on its shapes) runs here,
+    # where the model is joined; PART=tests usually runs before it is.
+    run smollm2_kernels "$OUT/smollm2_kernels.log" timeout 120 $B/tests/cuda_model_test --gtest_filter='CudaModelKernels*'
+  fi
   for m in "${models[@]}"; do
     for a in full ada; do
       for g in on off; do
@@ -66,10 +89,4 @@ if [ "$part" = decode ]; then
   done
   cat "$OUT/decode.jsonl"
 fi
-printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
-# A call brings back at most 8 files: the logs travel in one archive beside the summary and the models
-# table (which a later PART=models call carries back in).
-keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl)
-tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json \
-  --exclude decode.jsonl . && mv /tmp/logs.tar.gz "$OUT/" &&
-  find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
+printf '%s\n' "${summary[@]}"
