@@ -11,7 +11,7 @@
 // besides the r inner products (not Gram operations, so not in GramCounts). Rows of z are unit or zero
 // (normalize()), so <z_t, z_t> is 1, or 0 for a zero row: a zero row projects to 0, is a
 // representative (it correlates with nothing, as under greedy), and adds nothing to the span (its row
-// of L is zero and the solve skips it). Every representative of a positive tau has a residual above
+// of L is zero with a unit diagonal, so the solve gives it 0). Every representative of a positive tau has a residual above
 // tau, so L's diagonal is bounded below by tau and the solve stays well conditioned; at tau = 0 the
 // bound is sqrt(kRhoSlack).
 //
@@ -25,7 +25,7 @@ namespace cascade::select::detail {
 
 class SpanBasis {
  public:
-  int64_t size() const { return int64_t(diag_.size()); }
+  int64_t size() const { return n_; }
   // g[j] = <z_t, z_{s_j}> for the size() representatives s_0 < s_1 < ... chosen so far; returns
   // ||P z_t||^2 and keeps the solve for add().
   double projection(const double* g);
@@ -33,8 +33,8 @@ class SpanBasis {
   void add(bool zero_row);
 
  private:
-  std::vector<double> l_;     // rows of L packed: row j holds its j + 1 entries
-  std::vector<double> diag_;  // L[j][j]; 0 for a zero row (that column is skipped)
+  std::vector<double> l_;  // rows of L packed (BLAS's packed lower triangle): row j holds its j + 1 entries
+  int64_t n_ = 0;          // representatives so far
   std::vector<double> y_;     // the last projection's solve
   double proj_ = 0;
 };
