@@ -31,6 +31,7 @@
 #include "select/incremental.h"
 #ifdef CASCADE_WITH_CUDA
 #include "cuda/buffer.h"
+#include "cuda/context.h"
 #include "select/gpu_incremental.h"
 #endif
 #include "select/selection.h"
@@ -445,7 +446,10 @@ TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
         res.plan_resident(1);
         res.step_resident(x.data());
         int32_t decision[2] = {-1, -1};
-        CASCADE_CUDA_CHECK(cudaMemcpy(decision, res.decision(), sizeof decision, cudaMemcpyDeviceToHost));
+        // On the engine's stream (non-blocking: a plain cudaMemcpy would not wait for the step's kernels).
+        cudaStream_t st = cuda::context().stream;
+        CASCADE_CUDA_CHECK(cudaMemcpyAsync(decision, res.decision(), sizeof decision, cudaMemcpyDeviceToHost, st));
+        CASCADE_CUDA_CHECK(cudaStreamSynchronize(st));
         if (clear) EXPECT_EQ(decision[0] != 0, want.back().is_rep) << "token " << t << " resident";
         if (t % 17 == 16) synced();
       }
