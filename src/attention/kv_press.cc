@@ -164,13 +164,19 @@ AdaKvChoice ada_kv_choose(const AdaKvOptions& o, const float* f, int64_t n, int6
   AdaKvChoice ch;
   const select::Features z = select::normalize(f, n, width, o.ada.select.similarity);
   ch.selection = select::run_layer(z, below, o.ada.select, o.ada.mode, layer);
+  ch.kept = ada_kv_kept(o, ch.selection, n);
+  return ch;
+}
+
+std::vector<int64_t> ada_kv_kept(const AdaKvOptions& o, const select::Selection& selection, int64_t n) {
   std::vector<uint8_t> keep(size_t(n), 0);
-  for (int32_t s : ch.selection.reps) keep[size_t(s)] = 1;
+  for (int32_t s : selection.reps) keep[size_t(s)] = 1;
   for (int64_t t = 0; t < std::min(o.sinks, n); ++t) keep[size_t(t)] = 1;
   for (int64_t t = std::max<int64_t>(0, n - o.window); t < n; ++t) keep[size_t(t)] = 1;
+  std::vector<int64_t> kept;
   for (int64_t t = 0; t < n; ++t)
-    if (keep[size_t(t)]) ch.kept.push_back(t);
-  return ch;
+    if (keep[size_t(t)]) kept.push_back(t);
+  return kept;
 }
 
 KvPressFactory::KvPressFactory(KvPressOptions o) : o_(o) {

@@ -50,6 +50,9 @@ struct AdaKvChoice {
 };
 AdaKvChoice ada_kv_choose(const AdaKvOptions& o, const float* f, int64_t n, int64_t width,
                           const select::Selection* below, int layer);
+// The kept positions of a layer's selection over n context tokens (ada_kv_choose's second half; the
+// GPU's device selection feeds it too): its representatives, 0..sinks-1 and n-window..n-1, increasing.
+std::vector<int64_t> ada_kv_kept(const AdaKvOptions& o, const select::Selection& selection, int64_t n);
 
 class KvPressFactory : public AttentionFactory {
  public:

@@ -3,9 +3,9 @@
 // attention/kv_press_scores.h are computed from the context's Q and K with their attention weights on
 // the device in float64 (kv_press_scores_cuda.cu: only per-key sums, or knorm's K, come to the host)
 // and the kept entries are gathered on the device. Later tokens attend per KV head (its group of
-// query heads over its own entries) with the attention kernels. ada-kv likewise: the context's
-// features (the layer's input, or the keys) come back to the host once and the CPU's selection
-// (ada_kv_choose) chooses.
+// query heads over its own entries) with the attention kernels. ada-kv likewise: the device's selection
+// (select/gpu_selection.h) of the context's features (the layer's input, or the keys) chooses; under
+// the span rule or another mode the features come back to the host once and the CPU's (ada_kv_choose).
 #include <algorithm>
 #include <chrono>
 #include <numeric>
@@ -16,6 +16,7 @@
 #include "attention/kv_press_scores_cuda.cuh"
 #include "attention/projections.h"
 #include "cuda/pool_buffer.h"
+#include "select/gpu_selection.h"
 
 namespace cascade {
 
@@ -122,12 +123,18 @@ class KvPressGpuLayer : public GpuLayerAttention {
     std::vector<int64_t> all(static_cast<size_t>(n));
     std::iota(all.begin(), all.end(), int64_t(0));
     if (o_.ada_kv) {
-      if (c_.layer < o_.ada_kv->ada.dense_layers) return std::vector<std::vector<int64_t>>(heads_.size(), all);
-      const bool keys = o_.ada_kv->ada.features == AdaFeatures::keys;
+      const AdaKvOptions& ak = *o_.ada_kv;
+      if (c_.layer < ak.ada.dense_layers) return std::vector<std::vector<int64_t>>(heads_.size(), all);
+      const bool keys = ak.ada.features == AdaFeatures::keys;
       const int64_t width = keys ? kd : a.d_model;
+      const select::Selection* below = below_ ? &below_->selection_ : nullptr;
+      if (select_on_device(below)) {
+        selection_ = device_selection(p, x, width, below);
+        return std::vector<std::vector<int64_t>>(heads_.size(), ada_kv_kept(ak, selection_, n));
+      }
       const std::vector<float> f =
           keys ? host_rows(c_.dtype, at(p.qkv, qd, c_.dtype), n, kd, ld, p.st) : host_rows(c_.dtype, x, n, width, width, p.st);
-      AdaKvChoice ch = ada_kv_choose(*o_.ada_kv, f.data(), n, width, below_ ? &below_->selection_ : nullptr, c_.layer);
+      AdaKvChoice ch = ada_kv_choose(ak, f.data(), n, width, below, c_.layer);
       selection_ = std::move(ch.selection);
       return std::vector<std::vector<int64_t>>(heads_.size(), ch.kept);
     }
@@ -141,6 +148,39 @@ class KvPressGpuLayer : public GpuLayerAttention {
     const std::vector<double> scores = press::scores_device(
         o_.method, {qkv_f32, ld, qkv_f32 + qd, ld, qkv_f32 + qd + kd, ld}, ctx, kept, o_.params, p.st);
     return press::top_positions(scores, a.n_kv_heads, n, kept);
+  }
+
+  // ada-kv's selection runs where ADA's GPU layers run theirs (the greedy rule, the full or the cascade
+  // mode: select/gpu_selection.h, in the options' Gram precision, whose certified decisions are the
+  // float64 selection's); the span rule and the other modes on the host, as the CPU's twin.
+  bool select_on_device(const select::Selection* below) const {
+    const AdaOptions& ada = o_.ada_kv->ada;
+    return ada.select.rule == select::Rule::greedy &&
+           (!below || ada.mode.mode == select::Mode::full || ada.mode.mode == select::Mode::cascade);
+  }
+
+  // The selection of the context's features (the layer's input x, or the keys after rotary in p.qkv)
+  // on the device: only the selection itself comes to the host.
+  select::Selection device_selection(const GpuPass& p, const void* x, int64_t width, const select::Selection* below) {
+    const AdaOptions& ada = o_.ada_kv->ada;
+    const int64_t n = p.n, ld = c_.qkv_ld();
+    cuda::PoolBytes f32(size_t(n * width) * 4, p.st);
+    float* f = reinterpret_cast<float*>(f32.data());
+    if (ada.features == AdaFeatures::keys) {  // the K columns of the fused rows, made contiguous (stream-ordered frees)
+      cuda::PoolBytes rows(size_t(n * ld) * 4, p.st);
+      ops::gpu::to_f32(c_.dtype, p.qkv, reinterpret_cast<float*>(rows.data()), n * ld, p.st);
+      CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(f, size_t(width) * 4, reinterpret_cast<const float*>(rows.data()) + c_.qd(),
+                                           size_t(ld) * 4, size_t(width) * 4, size_t(n), cudaMemcpyDeviceToDevice, p.st));
+    } else {
+      ops::gpu::to_f32(c_.dtype, x, f, n * width, p.st);
+    }
+    const select::gpu::DeviceFeatures z =
+        select::gpu::normalize_device(f, n, width, ada.select.similarity, ada.gram_precision);
+    const select::gpu::GpuOptions go{ada.gram_precision};
+    select::gpu::GpuSelection g = (below && ada.mode.mode == select::Mode::cascade)
+                                      ? select::gpu::run_cascade(z, *below, ada.select, go)
+                                      : select::gpu::run_full(z, ada.select, go, below);
+    return std::move(g.sel);
   }
 
   // After the context's exact prefill (each head's cache holds exactly its n entries, positions 0..n-1):

@@ -2,9 +2,9 @@
 // (attention/kv_press.cc, itself held against plain statements of kvpress's definitions in
 // kv_press_test): a context prefilled, compressed, then a continuation chunk; in float32 the GPU's
 // continuation logits equal the CPU's within the conformance bound, and so does its cache's size;
-// token-by-token decoding on the GPU equals its own chunked continuation. ada-kv too (its selection
-// on the context's features, brought to the host), over hidden and keys features, greedy and span,
-// dense layers, sinks and window. Skips without a GPU.
+// token-by-token decoding on the GPU equals its own chunked continuation. ada-kv too, over hidden and
+// keys features (the greedy rule's selection on the device, the span rule's on the host), dense
+// layers, sinks and window. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <algorithm>
