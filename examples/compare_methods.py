@@ -1,8 +1,10 @@
-"""Three attention methods on one prompt, on the GPU: exact attention (full), SnapKV keeping a quarter
-of the context's KV entries, and ADA (attention on representative tokens, tau 0.3). The prompt's
-context is prefilled in one pass (where SnapKV compresses the cache and ADA selects), then its last
-TAIL tokens run on that cache; at each of them the next-token distribution is compared with full's:
-top-1 agreement, KL(full || method) and total variation.
+"""Three attention methods on one prompt, on the GPU, and their frontier: exact attention (full), SnapKV
+keeping a tenth, a quarter and half of the context's KV entries, and ADA (attention on representative
+tokens) at tau 0.1, 0.3 and 0.5. The prompt's context is prefilled in one pass (where SnapKV compresses
+the cache and ADA selects), then its last TAIL tokens run on that cache; at each of them the next-token
+distribution is compared with full's: top-1 agreement, KL(full || method) and total variation. Each
+configuration's kept fraction: SnapKV's budget (every KV head keeps that share of the context), ADA's
+representatives over the context averaged over layers (Model.trace of the same context).
 
     scripts/get-models                                  # SmolLM2-135M-Instruct (Q4_1 GGUF) into the cache
     python3 examples/compare_methods.py                 # on cuda, bf16
@@ -10,7 +12,9 @@ top-1 agreement, KL(full || method) and total variation.
     python3 examples/compare_methods.py --model models/stories260K/stories260K.bin --plot out/compare.png
 
 The logits come back as torch CUDA tensors (DLPack, no copy) when torch is installed, else as DLPack
-arrays; either way they are compared here on the host. With matplotlib, the per-position KL is plotted.
+arrays; either way they are compared here on the host. With matplotlib, the plot shows the frontier
+(mean KL against kept fraction, a line per method) beside the per-position KL at SnapKV 0.25 and ADA
+tau 0.3. One prompt: a demonstration of the API, not a measurement (`cascade study` is that).
 """
 
 import argparse
@@ -31,11 +35,10 @@ PROMPT = (
     "said that her father's fishing boat had sunk in the storm and that she had rowed all night. The "
     "keeper wrapped her in a blanket, made her a cup of tea, and asked her"
 )
-METHODS = {
-    "full": dict(attention="full"),
-    "snapkv@0.25": dict(attention="snapkv", kv_budget=0.25),
-    "ada@tau=0.3": dict(attention="ada", tau=0.3),
-}
+METHODS = {"full": dict(attention="full")}
+METHODS.update({f"snapkv@{b}": dict(attention="snapkv", kv_budget=b) for b in (0.1, 0.25, 0.5)})
+METHODS.update({f"ada@tau={t}": dict(attention="ada", tau=t) for t in (0.1, 0.3, 0.5)})
+SHOWN = ("snapkv@0.25", "ada@tau=0.3")  # the per-position panel
 
 
 def host(logits):
@@ -52,6 +55,16 @@ def host(logits):
 def log_softmax(x):
     x = x - x.max(axis=-1, keepdims=True)
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def kept_fraction(model, context, kw):
+    """The share of the context's KV entries a configuration attends to after the prefill."""
+    if kw["attention"] == "full":
+        return 1.0
+    if kw["attention"] == "ada":
+        layers = model.trace(context, **kw)
+        return float(np.mean([len(layer["reps"]) for layer in layers])) / len(context)
+    return kw["kv_budget"]
 
 
 def main():
@@ -73,13 +86,14 @@ def main():
     logp = {name: log_softmax(host(model.logits(tail, context=context, **kw))) for name, kw in METHODS.items()}
 
     full = logp["full"]
-    kl = {}
-    print(f"{'method':<13} {'top-1 = full':>13} {'KL(full||m)':>12} {'TV':>8}")
+    kl, kept = {}, {}
+    print(f"{'method':<13} {'kept':>6} {'top-1 = full':>13} {'KL(full||m)':>12} {'TV':>8}")
     for name, lp in logp.items():
+        kept[name] = kept_fraction(model, context, METHODS[name])
         agree = np.mean(lp.argmax(-1) == full.argmax(-1))
         kl[name] = (np.exp(full) * (full - lp)).sum(-1)
         tv = 0.5 * np.abs(np.exp(full) - np.exp(lp)).sum(-1)
-        print(f"{name:<13} {agree:13.1%} {kl[name].mean():12.4g} {tv.mean():8.4f}")
+        print(f"{name:<13} {kept[name]:6.3f} {agree:13.1%} {kl[name].mean():12.4g} {tv.mean():8.4f}")
     nxt = int(full[-1].argmax())
     print(f"full's next token after the prompt: {model.detokenize([nxt])!r}")
 
@@ -90,16 +104,26 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, (front, per) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for method in ("snapkv", "ada"):  # full sits at (1, 0), off the logarithmic axis
+        names = sorted((n for n in METHODS if n.startswith(method + "@")), key=lambda n: kept[n])
+        front.plot([kept[n] for n in names], [max(kl[n].mean(), 1e-12) for n in names], "o-", label=method)
+        for n in names:
+            front.annotate(n.split("@")[1], (kept[n], max(kl[n].mean(), 1e-12)), fontsize=7,
+                           textcoords="offset points", xytext=(3, 3))
+    front.set_yscale("log")
+    front.set_xlabel("kept fraction of the context's KV entries")
+    front.set_ylabel("mean KL(full || method), nats")
+    front.set_title("frontier on this prompt")
+    front.legend()
     positions = np.arange(len(context), len(ids))
-    for name in METHODS:
-        if name != "full":
-            ax.plot(positions, np.maximum(kl[name], 1e-12), "o-", label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("prompt position (after the prefilled context)")
-    ax.set_ylabel("KL(full || method), nats")
-    ax.set_title(f"{Path(args.model).name}, {model.device} {model.dtype}")
-    ax.legend()
+    for name in SHOWN:
+        per.plot(positions, np.maximum(kl[name], 1e-12), "o-", label=name)
+    per.set_yscale("log")
+    per.set_xlabel("prompt position (after the prefilled context)")
+    per.set_ylabel("KL(full || method), nats")
+    per.set_title(f"{Path(args.model).name}, {model.device} {model.dtype}")
+    per.legend()
     fig.tight_layout()
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=120)
