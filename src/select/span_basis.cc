@@ -13,7 +13,7 @@ double SpanBasis::projection(const double* g) {
   y_.assign(g, g + r);
   // l_ is L row by row, packed (row j: its j + 1 entries, the diagonal last): BLAS's packed lower
   // triangle, so the forward substitution is one dtpsv (vectorised; the loop it replaced was one
-  // dependent chain of multiply-adds, most of ada+span's selection time).
+  // dependent chain of multiply-adds: a third of ada+span's selection time on SmolLM2 at T = 2048).
   if (r > 0) cblas_dtpsv(CblasRowMajor, CblasLower, CblasNoTrans, CblasNonUnit, int(r), l_.data(), y_.data(), 1);
   double sq = 0;
   for (double y : y_) sq += y * y;
