@@ -11,9 +11,9 @@
 // besides the r inner products (not Gram operations, so not in GramCounts). Rows of z are unit or zero
 // (normalize()), so <z_t, z_t> is 1, or 0 for a zero row: a zero row projects to 0, is a
 // representative (it correlates with nothing, as under greedy), and adds nothing to the span (its row
-// of L is zero with a unit diagonal, so the solve gives it 0). Every representative of a positive tau has a residual above
-// tau, so L's diagonal is bounded below by tau and the solve stays well conditioned; at tau = 0 the
-// bound is sqrt(kRhoSlack).
+// of L is zero with a unit diagonal, so the solve gives it 0). Every representative of a positive tau
+// has a residual above tau, so L's diagonal is bounded below by tau and the solve stays well
+// conditioned; at tau = 0 the bound is sqrt(kRhoSlack).
 //
 // With one representative s, ||P z_t||^2 = rho(t, s)^2: span decides |rho| >= sqrt(1 - tau^2), not the
 // greedy rule's rho >= 1 - tau^2 (the same only at tau = 0), and an anti-correlated token is redundant.
