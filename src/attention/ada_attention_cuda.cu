@@ -58,29 +58,6 @@ const T* upload(cuda::PoolBytes& b, const std::vector<T>& h, cudaStream_t st) {
   return reinterpret_cast<const T*>(b.data());
 }
 
-// The proportional bias [rows, nk] (AdaPlan::has_bias), zeroed before: thread per key column; a
-// representative's column walks the tokens once, counting the children of its token up to each query
-// token (query tokens ascending), as AdaPlan::bias_rows states it. O(T) a representative, where the
-// host's expansion and upload of a T x T matrix cost ~0.2 s a layer at T = 8192.
-__global__ void proportional_bias_kernel(const int32_t* parent, const int32_t* query_tokens, int64_t rows,
-                                         const int32_t* key_rep_token, int64_t nk, const float* log_n, float* bias) {
-  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= nk) return;
-  const int32_t u = key_rep_token[j];
-  if (u < 0) return;
-  int64_t i = 0, hi = rows;  // the first query row at or after u
-  while (i < hi) {
-    const int64_t mid = (i + hi) / 2;
-    if (query_tokens[mid] < u) i = mid + 1;
-    else hi = mid;
-  }
-  int32_t n = 1, c = u + 1;
-  for (; i < rows; ++i) {
-    for (const int32_t t = query_tokens[i]; c <= t; ++c) n += parent[c] == u;
-    bias[i * nk + j] = log_n[n];
-  }
-}
-
 // A decoding pass runs as batches of at most this many tokens (AdaGpuLayer::decode_pass).
 constexpr int64_t kBatchRows = 1024;
 
