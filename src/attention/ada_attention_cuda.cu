@@ -153,13 +153,10 @@ class AdaGpuLayer : public GpuLayerAttention {
   // (hidden), or the keys after rotary (keys: Q/K/V projected into qkv, the K columns packed).
   const float* features(const void* x, int64_t rows, const int64_t* pos, void* qkv, cudaStream_t st) {
     if (o_.features == AdaFeatures::hidden) return to_f32(x, rows, c_.spec->d_model, st);
-    const int64_t kd = c_.kd();
-    const size_t es = dtype_size(c_.dtype);
     gpu_project_qkv(c_, x, rows, pos, qkv, st);
-    sc_->keys.reserve(size_t(rows * kd) * es, st);
-    CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(sc_->keys.data(), size_t(kd) * es, at(qkv, c_.qd(), c_.dtype), size_t(c_.qkv_ld()) * es,
-                                         size_t(kd) * es, size_t(rows), cudaMemcpyDeviceToDevice, st));
-    return to_f32(sc_->keys.data(), rows, kd, st);
+    sc_->keys.reserve(size_t(rows * c_.kd()) * es(), st);
+    gpu_pack_keys(c_, qkv, rows, sc_->keys.data(), st);
+    return to_f32(sc_->keys.data(), rows, c_.kd(), st);
   }
   int64_t width() const { return o_.features == AdaFeatures::keys ? c_.kd() : c_.spec->d_model; }
   bool span() const { return o_.select.rule == select::Rule::span; }
@@ -225,10 +222,7 @@ class AdaGpuLayer : public GpuLayerAttention {
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (o_.compare_full) trace_.jaccard_vs_full = select::jaccard(trace_.selection.reps, select::run_full(*zh, o_.select).reps);
     } else {
-      const select::gpu::GpuOptions go{o_.gram_precision};
-      select::gpu::GpuSelection g = (prev && o_.mode.mode == select::Mode::cascade)
-                                        ? select::gpu::run_cascade(z, *prev, o_.select, go)
-                                        : select::gpu::run_full(z, o_.select, go, prev);
+      select::gpu::GpuSelection g = select::gpu::run_layer(z, prev, o_.select, o_.mode.mode, {o_.gram_precision});
       c_.times->selection += (z.ms_normalize() + g.stats.ms_total) * 1e-3;
       trace_.selection = std::move(g.sel);
       if (o_.compare_full)  // the full selection on the same device features, beside the layer (untimed)

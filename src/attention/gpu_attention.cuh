@@ -80,6 +80,9 @@ inline const void* at(const void* base, int64_t elems, DType t) {
 // [rows, qkv_ld] (Q, then K, then V in each row).
 void gpu_project_qkv(const GpuAttentionContext& c, const void* x, int64_t rows, const int64_t* pos, void* dst,
                      cudaStream_t st);
+// The K columns of `rows` fused Q/K/V rows qkv [rows, qkv_ld] (after rotary) packed into dst [rows, kd],
+// in the compute dtype: the keys features (ADA's, ada-kv's).
+void gpu_pack_keys(const GpuAttentionContext& c, const void* qkv, int64_t rows, void* dst, cudaStream_t st);
 // The output projection of `rows` attention outputs o [rows, qd] into y [rows, d].
 void gpu_project_out(const GpuAttentionContext& c, const void* o, int64_t rows, void* y, cudaStream_t st);
 // Attention arguments with the model's heads and scale: queries q (row stride ldq) at device

@@ -55,6 +55,12 @@ void gpu_project_qkv(const GpuAttentionContext& c, const void* x, int64_t rows, 
   ops::gpu::rotary(rk, st);  // the keys
 }
 
+void gpu_pack_keys(const GpuAttentionContext& c, const void* qkv, int64_t rows, void* dst, cudaStream_t st) {
+  const size_t es = dtype_size(c.dtype), kd = size_t(c.kd());
+  CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(dst, kd * es, at(qkv, c.qd(), c.dtype), size_t(c.qkv_ld()) * es, kd * es,
+                                       size_t(rows), cudaMemcpyDeviceToDevice, st));
+}
+
 void gpu_project_out(const GpuAttentionContext& c, const void* o, int64_t rows, void* y, cudaStream_t st) {
   ops::gpu::linear({.t = c.dtype, .x = o, .ldx = c.qd(), .n = rows, .w = c.o.w, .in = c.o.in, .out = c.o.out, .bias = c.o.b,
                     .yt = c.dtype, .y = y, .ldy = c.spec->d_model},

@@ -163,24 +163,19 @@ class KvPressGpuLayer : public GpuLayerAttention {
   // on the device: only the selection itself comes to the host.
   select::Selection device_selection(const GpuPass& p, const void* x, int64_t width, const select::Selection* below) {
     const AdaOptions& ada = o_.ada_kv->ada;
-    const int64_t n = p.n, ld = c_.qkv_ld();
-    cuda::PoolBytes f32(size_t(n * width) * 4, p.st);
-    float* f = reinterpret_cast<float*>(f32.data());
-    if (ada.features == AdaFeatures::keys) {  // the K columns of the fused rows, made contiguous (stream-ordered frees)
-      cuda::PoolBytes rows(size_t(n * ld) * 4, p.st);
-      ops::gpu::to_f32(c_.dtype, p.qkv, reinterpret_cast<float*>(rows.data()), n * ld, p.st);
-      CASCADE_CUDA_CHECK(cudaMemcpy2DAsync(f, size_t(width) * 4, reinterpret_cast<const float*>(rows.data()) + c_.qd(),
-                                           size_t(ld) * 4, size_t(width) * 4, size_t(n), cudaMemcpyDeviceToDevice, p.st));
-    } else {
-      ops::gpu::to_f32(c_.dtype, x, f, n * width, p.st);
+    const int64_t n = p.n;
+    cuda::PoolBytes f32(size_t(n * width) * 4, p.st), keys;  // stream-ordered frees
+    const void* src = x;
+    if (ada.features == AdaFeatures::keys) {
+      keys.reserve(size_t(n * width) * dtype_size(c_.dtype), p.st);
+      gpu_pack_keys(c_, p.qkv, n, keys.data(), p.st);
+      src = keys.data();
     }
+    float* f = reinterpret_cast<float*>(f32.data());
+    ops::gpu::to_f32(c_.dtype, src, f, n * width, p.st);
     const select::gpu::DeviceFeatures z =
         select::gpu::normalize_device(f, n, width, ada.select.similarity, ada.gram_precision);
-    const select::gpu::GpuOptions go{ada.gram_precision};
-    select::gpu::GpuSelection g = (below && ada.mode.mode == select::Mode::cascade)
-                                      ? select::gpu::run_cascade(z, *below, ada.select, go)
-                                      : select::gpu::run_full(z, ada.select, go, below);
-    return std::move(g.sel);
+    return select::gpu::run_layer(z, below, ada.select, ada.mode.mode, {ada.gram_precision}).sel;
   }
 
   // After the context's exact prefill (each head's cache holds exactly its n entries, positions 0..n-1):

@@ -57,6 +57,7 @@
 #include <memory>
 #include <string>
 
+#include "core/error.h"
 #include "select/selection.h"
 
 namespace cascade::select::gpu {
@@ -183,5 +184,15 @@ GpuSelection run_full(const DeviceFeatures& z, const Options& opts, const GpuOpt
 // Greedy rule only (cascade::Error otherwise, as the CPU's).
 GpuSelection run_cascade(const DeviceFeatures& z, const Selection& prev, const Options& opts,
                          const GpuOptions& gopts = {});
+// A layer's selection as select::run_layer states it, in the two modes the GPU has: the exact cascade
+// from the layer below's selection prev, or the full selection (the first layer's, prev null, and
+// Mode::full's, which fills added / removed against prev). Other modes: cascade::Error (the callers
+// refuse them, or select on the host).
+inline GpuSelection run_layer(const DeviceFeatures& z, const Selection* prev, const Options& opts, Mode mode,
+                              const GpuOptions& gopts = {}) {
+  CASCADE_CHECK(!prev || mode == Mode::full || mode == Mode::cascade,
+                "the GPU selection has the full and cascade modes only");
+  return prev && mode == Mode::cascade ? run_cascade(z, *prev, opts, gopts) : run_full(z, opts, gopts, prev);
+}
 
 }  // namespace cascade::select::gpu
