@@ -14,7 +14,7 @@
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
 # (bf16, a 512-token prompt (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
-# Usage (device, repo root): [PART=tests|benches|load|models|decode] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# Usage (device, repo root): [PART=tests|benches|load|models|decode] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -33,21 +33,23 @@ pack() {
 }
 trap pack EXIT
 part=${PART:-all}
+wanted() { [ -z "${CHECKS:-}" ] || [[ " $CHECKS " == *" $1 "* ]]; }
 if [ "$part" = all ] || [ "$part" = tests ]; then
-  for t in ada_cuda cuda_model select_cuda cuda_ops kv_press_cuda ada_oracle device_weights; do  # most telling first
+  # TESTS and CHECKS pick some of the test binaries and sanitizer runs (default: all, most telling first).
+  for t in ${TESTS:-ada_cuda cuda_model select_cuda cuda_ops kv_press_cuda ada_oracle device_weights}; do
     run "$t" "$OUT/$t.log" timeout 240 $B/tests/${t}_test
   done
   grep -hE "FAILED|Failure" "$OUT"/*_test.log "$OUT"/cuda_*.log "$OUT"/ada_*.log 2>/dev/null | head -40
   # ADA's resident decoding steps (the device's decision, append and output kernels), with graphs on and off.
-  run memcheck_ada "$OUT/memcheck_ada.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  wanted memcheck_ada && run memcheck_ada "$OUT/memcheck_ada.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/ada_cuda_test --gtest_filter='*AdaCuda*stories260K_F32_tau30*'
-  run racecheck_select "$OUT/racecheck_select.log" timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  wanted racecheck_select && run racecheck_select "$OUT/racecheck_select.log" timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 \
     $B/tests/select_cuda_test --gtest_filter='*DecodeSteps*'
-  run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  wanted memcheck_oracle && run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*:*Gpu*window*'
-  run memcheck_press "$OUT/memcheck_press.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  wanted memcheck_press && run memcheck_press "$OUT/memcheck_press.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/kv_press_cuda_test
-  run memcheck_model "$OUT/memcheck_model.log" timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  wanted memcheck_model && run memcheck_model "$OUT/memcheck_model.log" timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/cuda_model_test --gtest_filter='*gptj_F16*:*llama_gqa_F32*:*CudaStories*BF16*:*Graphs*'
 fi
 if [ "$part" = all ] || [ "$part" = load ]; then
