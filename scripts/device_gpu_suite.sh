@@ -14,7 +14,7 @@
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
 # (bf16, a 512-token prompt (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
-# Usage (device, repo root): [PART=tests|benches|load|models|decode] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# Usage (device, repo root): [PART=tests|benches|load|models|decode|profile] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -92,5 +92,17 @@ if [ "$part" = decode ]; then
     done
   done
   cat "$OUT/decode.jsonl"
+fi
+# One decoding step's kernels (ncu, device time of every launch, no replay): SmolLM2 (joined by
+# device_frontier.sh) bf16, a 512-token prompt and 3 decoded tokens, once, graphs off, exact and ADA;
+# scripts/decode_profile.py splits the launches into steps and sums them by kernel.
+if [ "$part" = profile ]; then
+  m=${CASCADE_MODELS:?SmolLM2 joined in /tmp/smol first}/SmolLM2-135M-Instruct.Q4_1.gguf
+  for a in full ada; do
+    timeout 200 ncu --metrics gpu__time_duration.sum --csv --page raw --log-file "$OUT/profile_$a.csv" \
+      $B/cascade bench --model "$m" --device cuda --dtype bf16 --attention "$a" --cuda-graphs off \
+      --prompt-tokens 512 --gen-tokens 3 --reps 1 --json > "$OUT/profile_$a.json" 2> "$OUT/profile_$a.log"
+    echo "$a: rc=$? $(wc -l < "$OUT/profile_$a.csv") lines"
+  done
 fi
 printf '%s\n' "${summary[@]}"
