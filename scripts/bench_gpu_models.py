@@ -23,6 +23,7 @@ Usage: python3 scripts/bench_gpu_models.py --ada-bench B/bench/ada_cuda_bench --
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -50,6 +51,10 @@ def config(name, max_t):
     raise SystemExit(f"unknown model {name} (llama-8b, gptj-6b, opt-6.7b)")
 
 
+def positions_key(cfg):
+    return "n_positions" if isinstance(cfg, GPTJConfig) else "max_position_embeddings"
+
+
 def hf_rows(name, cfg, ckpt, lengths, reps):
     """Makes (or finds) the checkpoint and times HF's prefill at each length."""
     with torch.device("cuda"):
@@ -59,7 +64,12 @@ def hf_rows(name, cfg, ckpt, lengths, reps):
         except ValueError:  # a model class without SDPA (GPT-J in transformers 5) runs eager attention: the row says so
             torch.manual_seed(0)
             m = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="eager").eval()
-    if not os.path.exists(os.path.join(ckpt, "config.json")):
+    # A checkpoint saved by an earlier call for shorter prompts has fewer positions (the engine refuses
+    # a longer sequence; OPT's learned position table is smaller): it is made again.
+    saved = os.path.join(ckpt, "config.json")
+    if os.path.exists(saved) and json.load(open(saved)).get(positions_key(cfg)) != getattr(cfg, positions_key(cfg)):
+        shutil.rmtree(ckpt)
+    if not os.path.exists(saved):
         t0 = time.time()
         m.save_pretrained(ckpt, safe_serialization=True)
         print(f"{name}: saved {ckpt} in {time.time() - t0:.0f} s", flush=True)
