@@ -35,6 +35,10 @@ void set_jaccard_next(ConfigRaw& r, const std::vector<std::vector<int32_t>>& rep
   for (size_t l = 0; l + 1 < reps.size(); ++l) r.layers[l].jaccard_next = jaccard(reps[l], reps[l + 1]);
 }
 
+// The timed runs compute the last position's logits only, as a prefill does: every position's logits
+// (T x vocabulary, brought to the host from a GPU) would cost more than the layers at long T.
+constexpr bool kTimedLastOnly = true;
+
 // One ADA configuration: a measured run for the traces and logits, a plain run for the times.
 ConfigRaw run_ada(const Model& m, std::span<const int32_t> tokens, const Tensor& exact, const StudyConfig& cfg) {
   const int L = int(m.spec().n_layers);
@@ -60,11 +64,11 @@ ConfigRaw run_ada(const Model& m, std::span<const int32_t> tokens, const Tensor&
   r.top1 = a.top1;
   r.kl = a.kl;
   r.flops_kept = flops_kept(reps, int64_t(tokens.size()), cfg.ada.queries, m.spec());
-  // The plain run: same selections and logits, but its times hold no measurement work; the Gram
-  // timer is taken from it too, so that it is a share of the same run's selection phase.
+  // The plain run: same selections, but its times hold no measurement work; the Gram timer is taken
+  // from it too, so that it is a share of the same run's selection phase.
   const AdaAttentionFactory pf(cfg.ada);
   Sequence plain = m.new_sequence(&pf);
-  (void)m.forward(plain, tokens);
+  (void)m.forward(plain, tokens, kTimedLastOnly);
   r.times = plain.times();
   for (int l = 0; l < L; ++l) r.layers[size_t(l)].gram_seconds = plain.trace(l)->selection.cost.seconds;
   return r;
@@ -158,7 +162,9 @@ WindowRaw run_window(const Model& m, std::span<const int32_t> tokens, int64_t in
   Sequence ex = m.new_sequence();
   const Tensor exact = m.forward(ex, tokens);
   w.nll_full = mean_next_token_nll(exact, tokens);
-  w.exact_times = ex.times();
+  Sequence timed = m.new_sequence();
+  (void)m.forward(timed, tokens, kTimedLastOnly);
+  w.exact_times = timed.times();
   for (const StudyConfig& cfg : configs) {
     w.configs.push_back(cfg.exact_trajectory ? run_observed(m, tokens, cfg) : run_ada(m, tokens, exact, cfg));
     if (tick) tick();

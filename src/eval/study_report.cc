@@ -178,8 +178,9 @@ void write_report_md(const StudyRun& run, const StudySummary& s, const ArchSpec&
       o << row({"`" + c.name + "`", ms(c.get("attention_error")), ms(c.get("ppl_ratio")), ms(c.get("top1")),
                 ms(c.get("kl")), ms(c.get("flops_kept"))});
   o << "\n## Phase times, ms per window\n\n"
-    << "Times of a separate run without the study's measurements; rest = total - selection - projections - attention "
-       "(norms, MLPs, head, copying). The Gram timer is the selection kernels' own share of the selection phase.\n\n"
+    << "Times of a separate run without the study's measurements that computes the last position's logits only (as a "
+       "prefill does); rest = total - selection - projections - attention (norms, MLPs, head, copying). The Gram timer "
+       "is the selection kernels' own share of the selection phase.\n\n"
     << header({"configuration", "selection", "projections", "attention", "rest", "total", "Gram timer"});
   o << row({"exact attention", "0", ms(s.time_exact_projections, 1e3), ms(s.time_exact_attention, 1e3),
             ms(s.time_exact_rest, 1e3), ms(s.time_exact_total, 1e3), ""});
