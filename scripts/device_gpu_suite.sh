@@ -12,7 +12,7 @@
 # carried back in).
 # PART=decode: `cascade bench` decode tokens/s, exact against ADA (tau 0.3, the paper's reading), CUDA
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
-# (bf16, a 512-token prompt (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
+# (bf16, a 512-token prompt or each of DECODE_PROMPTS (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
 # Usage (device, repo root): [PART=tests|benches|load|models|decode|profile] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
@@ -80,14 +80,17 @@ if [ "$part" = decode ]; then
     run smollm2_kernels "$OUT/smollm2_kernels.log" timeout 120 $B/tests/cuda_model_test --gtest_filter='CudaModelKernels*'
   fi
   for m in "${models[@]}"; do
-    for a in full ada; do
-      for g in on off; do
-        # stories260K's context is 512 tokens: a 256-token prompt there, 512 for SmolLM2.
-        prompt=512; [[ $m == *stories260K* ]] && prompt=256
-        timeout 120 $B/cascade bench --model "$m" --device cuda --dtype bf16 --attention "$a" --cuda-graphs "$g" \
-          --prompt-tokens $prompt --gen-tokens 128 --reps 3 --json 2>> "$OUT/decode.log" |
-          python3 -c "import json, sys; r = json.load(sys.stdin); r.update(model='$m', attention='$a', graphs='$g'); print(json.dumps(r))" \
-          >> "$OUT/decode.jsonl"
+    # stories260K's context is 512 tokens: a 256-token prompt there; SmolLM2 at each of DECODE_PROMPTS
+    # (default 512; at long prompts the attention over the representatives can repay the selection).
+    prompts=${DECODE_PROMPTS:-512}; [[ $m == *stories260K* ]] && prompts=256
+    for prompt in $prompts; do
+      for a in full ada; do
+        for g in on off; do
+          timeout 120 $B/cascade bench --model "$m" --device cuda --dtype bf16 --attention "$a" --cuda-graphs "$g" \
+            --prompt-tokens $prompt --gen-tokens 128 --reps 3 --json 2>> "$OUT/decode.log" |
+            python3 -c "import json, sys; r = json.load(sys.stdin); r.update(model='$m', attention='$a', graphs='$g'); print(json.dumps(r))" \
+            >> "$OUT/decode.jsonl"
+        done
       done
     done
   done
