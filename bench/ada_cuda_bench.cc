@@ -122,35 +122,41 @@ int main(int argc, char** argv) {
       nlohmann::json row{{"model", model}, {"dtype", dtype}, {"T", T}, {"f", f}, {"tau", tau}, {"select", sel}, {"queries", queries},
                          {"attention_kernel", kernel}, {"layers", L}, {"reps", reps}, {"gen", gen}};
       for (const bool use_ada : {false, true}) {
-        std::vector<double> pre, dec, selection, attention, dec_att;
-        std::vector<double> r_layer(size_t(L), 0);
-        int64_t bytes_prefill = 0, bytes_end = 0;
-        for (int rep = 0; rep <= reps; ++rep) {
-          Sequence s = m->new_sequence(use_ada ? &ada : nullptr);
-          auto t0 = Clock::now();
-          m->forward(s, prompt, true);
-          const double tp = std::chrono::duration<double>(Clock::now() - t0).count();
-          const PhaseTimes ph = s.times();
-          bytes_prefill = s.cache_bytes();
-          if (use_ada)
-            for (int64_t l = 0; l < L; ++l) r_layer[size_t(l)] = double(s.trace(int(l))->selection.reps.size()) / double(T);
-          t0 = Clock::now();
-          for (int g = 0; g < gen; ++g) m->forward(s, std::span<const int32_t>(&all[size_t(T + g)], 1), true);
-          const double td = std::chrono::duration<double>(Clock::now() - t0).count();
-          bytes_end = s.cache_bytes();
-          if (rep > 0 && gen) dec_att.push_back((s.times().attention - ph.attention) * 1e3 / gen);
-          if (rep == 0) continue;
-          pre.push_back(tp * 1e3);
-          selection.push_back(ph.selection * 1e3);
-          attention.push_back(ph.attention * 1e3);
-          if (gen) dec.push_back(double(gen) / td);
-        }
         const std::string k = use_ada ? "ada" : "exact";
-        row[k] = {{"prefill_ms", median(pre)}, {"prefill_ms_all", pre}, {"selection_ms", median(selection)},
-                  {"attention_ms", median(attention)}, {"decode_tok_s", gen ? median(dec) : 0.0},
-                  {"decode_attention_ms_per_token", gen ? median(dec_att) : 0.0},
-                  {"cache_bytes_prefill", bytes_prefill}, {"cache_bytes_end", bytes_end}};
-        if (use_ada) row[k]["r_over_T"] = r_layer;
+        // A method that fails at this length (out of the GPU's memory) leaves its error in the row, and the
+        // other method's figures stand (a failed cudaMalloc leaves the context usable).
+        try {
+          std::vector<double> pre, dec, selection, attention, dec_att;
+          std::vector<double> r_layer(size_t(L), 0);
+          int64_t bytes_prefill = 0, bytes_end = 0;
+          for (int rep = 0; rep <= reps; ++rep) {
+            Sequence s = m->new_sequence(use_ada ? &ada : nullptr);
+            auto t0 = Clock::now();
+            m->forward(s, prompt, true);
+            const double tp = std::chrono::duration<double>(Clock::now() - t0).count();
+            const PhaseTimes ph = s.times();
+            bytes_prefill = s.cache_bytes();
+            if (use_ada)
+              for (int64_t l = 0; l < L; ++l) r_layer[size_t(l)] = double(s.trace(int(l))->selection.reps.size()) / double(T);
+            t0 = Clock::now();
+            for (int g = 0; g < gen; ++g) m->forward(s, std::span<const int32_t>(&all[size_t(T + g)], 1), true);
+            const double td = std::chrono::duration<double>(Clock::now() - t0).count();
+            bytes_end = s.cache_bytes();
+            if (rep > 0 && gen) dec_att.push_back((s.times().attention - ph.attention) * 1e3 / gen);
+            if (rep == 0) continue;
+            pre.push_back(tp * 1e3);
+            selection.push_back(ph.selection * 1e3);
+            attention.push_back(ph.attention * 1e3);
+            if (gen) dec.push_back(double(gen) / td);
+          }
+          row[k] = {{"prefill_ms", median(pre)}, {"prefill_ms_all", pre}, {"selection_ms", median(selection)},
+                    {"attention_ms", median(attention)}, {"decode_tok_s", gen ? median(dec) : 0.0},
+                    {"decode_attention_ms_per_token", gen ? median(dec_att) : 0.0},
+                    {"cache_bytes_prefill", bytes_prefill}, {"cache_bytes_end", bytes_end}};
+          if (use_ada) row[k]["r_over_T"] = r_layer;
+        } catch (const std::exception& e) {
+          row[k] = {{"error", e.what()}};
+        }
       }
       std::printf("%s\n", row.dump().c_str());
       std::fflush(stdout);

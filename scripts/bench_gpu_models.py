@@ -99,11 +99,18 @@ def cascade_rows(name, ckpt, lengths, reps, fraction, kernel, bench):
     for line in r.stdout.splitlines():
         if line.startswith("{") and '"T"' in line:
             j = json.loads(line)
-            rows.append({"model": name, "T": j["T"], "engine": "cascade", "kernel": kernel, "f": j["f"],
-                         "exact_ms": j["exact"]["prefill_ms"], "exact_attention_ms": j["exact"]["attention_ms"],
-                         "ada_ms": j["ada"]["prefill_ms"], "ada_selection_ms": j["ada"]["selection_ms"],
-                         "ada_attention_ms": j["ada"]["attention_ms"],
-                         "r_over_T": sum(j["ada"]["r_over_T"]) / len(j["ada"]["r_over_T"])})
+            row = {"model": name, "T": j["T"], "engine": "cascade", "kernel": kernel, "f": j["f"]}
+            ex, ada = j["exact"], j["ada"]  # a method that failed at this length holds only its "error"
+            if "error" in ex:
+                row["error"] = "exact: " + ex["error"]
+            else:
+                row.update(exact_ms=ex["prefill_ms"], exact_attention_ms=ex["attention_ms"])
+            if "error" in ada:
+                row["ada_error"] = ada["error"]
+            else:
+                row.update(ada_ms=ada["prefill_ms"], ada_selection_ms=ada["selection_ms"], ada_attention_ms=ada["attention_ms"],
+                           r_over_T=sum(ada["r_over_T"]) / len(ada["r_over_T"]))
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
     if r.returncode != 0:
         rows.append({"model": name, "engine": "cascade", "kernel": kernel, "error": r.stderr[-2000:]})
@@ -122,12 +129,15 @@ def print_table(rows):
         auto = next((r for r in at if r["engine"] == "cascade" and r["kernel"] == "auto"), {})
         own = next((r for r in at if r["engine"] == "cascade" and r["kernel"] == "cascade"), {})
 
-        def f(r, k, fmt="{:.1f}"):
-            return fmt.format(r[k]) if k in r else r.get("error", "-")
+        def f(r, k, fmt="{:.1f}", err="error"):  # a failed cell says why, out of memory as OOM
+            if k in r:
+                return fmt.format(r[k])
+            why = r.get(err, "-")
+            return "OOM" if "out of memory" in why or why == "OOM" else why
 
         ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
-        print(f"| {model} | {T} | {f(hf, 'prefill_ms')} | {f(auto, 'exact_ms')} | {f(own, 'exact_ms')} | {f(auto, 'ada_ms')} |"
-              f" {f(auto, 'ada_selection_ms')} | {f(auto, 'r_over_T', '{:.3f}')} |"
+        print(f"| {model} | {T} | {f(hf, 'prefill_ms')} | {f(auto, 'exact_ms')} | {f(own, 'exact_ms')} | {f(auto, 'ada_ms', err='ada_error')} |"
+              f" {f(auto, 'ada_selection_ms', err='ada_error')} | {f(auto, 'r_over_T', '{:.3f}', 'ada_error')} |"
               f" {ratio(hf.get('prefill_ms'), auto.get('exact_ms'))} | {ratio(auto.get('exact_ms'), auto.get('ada_ms'))} |")
 
 
