@@ -6,7 +6,8 @@
 # checks the sha256 of scripts/get-models, unpacks the carried CLI (scripts/pack_device_bins.sh) and
 # runs the studies named in the STUDIES file (one `NAME ARGS...` line each: NAME becomes the output
 # folder, ARGS go to cascade study after --model, --text and --out; ONLY picks some of them by name).
-# Made here with: split -b 46000000 -d SmolLM2-135M-Instruct.Q4_1.gguf part. (parts 00, 01, 02 into
+# Made here with (40 MB parts: each call's 64 MiB also holds the repository's tracked files):
+# split -b 40000000 -d SmolLM2-135M-Instruct.Q4_1.gguf part. (parts 00, 01, 02 into
 # .carry-smol-a, -b, -c with wiki.test.raw in -c), pack_device_bins.sh build-cuda .carry-bins cascade.
 # Usage (device, repository root):
 #   PART=a bash scripts/device_frontier.sh .carry-smol-a
@@ -25,7 +26,7 @@ case "${PART:?PART=a|b|run}" in
   *) echo "PART must be a, b or run" >&2; exit 2 ;;
 esac
 OUT=${2:?output folder}
-CARRY=${CARRY:-.carry-bins}  # or any folder with bin.tar.gz holding cascade (.carry-gpu)
+CARRY=${CARRY:-.carry-bins}  # or any folder with bin.tar.xz holding cascade (.carry-gpu)
 B=build-gpu
 source "$(dirname "$0")/device_env.sh"
 source "$(dirname "$0")/device_smollm2_join.sh"

@@ -2,7 +2,7 @@
 # ADA on the GPU on the device machine: tests/ada_cuda_test, compute-sanitizer memcheck over part of
 # it, the CLI's --attention ada on cuda, and the ADA prefill/decode benchmark
 # (scripts/bench_gpu_ada.py). As scripts/device_gpu_engine.sh: the binaries are built elsewhere (CUDA
-# 13.0, sm_90) and carried with their non-CUDA shared libraries as CARRY/bin.tar.gz (cascade,
+# 13.0, sm_90) and carried with their non-CUDA shared libraries as CARRY/bin.tar.xz (cascade,
 # tests/ada_cuda_test, tests/cuda_model_test, bench/ada_cuda_bench, lib/); the checkout is linked to
 # /work/main, the fixtures' compiled-in path.
 # Usage (device, repo root): bash scripts/device_gpu_ada.sh CARRY_DIR OUT_DIR

@@ -3,7 +3,7 @@
 # over them, and the exact-prefill benchmark against HF transformers (scripts/bench_gpu_prefill.py).
 # The device image has CUDA, PyTorch and transformers but not the engine's Debian dependencies, so
 # the binaries are built elsewhere (CUDA 13.0, sm_90) and carried with their non-CUDA shared
-# libraries as CARRY/bin.tar.gz (cascade, tests/cuda_*_test, bench/attention_cuda_bench, lib/). The tests read their fixtures
+# libraries as CARRY/bin.tar.xz (cascade, tests/cuda_*_test, bench/attention_cuda_bench, lib/). The tests read their fixtures
 # from the path compiled in (/work/main/tests/data): the checkout is linked there.
 # Usage (device, repo root): [B=BUILD_DIR] [PART=benches|sanitizers] bash scripts/device_gpu_engine.sh CARRY_DIR OUT_DIR
 # (one device call has 10 minutes: PART=benches runs the tests and benchmarks, PART=sanitizers the rest).

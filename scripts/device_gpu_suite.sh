@@ -4,8 +4,8 @@
 # selector's decoding steps, the whole-prefill and ADA benchmarks
 # (scripts/bench_gpu_prefill.py, scripts/bench_gpu_ada.py) and the host memory and time of loading a
 # GPT-J-6B-shaped bf16 checkpoint (scripts/measure_gpu_load.py; BEFORE=DIR also measures the cascade
-# binary carried in DIR/bin.tar.gz, an earlier build). Binaries built here and carried as in
-# scripts/device_gpu_engine.sh (CARRY/bin.tar.gz made by scripts/pack_device_bins.sh with cascade,
+# binary carried in DIR/bin.tar.xz, an earlier build). Binaries built here and carried as in
+# scripts/device_gpu_engine.sh (CARRY/bin.tar.xz made by scripts/pack_device_bins.sh with cascade,
 # tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle,kv_press_cuda,device_weights}_test,
 # bench/ada_cuda_bench).
 # PART=models: scripts/bench_gpu_models.py (MODELS, LENGTHS; OUT/models_bench.json keeps earlier parts when OUT is
@@ -56,7 +56,7 @@ if [ "$part" = all ] || [ "$part" = load ]; then
   python3 scripts/measure_gpu_load.py --cascade $B/cascade --reps 3 > "$OUT/load_after.json" 2> "$OUT/load.log"
   cat "$OUT/load_after.json"
   if [ -n "${BEFORE:-}" ]; then
-    mkdir -p build-before && tar xzf "$BEFORE/bin.tar.gz" -C build-before
+    mkdir -p build-before && unpack_bins "$(ls "$BEFORE"/bin.tar.* | head -1)" build-before
     python3 scripts/measure_gpu_load.py --cascade build-before/cascade --reps 3 > "$OUT/load_before.json" 2>> "$OUT/load.log"
     cat "$OUT/load_before.json"
   fi

@@ -2,7 +2,7 @@
 # The continuation study (cascade study --protocol continuation) on the device machine, on the CPU
 # and on the GPU of the same host, so that the kept fractions and the quality figures of the two
 # engines can be compared (f32 on both; bf16 on the GPU as well) and both timed. The cascade binary
-# is built elsewhere and carried as in scripts/device_gpu_suite.sh (CARRY/bin.tar.gz from
+# is built elsewhere and carried as in scripts/device_gpu_suite.sh (CARRY/bin.tar.xz from
 # scripts/pack_device_bins.sh BUILD CARRY cascade). The text: TEXT, else ../shared's tinyshakespeare,
 # else CARRY/input.txt. Also checks that the prefill protocol on the GPU stops before any work with
 # check_gpu's message while the GPU lacks ADA's per-layer measurements.

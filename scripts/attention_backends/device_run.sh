@@ -7,7 +7,7 @@
 # (flashinfer_sdpa_bench.cu, built off the GPU by build_flashinfer_probe.sh) and PyTorch's SDPA
 # backends (torch_sdpa_bench.py). Writes OUT/{cascade.json,cudnn.jsonl,flashinfer.jsonl,torch.jsonl,
 # table.md} and the build time of the cuDNN program (OUT/cudnn_build.txt).
-# CARRY holds bin.tar.gz and cudnn-frontend-include.tgz (the include/ folder of the
+# CARRY holds bin.tar.xz and cudnn-frontend-include.tgz (the include/ folder of the
 # nvidia-cudnn-frontend 1.32.0 wheel). Made here with:
 #   bash scripts/attention_backends/build_flashinfer_probe.sh build-cuda/attention_probes
 #   bash scripts/pack_device_bins.sh build-cuda CARRY bench/attention_cuda_bench \
