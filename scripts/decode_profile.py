@@ -16,16 +16,28 @@ import collections
 import csv
 import json
 import re
+import sys
+
+
+def fail(message):  # bad input: one line on stderr, exit code 2 (the engine's convention)
+    print(f"decode_profile.py: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def launches(path):
-    with open(path) as f:
-        lines = [line for line in f if not line.startswith("==")]  # ncu's own messages
+    try:
+        with open(path) as f:
+            lines = [line for line in f if not line.startswith("==")]  # ncu's own messages
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror}")
     out = []
     for row in csv.DictReader(lines):
-        if not row["ID"].isdigit():  # the units row
-            continue
-        out.append((row["Kernel Name"], float(row["gpu__time_duration.sum"].replace(",", "")) / 1e3))
+        try:
+            if not row["ID"].isdigit():  # the units row
+                continue
+            out.append((row["Kernel Name"], float(row["gpu__time_duration.sum"].replace(",", "")) / 1e3))
+        except (KeyError, AttributeError, ValueError):
+            fail(f"{path} is not ncu's raw CSV with gpu__time_duration.sum (ncu --csv --page raw --metrics ...)")
     return out
 
 
@@ -47,8 +59,10 @@ def main():
     a = ap.parse_args()
     rows = launches(a.profile)
     starts = step_starts(rows)
+    if a.steps < 1:
+        fail(f"--steps must be at least 1, got {a.steps}")
     if len(starts) < a.steps:
-        raise SystemExit(f"decode_profile.py: {len(starts)} passes found in {a.profile}, {a.steps} asked")
+        fail(f"{len(starts)} passes found in {a.profile}, {a.steps} asked")
     bounds = starts[-a.steps:] + [len(rows)]
     us, count = collections.Counter(), collections.Counter()
     for b, e in zip(bounds, bounds[1:]):
