@@ -6,9 +6,9 @@
 # GPT-J-6B-shaped bf16 checkpoint (scripts/measure_gpu_load.py; BEFORE=DIR also measures the cascade
 # binary carried in DIR/bin.tar.xz, an earlier build). Binaries built here and carried as in
 # scripts/device_gpu_engine.sh (CARRY/bin.tar.xz made by scripts/pack_device_bins.sh with cascade,
-# tests/{cuda_ops,cuda_model,select_cuda,ada_cuda,ada_oracle,kv_press_cuda,device_weights}_test,
+# tests/{cuda_ops,cuda_model,cuda_memory,select_cuda,ada_cuda,ada_oracle,kv_press_cuda,device_weights}_test,
 # bench/ada_cuda_bench).
-# PART=models: scripts/bench_gpu_models.py (MODELS, LENGTHS; OUT/models_bench.json keeps earlier parts when OUT is
+# PART=models: scripts/bench_gpu_models.py (MODELS, LENGTHS, KERNELS; OUT/models_bench.json keeps earlier parts when OUT is
 # carried back in).
 # PART=decode: `cascade bench` decode tokens/s, exact against ADA (tau 0.3, the paper's reading), CUDA
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
@@ -36,7 +36,7 @@ part=${PART:-all}
 wanted() { [ -z "${CHECKS:-}" ] || [[ " $CHECKS " == *" $1 "* ]]; }
 if [ "$part" = all ] || [ "$part" = tests ]; then
   # TESTS and CHECKS pick some of the test binaries and sanitizer runs (default: all, most telling first).
-  for t in ${TESTS:-ada_cuda cuda_model select_cuda cuda_ops kv_press_cuda ada_oracle device_weights}; do
+  for t in ${TESTS:-ada_cuda cuda_model select_cuda cuda_ops cuda_memory kv_press_cuda ada_oracle device_weights}; do
     run "$t" "$OUT/$t.log" timeout 240 $B/tests/${t}_test
   done
   grep -hE "FAILED|Failure" "$OUT"/*_test.log "$OUT"/cuda_*.log "$OUT"/ada_*.log 2>/dev/null | head -40
@@ -68,7 +68,8 @@ fi
 # Whole models at long prompts (not part of all: about six minutes a model): MODELS and LENGTHS choose.
 if [ "$part" = models ]; then
   PYTHONUNBUFFERED=1 timeout "${MODELS_TIMEOUT:-560}" python3 scripts/bench_gpu_models.py --ada-bench $B/bench/ada_cuda_bench \
-    --out "$OUT" --models "${MODELS:-llama-8b}" --lengths "${LENGTHS:-2048,8192,32768,131072}" 2>&1 |
+    --out "$OUT" --models "${MODELS:-llama-8b}" --lengths "${LENGTHS:-2048,8192,32768,131072}" \
+    --kernels "${KERNELS:-auto,cascade}" 2>&1 |
     tee "$OUT/bench_models.log" | grep -v Warning
 fi
 if [ "$part" = decode ]; then

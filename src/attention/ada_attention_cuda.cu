@@ -164,7 +164,7 @@ class AdaGpuLayer : public GpuLayerAttention {
   // Room for `need` cache slots (K, V, representatives' outputs, positions).
   void reserve(int64_t need, cudaStream_t st) {
     if (need <= cap_) return;
-    const int64_t cap = std::max(need, std::min(c_.spec->max_positions, std::max(2 * cap_, int64_t(64))));
+    const int64_t cap = std::max(need, std::min(c_.spec->max_positions, cuda::grown_capacity(cap_, need, 64)));
     const size_t kvb = size_t(c_.kd()) * es(), ob = size_t(c_.spec->d_model) * es();
     cuda::PoolBytes k(size_t(cap) * kvb, st), v(size_t(cap) * kvb, st), o(size_t(cap) * ob, st), p(size_t(cap) * 8, st);
     if (slots_) {
@@ -235,7 +235,14 @@ class AdaGpuLayer : public GpuLayerAttention {
       plan_.emplace(trace_.selection, pos.data(), n, o_.plan(), lstsq ? &*zh : nullptr);
       c_.times->selection += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
-    if (!span()) z_.emplace(std::move(z));  // the device selector's rows (greedy decoding)
+    // Decoding's selector keeps the representatives' float64 rows (8 d bytes each); every token's
+    // features (z: 10 d bytes a token with f16-certified, 2.5 times its bf16 K/V without grouped
+    // queries, 10 times in Llama-8B's shape) are released with this scope, not kept per layer until
+    // a first decoded token (Llama-8B's shape at 131072 tokens: 5.4 GB a layer). The selector
+    // needs float64 features: after an f32 or tf32 Gram there is none and decoding is an error.
+    if (!span() && (o_.gram_precision == select::gpu::Precision::f64 ||
+                    o_.gram_precision == select::gpu::Precision::f16_certified))
+      selector_.emplace(z, trace_.selection, o_.select);
     const AdaPlan& pl = *plan_;
     const int64_t rows = int64_t(pl.query_tokens().size()), nk = pl.nk();
 
@@ -480,13 +487,10 @@ class AdaGpuLayer : public GpuLayerAttention {
     ops::gpu::embed(c_.dtype, out_.data(), upload(sc_->copy_from, from, p.st), n, d, out, p.st);
   }
 
-  // The device selector, made on the first decoded token from the prefill's features (which go).
+  // The device selector, made at the end of the prefill.
   select::gpu::DeviceIncremental& selector() {
-    if (!selector_) {
-      CASCADE_CHECK(z_.has_value(), "ADA GPU sequence without a prefill");
-      selector_.emplace(*z_, trace_.selection, o_.select);
-      z_.reset();
-    }
+    CASCADE_CHECK(selector_.has_value(), "ADA decoding on the GPU needs float64 features (--gram-precision f64 or ",
+                  "f16-certified), not ", select::gpu::precision_name(o_.gram_precision));
     return *selector_;
   }
 
@@ -598,7 +602,6 @@ class AdaGpuLayer : public GpuLayerAttention {
   const AdaGpuLayer* below_;
   std::shared_ptr<AdaGpuScratch> sc_;
   AdaLayerTrace trace_;
-  std::optional<select::gpu::DeviceFeatures> z_;  // the prefill's features, until decoding starts
   std::optional<select::gpu::DeviceIncremental> selector_;
   std::optional<select::IncrementalSelector> host_selector_;  // span: decisions on the host
   std::optional<AdaPlan> plan_;

@@ -50,7 +50,7 @@ class ExactGpuLayer : public GpuLayerAttention {
  private:
   // Room for `need` rows, keeping the len_ rows written so far.
   void grow(int64_t need, cudaStream_t st) {
-    const int64_t cap = std::min(c_.spec->max_positions, std::max({need, 2 * cap_, int64_t(256)}));
+    const int64_t cap = std::min(c_.spec->max_positions, cuda::grown_capacity(cap_, need, 256));
     const size_t row = size_t(c_.kd()) * dtype_size(c_.dtype);
     cuda::PoolBytes k(size_t(cap) * row, st), v(size_t(cap) * row, st);
     if (len_) {

@@ -67,7 +67,7 @@ class KvPressGpuLayer : public GpuLayerAttention {
   // Room for `need` entries in head h's cache, keeping its n.
   void reserve(GpuHeadCache& h, int64_t need, cudaStream_t st) {
     if (need <= h.cap) return;
-    const int64_t cap = std::max({need, 2 * h.cap, int64_t(64)});
+    const int64_t cap = cuda::grown_capacity(h.cap, need, 64);
     cuda::PoolBytes k(size_t(cap) * row_bytes(), st), v(size_t(cap) * row_bytes(), st), pos(size_t(cap) * 8, st);
     if (h.n) {
       CASCADE_CUDA_CHECK(cudaMemcpyAsync(k.data(), h.k.data(), size_t(h.n) * row_bytes(), cudaMemcpyDeviceToDevice, st));

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/allocate.h"
 #include "cuda/check.h"
 
 namespace cascade::cuda {
@@ -15,7 +16,7 @@ class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(size_t n) : n_(n) {
-    if (n_) CASCADE_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), n_ * sizeof(T)));
+    if (n_) p_ = static_cast<T*>(device_malloc(n_ * sizeof(T)));
   }
   static Buffer from_host(std::span<const T> h, cudaStream_t s = nullptr) {
     Buffer b(h.size());

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "cuda/context.h"
+#include "cuda/pool_buffer.h"
 #include "select/gpu_incremental.h"
 #include "select/gpu_selection_internal.cuh"
 #include "select/scan_util.h"
@@ -154,7 +155,9 @@ struct DeviceIncremental::Impl {
   bool centre = false;
   int64_t d = 0, T = 0, r = 0, cap = 0;
   std::vector<int32_t> reps;  // positions, in order
-  cuda::Buffer<double> rows, rho, best;  // [cap, d] (row r: the token being decided), [cap], [2]
+  // [cap, d] float64 (row r: the token being decided), [cap], [2]: from the stream-ordered pool, so a
+  // prefill's selector (made at every ADA layer's prefill) costs no cudaMalloc.
+  cuda::PoolBytes rows, rho, best;
   cuda::Buffer<double> pass_z, pass_rho;  // steps(): the pass's rows [n, d], rho [n, r] then [n, n]
   cuda::Buffer<int32_t> pass_out;         // steps(): is_rep [n], best [n]
   cuda::Buffer<int32_t> state, log;       // resident steps: the state [kStateInts], the log [2 * log_cap]
@@ -162,14 +165,13 @@ struct DeviceIncremental::Impl {
 
   void reserve(int64_t need) {
     if (need <= cap) return;
-    const int64_t c = std::max({need, 2 * cap, int64_t(64)});
-    cuda::Buffer<double> nr(size_t(c * d));
+    const int64_t c = cuda::grown_capacity(cap, need, 64);
     cudaStream_t s = cuda::context().stream;
+    cuda::PoolBytes nr(size_t(c * d) * 8, s);
     const int64_t kept = std::min(cap, r + pending);  // resident steps may have appended rows past r
     if (kept) CASCADE_CUDA_CHECK(cudaMemcpyAsync(nr.data(), rows.data(), size_t(kept * d) * 8, cudaMemcpyDeviceToDevice, s));
-    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // the old rows are freed below
-    rows = std::move(nr);
-    rho = cuda::Buffer<double>(size_t(c));
+    rows = std::move(nr);  // the old rows are freed in stream order, after the copy
+    rho = cuda::PoolBytes(size_t(c) * 8, s);
     cap = c;
   }
 };
@@ -187,14 +189,16 @@ DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const Selection& s
   m.d = z.d();
   m.T = z.T();
   m.reps = sel.reps;
-  m.best = cuda::Buffer<double>(2);
-  m.reserve(int64_t(m.reps.size()) + 1);
   cudaStream_t s = cuda::context().stream;
-  if (!m.reps.empty()) {
-    auto idx = cuda::Buffer<int32_t>::from_host(m.reps, s);
-    internal::gather_rows<double><<<unsigned(m.reps.size()), 256, 0, s>>>(z.impl()->z64.data(), m.d, idx.data(), m.rows.data());
+  m.best = cuda::PoolBytes(2 * sizeof(double), s);
+  m.reserve(int64_t(m.reps.size()) + 1);
+  if (!m.reps.empty()) {  // idx is freed in stream order, after the gather; the copy from pageable
+                          // memory has read m.reps when it returns
+    cuda::PoolBytes idx(m.reps.size() * sizeof(int32_t), s);
+    CASCADE_CUDA_CHECK(cudaMemcpyAsync(idx.data(), m.reps.data(), idx.bytes(), cudaMemcpyHostToDevice, s));
+    internal::gather_rows<double><<<unsigned(m.reps.size()), 256, 0, s>>>(z.impl()->z64.data(), m.d, idx.as<int32_t>(),
+                                                                          m.rows.as<double>());
     CASCADE_CUDA_LAUNCH_CHECK();
-    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // idx is freed on return
   }
   m.r = int64_t(m.reps.size());
 }
@@ -212,17 +216,19 @@ IncrementalSelector::Step DeviceIncremental::step(const float* x_device) {
   cuda::Context& ctx = cuda::context();
   cudaStream_t s = ctx.stream;
   m.reserve(m.r + 1);
-  double* z = m.rows.data() + m.r * m.d;  // the new token's row, kept if it becomes a representative
+  double* z = m.rows.as<double>() + m.r * m.d;  // the new token's row, kept if it becomes a representative
   internal::normalize_rows<double><<<1, 256, 0, s>>>(x_device, m.d, m.centre, z);
   CASCADE_CUDA_LAUNCH_CHECK();
   if (m.r > 0) {
     const double one = 1.0, zero = 0.0;
-    CASCADE_CUBLAS_CHECK(cublasDgemv(ctx.blas, CUBLAS_OP_T, int(m.d), int(m.r), &one, m.rows.data(), int(m.d), z, 1,
-                                     &zero, m.rho.data(), 1));
+    CASCADE_CUBLAS_CHECK(cublasDgemv(ctx.blas, CUBLAS_OP_T, int(m.d), int(m.r), &one, m.rows.as<double>(), int(m.d), z, 1,
+                                     &zero, m.rho.as<double>(), 1));
   }
-  argmax_earliest<<<1, 256, 0, s>>>(m.rho.data(), m.r, m.best.data());
+  argmax_earliest<<<1, 256, 0, s>>>(m.rho.as<double>(), m.r, m.best.as<double>());
   CASCADE_CUDA_LAUNCH_CHECK();
-  const std::vector<double> best = m.best.download(2, s);  // (rho, index) of the best representative
+  double best[2];  // (rho, index) of the best representative
+  CASCADE_CUDA_CHECK(cudaMemcpyAsync(best, m.best.as<double>(), sizeof best, cudaMemcpyDeviceToHost, s));
+  CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));
   const int32_t t = int32_t(m.T++);
   const bool is_rep = t == 0 || !detail::reaches(best[0], m.theta);
   if (is_rep) {
@@ -252,7 +258,7 @@ std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_d
   double* rho_new = rho_old + n * m.r;
   const double one = 1.0, zero = 0.0;
   if (m.r > 0)
-    CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.r), int(n), int(m.d), &one, m.rows.data(),
+    CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.r), int(n), int(m.d), &one, m.rows.as<double>(),
                                      int(m.d), z, int(m.d), &zero, rho_old, int(m.r)));
   CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(n), int(m.d), &one, z, int(m.d), z,
                                    int(m.d), &zero, rho_new, int(n)));
@@ -266,7 +272,7 @@ std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_d
     if (h[size_t(i)]) keep.push_back(int32_t(i));
   if (!keep.empty()) {
     auto idx = cuda::Buffer<int32_t>::from_host(keep, s);
-    internal::gather_rows<double><<<unsigned(keep.size()), 256, 0, s>>>(z, m.d, idx.data(), m.rows.data() + m.r * m.d);
+    internal::gather_rows<double><<<unsigned(keep.size()), 256, 0, s>>>(z, m.d, idx.data(), m.rows.as<double>() + m.r * m.d);
     CASCADE_CUDA_LAUNCH_CHECK();
     CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // idx is freed on return
   }
@@ -312,11 +318,11 @@ void DeviceIncremental::plan_resident(int64_t n) {
 void DeviceIncremental::step_resident(const float* x_device) {
   Impl& m = *impl_;
   cudaStream_t s = cuda::context().stream;
-  normalize_resident<<<1, 256, 0, s>>>(x_device, m.d, m.centre, m.rows.data(), m.state.data());
+  normalize_resident<<<1, 256, 0, s>>>(x_device, m.d, m.centre, m.rows.as<double>(), m.state.data());
   CASCADE_CUDA_LAUNCH_CHECK();
-  rho_resident<<<unsigned((m.cap * 32 + 255) / 256), 256, 0, s>>>(m.rows.data(), m.d, m.state.data(), m.rho.data());
+  rho_resident<<<unsigned((m.cap * 32 + 255) / 256), 256, 0, s>>>(m.rows.as<double>(), m.d, m.state.data(), m.rho.as<double>());
   CASCADE_CUDA_LAUNCH_CHECK();
-  decide_resident<<<1, 256, 0, s>>>(m.rho.data(), m.theta - kRhoSlack, m.state.data(), m.log.data());
+  decide_resident<<<1, 256, 0, s>>>(m.rho.as<double>(), m.theta - kRhoSlack, m.state.data(), m.log.data());
   CASCADE_CUDA_LAUNCH_CHECK();
 }
 

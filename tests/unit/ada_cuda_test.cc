@@ -27,6 +27,7 @@
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <span>
 #include <string>
 
 #include "attention/ada_attention.h"
@@ -336,6 +337,28 @@ TEST(AdaCudaErrors, OptionsTheGpuLacksAreRefused) {
   }
   const ExactAttentionFactory exact;  // exact attention named explicitly is the GPU's own
   EXPECT_NO_THROW(m->new_sequence(&exact));
+}
+
+// Decoding needs the selector's float64 rows: after a tf32 Gram the prefill runs and a decoded
+// token is one clear error (the prefill keeps no features for a selector it cannot make).
+TEST(AdaCudaErrors, DecodingAfterALowPrecisionGramIsRefused) {
+  if (!cuda::gpu_available()) GTEST_SKIP() << "no GPU";
+  auto m = Model::load(model_path("llama_gqa"));
+  m->to_device(Device::Cuda, DType::F32);
+  AdaOptions o = options(0.3);
+  o.gram_precision = select::gpu::Precision::tf32;
+  const AdaAttentionFactory f(o);
+  Sequence s = m->new_sequence(&f);
+  const std::vector<int32_t> ids = ids_for("llama_gqa", m->spec().vocab_size);
+  ASSERT_NO_THROW(m->forward(s, ids));
+  try {
+    m->forward(s, std::span<const int32_t>(ids.data(), 1));
+    FAIL() << "a token decoded after a tf32 Gram";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs float64 features (--gram-precision f64 or f16-certified), not tf32"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
