@@ -55,8 +55,9 @@ def positions_key(cfg):
     return "n_positions" if isinstance(cfg, GPTJConfig) else "max_position_embeddings"
 
 
-def hf_rows(name, cfg, ckpt, lengths, reps):
-    """Makes (or finds) the checkpoint and times HF's prefill at each length."""
+def make_checkpoint(name, cfg, ckpt):
+    """HF's model of the config with random weights (seed 0) on the GPU, saved as bf16 safetensors in ckpt
+    where it is not there yet (or was saved for fewer positions)."""
     with torch.device("cuda"):
         torch.manual_seed(0)
         try:
@@ -73,6 +74,12 @@ def hf_rows(name, cfg, ckpt, lengths, reps):
         t0 = time.time()
         m.save_pretrained(ckpt, safe_serialization=True)
         print(f"{name}: saved {ckpt} in {time.time() - t0:.0f} s", flush=True)
+    return m
+
+
+def hf_rows(name, cfg, ckpt, lengths, reps):
+    """Makes (or finds) the checkpoint and times HF's prefill at each length."""
+    m = make_checkpoint(name, cfg, ckpt)
     rows = []
     for T in lengths:
         ids = torch.randint(0, cfg.vocab_size, (1, T), device="cuda", generator=torch.Generator("cuda").manual_seed(T))

@@ -14,7 +14,8 @@
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
 # (bf16, a 512-token prompt or each of DECODE_PROMPTS (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
-# Usage (device, repo root): [PART=tests|benches|load|models|decode|profile] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# PART=decode_bound: scripts/bench_gpu_decode.py (MODELS: one model, DECODE_PROMPTS: comma-separated).
+# Usage (device, repo root): [PART=tests|benches|load|models|decode|decode_bound|profile] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -26,9 +27,9 @@ source "$(dirname "$0")/device_env.sh"
 # carries back in).
 pack() {
   printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
-  local keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl)
+  local keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl ! -name decode_bench.json)
   tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json \
-    --exclude decode.jsonl . && mv /tmp/logs.tar.gz "$OUT/" &&
+    --exclude decode.jsonl --exclude decode_bench.json . && mv /tmp/logs.tar.gz "$OUT/" &&
     find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
 }
 trap pack EXIT
@@ -71,6 +72,13 @@ if [ "$part" = models ]; then
     --out "$OUT" --models "${MODELS:-llama-8b}" --lengths "${LENGTHS:-2048,8192,32768,131072}" \
     --kernels "${KERNELS:-auto,cascade}" 2>&1 |
     tee "$OUT/bench_models.log" | grep -v Warning
+fi
+# Decoding at the memory bound (scripts/bench_gpu_decode.py): a whole model's decoding against the GPU's
+# measured read bandwidth, exact (cascade bench, graphs on and off), ADA (ada_cuda_bench) and HF.
+if [ "$part" = decode_bound ]; then
+  PYTHONUNBUFFERED=1 timeout "${MODELS_TIMEOUT:-560}" python3 scripts/bench_gpu_decode.py --cascade $B/cascade \
+    --ada-bench $B/bench/ada_cuda_bench --out "$OUT" --model "${MODELS:-llama-8b}" --prompts "${DECODE_PROMPTS:-2048,16384}" \
+    2>&1 | tee "$OUT/bench_decode.log" | grep -v Warning
 fi
 if [ "$part" = decode ]; then
   models=(models/stories260K/stories260K.bin)
