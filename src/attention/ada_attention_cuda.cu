@@ -240,9 +240,7 @@ class AdaGpuLayer : public GpuLayerAttention {
     // queries, 10 times in Llama-8B's shape) are released with this scope, not kept per layer until
     // a first decoded token (Llama-8B's shape at 131072 tokens: 5.4 GB a layer). The selector
     // needs float64 features: after an f32 or tf32 Gram there is none and decoding is an error.
-    if (!span() && (o_.gram_precision == select::gpu::Precision::f64 ||
-                    o_.gram_precision == select::gpu::Precision::f16_certified))
-      selector_.emplace(z, trace_.selection, o_.select);
+    if (!span() && select::gpu::keeps_float64(o_.gram_precision)) selector_.emplace(z, trace_.selection, o_.select);
     const AdaPlan& pl = *plan_;
     const int64_t rows = int64_t(pl.query_tokens().size()), nk = pl.nk();
 

@@ -28,7 +28,7 @@ std::vector<double> DeviceFeatures::download() const {
   CASCADE_CHECK(impl_, "DeviceFeatures::download: empty features");
   cudaStream_t s = cuda::context().stream;
   const size_t n = size_t(impl_->T * impl_->d);
-  if (impl_->precision == Precision::f64 || impl_->precision == Precision::f16_certified)
+  if (keeps_float64(impl_->precision))
     return impl_->z64.download(n, s);
   const std::vector<float> f = impl_->z32.download(n, s);
   return std::vector<double>(f.begin(), f.end());
@@ -49,7 +49,7 @@ DeviceFeatures normalize_device(const float* x_device, int64_t T, int64_t d, Sim
   im.precision = precision;
   EventTimer timer;
   const bool centre = similarity == Similarity::pearson;
-  if (precision == Precision::f64 || precision == Precision::f16_certified) {
+  if (keeps_float64(precision)) {
     im.z64 = cuda::Buffer<double>(size_t(T * d));
     if (precision == Precision::f16_certified) im.z16 = cuda::Buffer<__half>(size_t(T * d));
     timer.start(ctx.stream);

@@ -179,7 +179,7 @@ struct DeviceIncremental::Impl {
 DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const Selection& sel, const Options& opts)
     : impl_(std::make_unique<Impl>()) {
   CASCADE_CHECK(opts.rule == Rule::greedy, "decoding on the GPU: rule greedy only");
-  CASCADE_CHECK(z.precision() == Precision::f64 || z.precision() == Precision::f16_certified,
+  CASCADE_CHECK(keeps_float64(z.precision()),
                 "decoding on the GPU: float64 features only (f64 or f16-certified), got ",
                 precision_name(z.precision()));
   CASCADE_CHECK(sel.T() == z.T(), "prefill selection covers ", sel.T(), " tokens, features ", z.T());

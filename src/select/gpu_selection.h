@@ -69,6 +69,10 @@ enum class Precision { f64, f32, tf32, f16_certified };
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& name, const std::string& label = "gram precision");
 
+// Whether features normalised for precision p keep float64 rows (f64; f16-certified beside its fp16
+// copy): what the certified recomputation and decoding's selector (gpu_incremental.h) read.
+constexpr bool keeps_float64(Precision p) { return p == Precision::f64 || p == Precision::f16_certified; }
+
 // rho >= theta - slack counts as reaching theta: kRhoSlack in f64 (and f16-certified, whose decisions
 // are float64's); in f32 the rounding of a unit inner product of d terms is ~1e-6, so an exact
 // duplicate (tau = 0) needs a wider slack.
