@@ -100,14 +100,19 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--fraction", type=float, default=0.22, help="ADA's planted r/T")
     a = ap.parse_args()
-    if a.gen < 1 or a.reps < 1:
-        raise SystemExit("bench_gpu_decode.py: --gen and --reps must be at least 1")
+    try:  # bad input: one message and exit code 2 (argparse's), before anything is loaded
+        prompts = [int(x) for x in a.prompts.split(",")]
+    except ValueError:
+        ap.error(f"--prompts: comma-separated token counts, not {a.prompts!r}")
+    if min(prompts) < 1 or a.gen < 1 or a.reps < 1:
+        ap.error("--prompts, --gen and --reps must be at least 1")
+    if not 0 < a.fraction <= 1:
+        ap.error(f"--fraction: ADA's planted r/T, in (0, 1], not {a.fraction}")
     import torch
     if not torch.cuda.is_available():
         raise SystemExit("bench_gpu_decode.py: no GPU")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_gpu_models import config, make_checkpoint
-    prompts = [int(x) for x in a.prompts.split(",")]
     os.makedirs(a.out, exist_ok=True)
     ckpt = f"/tmp/bench-whole-{a.model}"
     m = make_checkpoint(a.model, config(a.model, max(prompts) + a.gen), ckpt)

@@ -48,7 +48,8 @@ def config(name, max_t):
         return OPTConfig(num_hidden_layers=32, hidden_size=4096, ffn_dim=16384, num_attention_heads=32,
                          max_position_embeddings=max(2048, max_t), vocab_size=50272, word_embed_proj_dim=4096,
                          do_layer_norm_before=True)
-    raise SystemExit(f"unknown model {name} (llama-8b, gptj-6b, opt-6.7b)")
+    print(f"unknown model {name} (llama-8b, gptj-6b, opt-6.7b)", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def positions_key(cfg):

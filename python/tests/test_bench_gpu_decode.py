@@ -1,9 +1,12 @@
 """scripts/bench_gpu_decode.py's byte count of a decoding step, on the parameter tables of two published
 models (their parameter counts are the independent reference): what a step reads of the weights, with
-an untied head (Llama-3-8B) and a tied one with a position table (GPT-2), and ADA's reads beside exact's."""
+an untied head (Llama-3-8B) and a tied one with a position table (GPT-2), and ADA's reads beside exact's;
+and its bad input: one message and exit code 2 before anything is loaded."""
 
 import importlib.util
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +58,18 @@ def test_step_bytes_exact_and_ada():
     ada = bench.step_bytes(w, 32, 1024, 4096, 2048, r=0.22 * 2048)
     assert ada - w == pytest.approx(32 * 0.22 * 2048 * (2 * 1024 * 2 + 8 * 4096), rel=1e-12)
     assert ada > exact
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), "--cascade", "c", "--ada-bench", "b", "--out", "o", *args],
+                          capture_output=True, text=True)
+
+
+def test_bad_input_is_one_message_and_exit_2():
+    for args, says in [(["--gen", "0"], "must be at least 1"), (["--prompts", "2k"], "--prompts: comma-separated"),
+                       (["--prompts", "2048,0"], "must be at least 1"), (["--fraction", "0"], "--fraction"),
+                       (["--fraction", "1.5"], "--fraction")]:
+        r = _run(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert says in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
