@@ -13,7 +13,7 @@ tensor, a sum; its copy is printed beside it). Cascade's exact decoding runs thr
 one token a forward. The checkpoint is bench_gpu_models.py's (/tmp/bench-whole-NAME, made if missing).
 
 Usage: python3 scripts/bench_gpu_decode.py --cascade B/cascade --ada-bench B/bench/ada_cuda_bench --out OUT
-         [--model llama-8b] [--prompts 2048,16384] [--gen 32] [--reps 3] [--fraction 0.22]
+         [--model llama-8b] [--prompts 2048,16384] [--gen 32] [--reps 3] [--fraction 0.22] [--skip-hf]
 """
 import argparse
 import json
@@ -99,6 +99,7 @@ def main():
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--fraction", type=float, default=0.22, help="ADA's planted r/T")
+    ap.add_argument("--skip-hf", action="store_true", help="Cascade's rows only (comparing two builds on one machine)")
     a = ap.parse_args()
     try:  # bad input: one message and exit code 2 (argparse's), before anything is loaded
         prompts = [int(x) for x in a.prompts.split(",")]
@@ -128,7 +129,7 @@ def main():
     bw = hbm_bandwidth()
     print(json.dumps({"model": a.model, "weights_read_GB": wbytes / 1e9, **bw}), flush=True)
     rows = []
-    for P in prompts:
+    for P in [] if a.skip_hf else prompts:
         t = P + (a.gen - 1) / 2  # the mean context length over the decoded steps
         rows.append({"engine": "hf", "prompt": P, "tok_s": hf_decode(m, m.config.vocab_size, P, a.gen, a.reps),
                      "bytes": step_bytes(wbytes, layers, kd, d, t)})

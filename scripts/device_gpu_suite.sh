@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU test binary on the device machine, compute-sanitizer memcheck over the ADA executors
-# (oracle and CPU-comparison tests, the resident decoding steps) and the model, racecheck over the
-# selector's decoding steps, the whole-prefill and ADA benchmarks
+# (oracle and CPU-comparison tests, the resident decoding steps), the model and the attention op's cases,
+# racecheck over the selector's decoding steps and the attention op's cases, the whole-prefill and ADA benchmarks
 # (scripts/bench_gpu_prefill.py, scripts/bench_gpu_ada.py) and the host memory and time of loading a
 # GPT-J-6B-shaped bf16 checkpoint (scripts/measure_gpu_load.py; BEFORE=DIR also measures the cascade
 # binary carried in DIR/bin.tar.xz, an earlier build). Binaries built here and carried as in
@@ -14,7 +14,7 @@
 # graphs on and off, on stories260K and, where device_frontier.sh joined it in /tmp/smol, SmolLM2-135M
 # (bf16, a 512-token prompt or each of DECODE_PROMPTS (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
-# PART=decode_bound: scripts/bench_gpu_decode.py (MODELS: one model, DECODE_PROMPTS: comma-separated).
+# PART=decode_bound: scripts/bench_gpu_decode.py (MODELS: one model, DECODE_PROMPTS: comma-separated; SKIP_HF=1: Cascade's rows only).
 # Usage (device, repo root): [PART=tests|benches|load|models|decode|decode_bound|profile] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
@@ -46,6 +46,15 @@ if [ "$part" = all ] || [ "$part" = tests ]; then
     $B/tests/ada_cuda_test --gtest_filter='*AdaCuda*stories260K_F32_tau30*'
   wanted racecheck_select && run racecheck_select "$OUT/racecheck_select.log" timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 \
     $B/tests/select_cuda_test --gtest_filter='*DecodeSteps*'
+  # The attention op's kernels (tile, split, decoding) over the cases of every head size, GQA and cache shape.
+  ops_attention='*AttentionCausalByPositionGqaEveryHeadSize*'
+  wanted memcheck_ops && run memcheck_ops "$OUT/memcheck_ops.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/cuda_ops_test --gtest_filter="$ops_attention"
+  # Racecheck leaves out cuDNN's kernels: its Hopper SDPA (TMA loads, mbarrier waits) reports dozens of
+  # shared-memory hazards in every fprop kernel (H100, pip's cuDNN 9), not Cascade's to mend; their
+  # outputs pass the op test against the CPU twin.
+  wanted racecheck_ops && run racecheck_ops "$OUT/racecheck_ops.log" timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 \
+    --kernel-name-exclude kns=cudnn $B/tests/cuda_ops_test --gtest_filter="$ops_attention"
   wanted memcheck_oracle && run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*:*Gpu*window*'
   wanted memcheck_press && run memcheck_press "$OUT/memcheck_press.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
@@ -78,7 +87,7 @@ fi
 if [ "$part" = decode_bound ]; then
   PYTHONUNBUFFERED=1 timeout "${MODELS_TIMEOUT:-560}" python3 scripts/bench_gpu_decode.py --cascade $B/cascade \
     --ada-bench $B/bench/ada_cuda_bench --out "$OUT" --model "${MODELS:-llama-8b}" --prompts "${DECODE_PROMPTS:-2048,16384}" \
-    2>&1 | tee "$OUT/bench_decode.log" | grep -v Warning
+    ${SKIP_HF:+--skip-hf} 2>&1 | tee "$OUT/bench_decode.log" | grep -v Warning
 fi
 if [ "$part" = decode ]; then
   models=(models/stories260K/stories260K.bin)
@@ -105,15 +114,16 @@ if [ "$part" = decode ]; then
   done
   cat "$OUT/decode.jsonl"
 fi
-# One decoding step's kernels (ncu, device time of every launch, no replay): SmolLM2 (joined by
-# device_frontier.sh) bf16, a 512-token prompt and 3 decoded tokens, once, graphs off, exact and ADA;
-# scripts/decode_profile.py splits the launches into steps and sums them by kernel.
+# One decoding step's kernels (ncu, device time of every launch, no replay): PROFILE_MODEL (default
+# SmolLM2, joined by device_frontier.sh) bf16, a PROFILE_PROMPT-token prompt (512) and 3 decoded tokens,
+# once, graphs off, for each of PROFILE_ATTENTION (full ada); scripts/decode_profile.py splits the
+# launches into steps and sums them by kernel.
 if [ "$part" = profile ]; then
-  m=${CASCADE_MODELS:?SmolLM2 joined in /tmp/smol first}/SmolLM2-135M-Instruct.Q4_1.gguf
-  for a in full ada; do
-    timeout 200 ncu --metrics gpu__time_duration.sum --csv --page raw --log-file "$OUT/profile_$a.csv" \
+  m=${PROFILE_MODEL:-${CASCADE_MODELS:?SmolLM2 joined in /tmp/smol first, or PROFILE_MODEL}/SmolLM2-135M-Instruct.Q4_1.gguf}
+  for a in ${PROFILE_ATTENTION:-full ada}; do
+    timeout 300 ncu --metrics gpu__time_duration.sum --csv --page raw --log-file "$OUT/profile_$a.csv" \
       $B/cascade bench --model "$m" --device cuda --dtype bf16 --attention "$a" --cuda-graphs off \
-      --prompt-tokens 512 --gen-tokens 3 --reps 1 --json > "$OUT/profile_$a.json" 2> "$OUT/profile_$a.log"
+      --prompt-tokens "${PROFILE_PROMPT:-512}" --gen-tokens 3 --reps 1 --json > "$OUT/profile_$a.json" 2> "$OUT/profile_$a.log"
     echo "$a: rc=$? $(wc -l < "$OUT/profile_$a.csv") lines"
   done
 fi
