@@ -1,12 +1,15 @@
 // Attention on the GPU: checks the arguments and picks a kernel (attention_cuda_kernel.cuh). The
 // tensor-core tile kernel runs F16/BF16 batches of 16 queries or more at head sizes 64, 80, 96, 128
-// and 256 with 16-byte aligned rows; everything else (F32, decoding, other head sizes up to 256)
-// runs the general kernel, split over keys when the queries alone would not fill the GPU. The plain
+// and 256 with 16-byte aligned rows; fewer F16/BF16 queries (decoding) at head sizes 64, 128 and 256
+// without a bias, window or own key run the decoding kernel (each key read once for its group's query
+// heads); everything else (F32, other head sizes up to 256, ADA's variants while decoding) runs the
+// general kernel. Both split over keys when the queries alone would not fill the GPU. The plain
 // causal case (causal_by_index) goes to cuDNN's fused attention where it applies
 // (ops/attention_cudnn.h), as AttentionArgs::kernel says.
 // CPU twin: ops/attention.cc.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/context.h"
 #include "ops/attention_cuda_launch.cuh"
@@ -68,6 +71,37 @@ void plan_splits(attn::Params& p) {
 
 bool has_tile_kernel(int64_t hd) { return hd == 64 || hd == 80 || hd == 96 || hd == 128 || hd == 256; }
 
+// The decoding kernel's case: 16-bit rows read in 16-byte pieces (head sizes 64, 128, 256; aligned rows),
+// at most 8 query heads a key/value group, attention causal by position alone.
+bool decode_kernel_fits(const AttentionArgs& a) {
+  return a.dtype != DType::F32 && (a.head_dim == 64 || a.head_dim == 128 || a.head_dim == 256) &&
+         a.heads / a.kv_heads <= 8 && !a.bias && !a.own_mask && a.window <= 0 && aligned16(a.q) && aligned16(a.k) &&
+         aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
+}
+
+// Its splits over keys: about kDecodeBlocksPerSm blocks an SM when the (query, group) pairs alone give
+// fewer, each range at least kMinKeys keys, and the partial sums within the context's scratch.
+constexpr int64_t kDecodeBlocksPerSm = 4;
+void plan_decode_splits(attn::Params& p) {
+  cuda::Context& ctx = cuda::context();
+  const int64_t units = p.nq * p.kv_heads, want = (kDecodeBlocksPerSm * ctx.sm_count + units - 1) / units;
+  const int64_t room = int64_t(ctx.attention_partials.size()) / (p.nq * p.heads * (p.head_dim + 2));
+  p.splits = std::max<int64_t>(1, std::min({want, (p.nk + kMinKeys - 1) / kMinKeys, room}));
+  p.chunk = (p.nk + p.splits - 1) / p.splits;
+  p.splits = (p.nk + p.chunk - 1) / p.chunk;  // no empty trailing split
+  p.partial = p.splits > 1 ? ctx.attention_partials.data() : nullptr;
+}
+
+template <typename T>
+void run_decode_for(const attn::Params& p, Stream s) {
+  const bool wide = p.heads / p.kv_heads > 4;
+  switch (p.head_dim) {
+    case 64: wide ? attn::run_decode<T, 64, 8>(p, s) : attn::run_decode<T, 64, 4>(p, s); return;
+    case 128: wide ? attn::run_decode<T, 128, 8>(p, s) : attn::run_decode<T, 128, 4>(p, s); return;
+    default: wide ? attn::run_decode<T, 256, 8>(p, s) : attn::run_decode<T, 256, 4>(p, s); return;
+  }
+}
+
 }  // namespace
 
 bool attention_supports(int64_t head_dim) { return head_dim > 0 && head_dim <= 256; }
@@ -94,6 +128,13 @@ void attention(const AttentionArgs& a, Stream s) {
       if (tile) {
         if (flash_wide(p)) run_flash_for<T, 2>(a.head_dim, p, s);
         else run_flash_for<T, 1>(a.head_dim, p, s);
+        return;
+      }
+    }
+    if constexpr (!std::is_same_v<T, float>) {
+      if (decode_kernel_fits(a)) {
+        plan_decode_splits(p);
+        run_decode_for<T>(p, s);
         return;
       }
     }

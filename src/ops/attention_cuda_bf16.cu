@@ -15,4 +15,10 @@ template void run_split<__nv_bfloat16, 2>(const Params&, Stream);
 template void run_split<__nv_bfloat16, 3>(const Params&, Stream);
 template void run_split<__nv_bfloat16, 4>(const Params&, Stream);
 template void run_split<__nv_bfloat16, 8>(const Params&, Stream);
+template void run_decode<__nv_bfloat16, 64, 4>(const Params&, Stream);
+template void run_decode<__nv_bfloat16, 64, 8>(const Params&, Stream);
+template void run_decode<__nv_bfloat16, 128, 4>(const Params&, Stream);
+template void run_decode<__nv_bfloat16, 128, 8>(const Params&, Stream);
+template void run_decode<__nv_bfloat16, 256, 4>(const Params&, Stream);
+template void run_decode<__nv_bfloat16, 256, 8>(const Params&, Stream);
 }  // namespace cascade::ops::gpu::attn

@@ -15,4 +15,10 @@ template void run_split<__half, 2>(const Params&, Stream);
 template void run_split<__half, 3>(const Params&, Stream);
 template void run_split<__half, 4>(const Params&, Stream);
 template void run_split<__half, 8>(const Params&, Stream);
+template void run_decode<__half, 64, 4>(const Params&, Stream);
+template void run_decode<__half, 64, 8>(const Params&, Stream);
+template void run_decode<__half, 128, 4>(const Params&, Stream);
+template void run_decode<__half, 128, 8>(const Params&, Stream);
+template void run_decode<__half, 256, 4>(const Params&, Stream);
+template void run_decode<__half, 256, 8>(const Params&, Stream);
 }  // namespace cascade::ops::gpu::attn

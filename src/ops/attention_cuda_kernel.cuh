@@ -17,6 +17,10 @@
 // split_kernel<T, NC>: a block of 4 warps per (query, head, range of keys), one warp reduction per
 // key, ranges merged by combine_kernel: float32, decoding (a few queries over many keys) and head
 // sizes without a tile kernel.
+//
+// decode_kernel<T, D, GM>: a block of 4 warps per (query, key/value group, range of keys), each key's
+// K and V read once for the group's query heads in 16-byte pieces: 16-bit decoding at head sizes 64,
+// 128 and 256 without a bias, window or own key; its ranges merged by combine_kernel too.
 #pragma once
 
 #include <climits>
@@ -186,6 +190,175 @@ __global__ void __launch_bounds__(128) combine_kernel(Params p) {
 template <typename T, int NC>
 void run_split(const Params& p, Stream s) {
   split_kernel<T, NC><<<dim3(unsigned(p.nq), unsigned(p.heads), unsigned(p.splits)), 32 * kSplitWarps, 0, s>>>(p);
+  CASCADE_CUDA_LAUNCH_CHECK();
+  if (p.splits == 1) return;
+  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);
+  CASCADE_CUDA_LAUNCH_CHECK();
+}
+
+// ---- decoding kernel, one key/value group a block ------------------------------------------------
+// Block (i, kh, s) owns query i, the G = heads / kv_heads (at most GM) query heads that share key/value
+// head kh, and the keys [s * chunk, (s + 1) * chunk). The split kernel reads a group's keys and values
+// once per query head, a key at a time with a warp reduction each; here each key's K and V rows are read
+// once for the whole group, in 16-byte pieces: a key takes D / 8 lanes (8 elements each), a warp 256 / D
+// keys at once, and kDecodeSteps such steps are loaded before any is used. Each lane group keeps an
+// online softmax per head over the keys it took; the warp merges its lane groups with shuffles, the
+// block merges its warps in shared memory and writes, per query head, the output (one split) or its
+// partial state in the split kernel's layout, which combine_kernel merges. Causal by position
+// (keys_sorted stops a warp after its first key past the query); no bias, window or own key
+// (attention_cuda.cu sends those to the split kernel). 16-bit T only.
+constexpr int kDecodeWarps = 4, kDecodeSteps = 4;
+
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
+  const T* h = reinterpret_cast<const T*>(&u);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) f[e] = to_float(h[e]);
+}
+
+// Merges the online-softmax state (m2, l2, a2) into (m, l, a).
+template <int N>
+__device__ __forceinline__ void merge_state(float& m, float& l, float (&a)[N], float m2, float l2, const float (&a2)[N]) {
+  const float M = fmaxf(m, m2), x = merge_weight(m, M), y = merge_weight(m2, M);
+  l = l * x + l2 * y;
+#pragma unroll
+  for (int e = 0; e < N; ++e) a[e] = a[e] * x + a2[e] * y;
+  m = M;
+}
+
+template <typename T, int D, int GM>
+__global__ void __launch_bounds__(32 * kDecodeWarps) decode_kernel(Params p) {
+  constexpr int LPK = D / 8, KPW = 32 / LPK, W = kDecodeWarps, U = kDecodeSteps;
+  static_assert(32 % LPK == 0, "a key's lanes must divide the warp");
+  __shared__ float sm_m[W][GM], sm_l[W][GM], sm_acc[W][GM][D];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, slot = lane / LPK, piece = lane % LPK;
+  const int G = int(p.heads / p.kv_heads);
+  const int64_t i = blockIdx.x, kh = blockIdx.y;
+  const int64_t j0 = int64_t(blockIdx.z) * p.chunk, j1 = min(p.nk, j0 + p.chunk);
+  const int64_t qp = p.q_pos[i];
+  float q[GM][8], acc[GM][8], m[GM], l[GM];
+#pragma unroll
+  for (int g = 0; g < GM; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) q[g][e] = acc[g][e] = 0.f;
+    if (g < G) {
+      unpack8<T>(*reinterpret_cast<const uint4*>(static_cast<const T*>(p.q) + i * p.ldq + (kh * G + g) * D + piece * 8), q[g]);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) q[g][e] *= p.scale;
+    }
+  }
+  const T* K = static_cast<const T*>(p.k) + kh * D + piece * 8;
+  const T* V = static_cast<const T*>(p.v) + kh * D + piece * 8;
+  // Every lane of a warp runs the same iterations (the shuffles need the whole warp); a key past the
+  // range reads the range's last row and is masked.
+  for (int64_t base = j0 + int64_t(w) * KPW; base < j1; base += int64_t(W) * KPW * U) {
+    uint4 kr[U], vr[U];
+    bool visible[U], past = false;
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t j = base + slot + int64_t(u) * W * KPW, row = min(j, j1 - 1), kp = p.k_pos[row];
+      visible[u] = j < j1 && kp <= qp;
+      past |= j < j1 && kp > qp;
+      kr[u] = *reinterpret_cast<const uint4*>(K + row * p.ldkv);
+      vr[u] = *reinterpret_cast<const uint4*>(V + row * p.ldkv);
+    }
+    float s[GM][U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float k8[8];
+      unpack8<T>(kr[u], k8);
+#pragma unroll
+      for (int g = 0; g < GM; ++g) {
+        s[g][u] = -INFINITY;
+        if (g >= G) continue;  // the same in the whole block
+        float dot = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot += q[g][e] * k8[e];
+#pragma unroll
+        for (int off = LPK / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        if (visible[u]) s[g][u] = dot;  // a masked key's row may hold anything
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GM; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[g][u]);
+      const float corr = merge_weight(m[g], mx);
+      l[g] *= corr;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[g][e] *= corr;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        s[g][u] = merge_weight(s[g][u], mx);  // now the key's weight (0 where masked)
+        l[g] += s[g][u];
+      }
+      m[g] = mx;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (!visible[u]) continue;  // 0 times an unused row's NaN would be NaN
+      float v8[8];
+      unpack8<T>(vr[u], v8);
+#pragma unroll
+      for (int g = 0; g < GM; ++g)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] += s[g][u] * v8[e];
+    }
+    if (p.keys_sorted && __any_sync(0xffffffffu, past)) break;
+  }
+  // The warp's lane groups hold the same pieces of different keys: merged by shuffles across slots.
+#pragma unroll
+  for (int g = 0; g < GM; ++g)
+#pragma unroll
+    for (int off = LPK; off < 32; off <<= 1) {
+      float a2[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) a2[e] = __shfl_xor_sync(0xffffffffu, acc[g][e], off);
+      const float m2 = __shfl_xor_sync(0xffffffffu, m[g], off), l2 = __shfl_xor_sync(0xffffffffu, l[g], off);
+      merge_state(m[g], l[g], acc[g], m2, l2, a2);
+    }
+  if (slot == 0) {
+#pragma unroll
+    for (int g = 0; g < GM; ++g) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sm_acc[w][g][piece * 8 + e] = acc[g][e];
+      if (piece == 0) {
+        sm_m[w][g] = m[g];
+        sm_l[w][g] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  for (int t = threadIdx.x; t < G * D; t += blockDim.x) {
+    const int g = t / D, d = t % D;
+    float M = -INFINITY, L = 0.f, o = 0.f;
+#pragma unroll
+    for (int u = 0; u < W; ++u) M = fmaxf(M, sm_m[u][g]);
+#pragma unroll
+    for (int u = 0; u < W; ++u) {
+      const float x = merge_weight(sm_m[u][g], M);
+      L += sm_l[u][g] * x;
+      o += sm_acc[u][g][d] * x;
+    }
+    const int64_t h = kh * G + g, unit = (i * p.heads + h) * p.splits + blockIdx.z;
+    if (p.splits == 1) {
+      static_cast<T*>(p.out)[i * p.ldo + h * D + d] = from_float<T>(o / L);
+      continue;
+    }
+    p.partial[unit * (D + 2) + 2 + d] = o;
+    if (d == 0) {
+      p.partial[unit * (D + 2)] = M;
+      p.partial[unit * (D + 2) + 1] = L;
+    }
+  }
+}
+
+template <typename T, int D, int GM>
+void run_decode(const Params& p, Stream s) {
+  decode_kernel<T, D, GM><<<dim3(unsigned(p.nq), unsigned(p.kv_heads), unsigned(p.splits)), 32 * kDecodeWarps, 0, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
   if (p.splits == 1) return;
   combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);

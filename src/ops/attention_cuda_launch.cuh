@@ -29,5 +29,9 @@ void run_flash(const Params& p, Stream s);
 // __half or bf16.
 template <typename T, int NC>
 void run_split(const Params& p, Stream s);
+// Decoding kernel: 4 warps per (query, key/value group, range of keys), up to GM query heads a group;
+// __half or bf16, D 64, 128 or 256, rows 16-byte aligned, no bias, window or own key.
+template <typename T, int D, int GM>
+void run_decode(const Params& p, Stream s);
 
 }  // namespace cascade::ops::gpu::attn

@@ -507,6 +507,12 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   cases.push_back({128, 4, 2, 150, 50, true, false, true, true});  // a bias and own keys: tile kernel
   cases.push_back({96, 4, 2, 3, 50, true, true, true, true});     // the same while decoding: general kernel
   cases.push_back({256, 16, 4, 1, 3000, false, true});  // one decoded token over many keys: split over keys
+  // The decoding kernel (16-bit, head sizes 64/128/256): groups of 4 (Llama-3-8B's), 3 (SmolLM2's) and
+  // 8 query heads, many ranges of keys, and a ring's unsorted keys with an unused slot.
+  cases.push_back({128, 32, 8, 1, 5000, false, true});
+  cases.push_back({64, 9, 3, 2, 2000, false, true});
+  cases.push_back({64, 16, 2, 1, 1000, false, true});
+  cases.push_back({128, 4, 2, 1, 141, false, true, false, false, 0, false, true});
   // A chunk of queries after a cache (the diagonal at the bottom right): tile kernel, and cuDNN's.
   cases.push_back({128, 4, 2, 40, 141, false, true});
   cases.push_back({256, 8, 2, 33, 300, false, true});
