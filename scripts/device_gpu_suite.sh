@@ -46,8 +46,9 @@ if [ "$part" = all ] || [ "$part" = tests ]; then
     $B/tests/ada_cuda_test --gtest_filter='*AdaCuda*stories260K_F32_tau30*'
   wanted racecheck_select && run racecheck_select "$OUT/racecheck_select.log" timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 \
     $B/tests/select_cuda_test --gtest_filter='*DecodeSteps*'
-  # The attention op's kernels (tile, split, decoding) over the cases of every head size, GQA and cache shape.
-  ops_attention='*AttentionCausalByPositionGqaEveryHeadSize*'
+  # The attention op's kernels (tile, split, decoding) over the cases of every head size, GQA and cache
+  # shape, and the norms (the scalar and the 8-element kernel).
+  ops_attention='*AttentionCausalByPositionGqaEveryHeadSize*:*NormWithAndWithoutResidualAdd*'
   wanted memcheck_ops && run memcheck_ops "$OUT/memcheck_ops.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/cuda_ops_test --gtest_filter="$ops_attention"
   # Racecheck leaves out cuDNN's kernels: its Hopper SDPA (TMA loads, mbarrier waits) reports dozens of

@@ -20,8 +20,6 @@ namespace cascade::ops::gpu {
 
 namespace {
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename T, int MT>
 void run_flash_for(int64_t hd, const attn::Params& p, Stream s) {
   switch (hd) {

@@ -172,28 +172,39 @@ __global__ void __launch_bounds__(32 * kSplitWarps) split_kernel(Params p) {
   }
 }
 
-// Block (i, h): merges query i's splits for head h from p.partial into the output.
+// Block (i, h): merges query i's splits for head h from p.partial into the output. The block finds the
+// merge's max and sum together; each output element is then a sum over the splits whose loads do not
+// wait on one another (unrolled). A decoded token's merge is one block a head, so its time is its
+// loads' latency, not their bandwidth.
 template <typename T>
 __global__ void __launch_bounds__(128) combine_kernel(Params p) {
-  const int64_t i = blockIdx.x, h = blockIdx.y, hd = p.head_dim;
-  const float* part = p.partial + (i * p.heads + h) * p.splits * (hd + 2);
-  float M = -INFINITY, L = 0.f;
-  for (int64_t s = 0; s < p.splits; ++s) M = fmaxf(M, part[s * (hd + 2)]);
-  for (int64_t s = 0; s < p.splits; ++s) L += part[s * (hd + 2) + 1] * merge_weight(part[s * (hd + 2)], M);
+  const int64_t i = blockIdx.x, h = blockIdx.y, hd = p.head_dim, stride = hd + 2;
+  const float* part = p.partial + (i * p.heads + h) * p.splits * stride;
+  float M = -INFINITY;
+  for (int64_t s = threadIdx.x; s < p.splits; s += blockDim.x) M = fmaxf(M, part[s * stride]);
+  M = block_max(M);
+  float L = 0.f;
+  for (int64_t s = threadIdx.x; s < p.splits; s += blockDim.x) L += part[s * stride + 1] * merge_weight(part[s * stride], M);
+  L = block_sum(L);
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float o = 0.f;
-    for (int64_t s = 0; s < p.splits; ++s) o += part[s * (hd + 2) + 2 + d] * merge_weight(part[s * (hd + 2)], M);
+#pragma unroll 8
+    for (int64_t s = 0; s < p.splits; ++s) o += part[s * stride + 2 + d] * merge_weight(part[s * stride], M);
     static_cast<T*>(p.out)[i * p.ldo + h * hd + d] = from_float<T>(o / L);
   }
+}
+
+template <typename T>
+void run_combine(const Params& p, Stream s) {
+  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);
+  CASCADE_CUDA_LAUNCH_CHECK();
 }
 
 template <typename T, int NC>
 void run_split(const Params& p, Stream s) {
   split_kernel<T, NC><<<dim3(unsigned(p.nq), unsigned(p.heads), unsigned(p.splits)), 32 * kSplitWarps, 0, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
-  if (p.splits == 1) return;
-  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);
-  CASCADE_CUDA_LAUNCH_CHECK();
+  if (p.splits > 1) run_combine<T>(p, s);
 }
 
 // ---- decoding kernel, one key/value group a block ------------------------------------------------
@@ -360,9 +371,7 @@ template <typename T, int D, int GM>
 void run_decode(const Params& p, Stream s) {
   decode_kernel<T, D, GM><<<dim3(unsigned(p.nq), unsigned(p.kv_heads), unsigned(p.splits)), 32 * kDecodeWarps, 0, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
-  if (p.splits == 1) return;
-  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);
-  CASCADE_CUDA_LAUNCH_CHECK();
+  if (p.splits > 1) run_combine<T>(p, s);
 }
 
 // ---- tensor-core kernel -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 // Device helpers shared by the CUDA ops: float32 <-> storage dtype conversion, the one runtime
-// DType -> C++ type switch, and block reductions. Included by .cu files only.
+// DType -> C++ type switch, block reductions and the 16-byte alignment test of vectorised kernels.
+// Included by .cu files only.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -36,6 +37,9 @@ void dispatch_dtype(DType t, F&& f) {
 
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 
+// A pointer a kernel may read or write in 16-byte pieces (uint4, float4).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -50,6 +54,22 @@ __device__ __forceinline__ float block_sum(float v) {
   __syncthreads();
   v = lane < nw ? part[lane] : 0.f;
   return warp_sum(v);
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Maximum over the block (as block_sum); every thread gets the result.
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float part[32];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) part[w] = v;
+  __syncthreads();
+  v = lane < nw ? part[lane] : -INFINITY;
+  return warp_max(v);
 }
 
 }  // namespace cascade::ops::gpu

@@ -157,7 +157,7 @@ Norm make_norm(std::mt19937& rng, int64_t d, bool bias) {
 TEST_P(CudaOps, NormWithAndWithoutResidualAdd) {
   const DType t = GetParam();
   for (NormKind kind : {NormKind::LayerNorm, NormKind::RMSNorm}) {
-    for (int64_t d : {301, 2048}) {
+    for (int64_t d : {301, 576, 2048}) {  // 576 and 2048: the 16-bit kernel that loads 8 elements at a time
       const int64_t n = 37;
       const Norm w = make_norm(rng, d, kind == NormKind::LayerNorm);
       auto g = dev_of(std::vector<float>(w.weight.data(), w.weight.data() + d));
