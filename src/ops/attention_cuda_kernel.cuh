@@ -172,31 +172,39 @@ __global__ void __launch_bounds__(32 * kSplitWarps) split_kernel(Params p) {
   }
 }
 
-// Block (i, h): merges query i's splits for head h from p.partial into the output. The block finds the
-// merge's max and sum together; each output element is then a sum over the splits whose loads do not
-// wait on one another (unrolled). A decoded token's merge is one block a head, so its time is its
-// loads' latency, not their bandwidth.
+// Block (i, h): merges query i's splits for head h from p.partial into the output. The splits' weights
+// are found once, by the block together, into shared memory (dynamic, run_combine's size); each output
+// element is then a sum over the splits whose loads do not wait on one another. A decoded token's merge
+// is one block a head, so its time is its loads' latency, not their bandwidth.
 template <typename T>
 __global__ void __launch_bounds__(128) combine_kernel(Params p) {
+  extern __shared__ float weight[];
   const int64_t i = blockIdx.x, h = blockIdx.y, hd = p.head_dim, stride = hd + 2;
   const float* part = p.partial + (i * p.heads + h) * p.splits * stride;
   float M = -INFINITY;
   for (int64_t s = threadIdx.x; s < p.splits; s += blockDim.x) M = fmaxf(M, part[s * stride]);
   M = block_max(M);
   float L = 0.f;
-  for (int64_t s = threadIdx.x; s < p.splits; s += blockDim.x) L += part[s * stride + 1] * merge_weight(part[s * stride], M);
-  L = block_sum(L);
+  for (int64_t s = threadIdx.x; s < p.splits; s += blockDim.x) {
+    weight[s] = merge_weight(part[s * stride], M);
+    L += part[s * stride + 1] * weight[s];
+  }
+  L = block_sum(L);  // its barriers also publish weight[]
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float o = 0.f;
 #pragma unroll 8
-    for (int64_t s = 0; s < p.splits; ++s) o += part[s * stride + 2 + d] * merge_weight(part[s * stride], M);
+    for (int64_t s = 0; s < p.splits; ++s) o += part[s * stride + 2 + d] * weight[s];
     static_cast<T*>(p.out)[i * p.ldo + h * hd + d] = from_float<T>(o / L);
   }
 }
 
+// The weights' array is sized in whole pieces of 8 floats: the compiled sum reads the unrolled loop's
+// remainder (up to 7 weights from a 32-byte boundary) in 16-byte loads past its last weight, which
+// memcheck reports as out of bounds when the array ends there.
 template <typename T>
 void run_combine(const Params& p, Stream s) {
-  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, 0, s>>>(p);
+  const size_t bytes = size_t((p.splits + 7) / 8 * 8) * sizeof(float);
+  combine_kernel<T><<<dim3(unsigned(p.nq), unsigned(p.heads)), 128, bytes, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
 }
 
