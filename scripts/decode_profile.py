@@ -3,13 +3,14 @@
 
 Reads the CSV that scripts/device_gpu_suite.sh PART=profile writes (ncu --csv --page raw, one row a
 launch with its gpu__time_duration.sum) and splits the launches into forward passes: a pass begins
-with the token embedding's gather_kernel followed by a norm_kernel (ADA's own gathers inside a pass
-are not followed by one). The last --steps passes are the decoding steps averaged (the run's last
-tokens, after the prefill). Prints, per kernel name, launches and device microseconds a step (ncu
-runs each kernel at its locked base clock, so the sum is above the step's time with graphs; the
-shares are what it is for), as a table or --json.
+with the token embedding's gather_kernel followed by a norm kernel (norm_kernel, or norm8_kernel for
+16-bit rows; ADA's own gathers inside a pass are not followed by one). The last --steps passes are the
+decoding steps averaged (the run's last tokens, after the prefill). Prints, per kernel name (with
+--by-grid, per kernel name and launch grid: the GEMVs of different shapes apart), launches and device
+microseconds a step (ncu runs each kernel at its locked base clock, so the sum is above the step's time
+with graphs; the shares are what it is for), as a table or --json.
 
-Usage: python3 scripts/decode_profile.py PROFILE.csv [--steps 2] [--json]
+Usage: python3 scripts/decode_profile.py PROFILE.csv [--steps 2] [--by-grid] [--json]
 """
 import argparse
 import collections
@@ -35,7 +36,8 @@ def launches(path):
         try:
             if not row["ID"].isdigit():  # the units row
                 continue
-            out.append((row["Kernel Name"], float(row["gpu__time_duration.sum"].replace(",", "")) / 1e3))
+            out.append((row["Kernel Name"], row.get("Grid Size") or "",
+                        float(row["gpu__time_duration.sum"].replace(",", "")) / 1e3))
         except (KeyError, AttributeError, ValueError):
             fail(f"{path} is not ncu's raw CSV with gpu__time_duration.sum (ncu --csv --page raw --metrics ...)")
     return out
@@ -48,13 +50,14 @@ def short(name):  # the kernel's own name: ncu spells the namespaces differently
 
 def step_starts(rows):
     return [i for i in range(len(rows) - 1)
-            if short(rows[i][0]).endswith("gather_kernel") and short(rows[i + 1][0]).endswith("norm_kernel")]
+            if short(rows[i][0]).endswith("gather_kernel") and re.search(r"norm\d*_kernel$", short(rows[i + 1][0]))]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("profile")
     ap.add_argument("--steps", type=int, default=2, help="the last N passes (decoding steps) averaged")
+    ap.add_argument("--by-grid", action="store_true", help="kernels of different launch grids apart")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     rows = launches(a.profile)
@@ -66,9 +69,10 @@ def main():
     bounds = starts[-a.steps:] + [len(rows)]
     us, count = collections.Counter(), collections.Counter()
     for b, e in zip(bounds, bounds[1:]):
-        for name, t in rows[b:e]:
-            us[short(name)] += t / a.steps
-            count[short(name)] += 1 / a.steps
+        for name, grid, t in rows[b:e]:
+            key = f"{short(name)} {grid}" if a.by_grid and grid else short(name)
+            us[key] += t / a.steps
+            count[key] += 1 / a.steps
     total = sum(us.values())
     table = [{"kernel": k, "launches": round(count[k], 2), "us": round(v, 1)} for k, v in us.most_common()]
     if a.json:
