@@ -3,8 +3,8 @@
 
 Reads the CSV that scripts/device_gpu_suite.sh PART=profile writes (ncu --csv --page raw, one row a
 launch with its gpu__time_duration.sum) and splits the launches into forward passes: a pass begins
-with the token embedding's gather_kernel followed by a norm kernel (norm_kernel, or norm8_kernel for
-16-bit rows; ADA's own gathers inside a pass are not followed by one). The last --steps passes are the
+with the token embedding's gather_kernel followed by a norm_kernel (ADA's own gathers inside a pass
+are not followed by one). The last --steps passes are the
 decoding steps averaged (the run's last tokens, after the prefill). Prints, per kernel name (with
 --by-grid, per kernel name and launch grid: the GEMVs of different shapes apart), launches and device
 microseconds a step (ncu runs each kernel at its locked base clock, so the sum is above the step's time
@@ -50,7 +50,7 @@ def short(name):  # the kernel's own name: ncu spells the namespaces differently
 
 def step_starts(rows):
     return [i for i in range(len(rows) - 1)
-            if short(rows[i][0]).endswith("gather_kernel") and re.search(r"norm\d*_kernel$", short(rows[i + 1][0]))]
+            if short(rows[i][0]).endswith("gather_kernel") and short(rows[i + 1][0]).endswith("norm_kernel")]
 
 
 def main():

@@ -50,13 +50,13 @@ def test_sums_the_last_passes_by_kernel(tmp_path):
     assert table.returncode == 0 and "| `nvjet_sm90_tst_64x8` | 1 | 15.0 | 55.6% |" in table.stdout
 
 
-def test_16_bit_norm_starts_a_pass_and_grids_split_a_kernel(tmp_path):
-    """norm8_kernel (16-bit rows) begins a pass as norm_kernel does; --by-grid keeps two GEMV shapes apart."""
+def test_grids_split_a_kernel(tmp_path):
+    """--by-grid keeps two GEMV shapes apart; without it they are one kernel."""
     head = '"ID","Process ID","Kernel Name","Grid Size","gpu__time_duration.sum"\n' + '"","","","","nsecond"\n'
     rows, i = [], 0
     for _ in range(2):
         for name, grid, us in [("void cascade::<unnamed>::gather_kernel<__nv_bfloat16>(int)", "(16, 1, 1)", 1),
-                               ("void cascade::<unnamed>::norm8_kernel<__nv_bfloat16, 1>(T1 *)", "(1, 1, 1)", 3),
+                               ("void cascade::<unnamed>::norm_kernel<__nv_bfloat16, 1, 8>(T1 *)", "(1, 1, 1)", 3),
                                ("nvjet_sm90_tst_64x8", "(4, 24, 1)", 20), ("nvjet_sm90_tst_64x8", "(2, 66, 1)", 40)]:
             rows.append(f'"{i}","1","{name}","{grid}","{us * 1000:,.0f}"\n')
             i += 1
@@ -67,7 +67,7 @@ def test_16_bit_norm_starts_a_pass_and_grids_split_a_kernel(tmp_path):
     grid = json.loads(_run(p, "--json", "--steps", "2", "--by-grid").stdout)
     by = {k["kernel"]: k["us"] for k in grid["kernels"]}
     assert by["nvjet_sm90_tst_64x8 (4, 24, 1)"] == 20.0 and by["nvjet_sm90_tst_64x8 (2, 66, 1)"] == 40.0
-    assert by["norm8_kernel (1, 1, 1)"] == 3.0
+    assert by["norm_kernel (1, 1, 1)"] == 3.0
 
 
 def test_bad_input_exits_2(tmp_path):
