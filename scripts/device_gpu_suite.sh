@@ -56,6 +56,9 @@ if [ "$part" = all ] || [ "$part" = tests ]; then
   # outputs pass the op test against the CPU twin.
   wanted racecheck_ops && run racecheck_ops "$OUT/racecheck_ops.log" timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 \
     --kernel-name-exclude kns=cudnn $B/tests/cuda_ops_test --gtest_filter="$ops_attention"
+  # The linear op's cases (cuBLASLt and, for a decoding step's few 16-bit rows, the GEMV kernel).
+  wanted memcheck_linear && run memcheck_linear "$OUT/memcheck_linear.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/cuda_ops_test --gtest_filter='*Linear*'
   wanted memcheck_oracle && run memcheck_oracle "$OUT/memcheck_oracle.log" timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/ada_oracle_test --gtest_filter='*Gpu*stories260K_tau_0_30*:*Gpu*llama_gqa_tau_0_80_all_proportional*:*Gpu*gptj_tau_0_50_reps*:*Gpu*window*'
   wanted memcheck_press && run memcheck_press "$OUT/memcheck_press.log" timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
