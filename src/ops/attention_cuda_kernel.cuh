@@ -228,13 +228,6 @@ void run_split(const Params& p, Stream s) {
 // (attention_cuda.cu sends those to the split kernel). 16-bit T only.
 constexpr int kDecodeWarps = 4, kDecodeSteps = 4;
 
-template <typename T>
-__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
-  const T* h = reinterpret_cast<const T*>(&u);
-#pragma unroll
-  for (int e = 0; e < 8; ++e) f[e] = to_float(h[e]);
-}
-
 // Merges the online-softmax state (m2, l2, a2) into (m, l, a).
 template <int N>
 __device__ __forceinline__ void merge_state(float& m, float& l, float (&a)[N], float m2, float l2, const float (&a2)[N]) {
