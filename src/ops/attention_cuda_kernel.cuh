@@ -23,6 +23,7 @@
 // 128 and 256 without a bias, window or own key; its ranges merged by combine_kernel too.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <type_traits>
 
@@ -373,6 +374,16 @@ void run_decode(const Params& p, Stream s) {
   decode_kernel<T, D, GM><<<dim3(unsigned(p.nq), unsigned(p.kv_heads), unsigned(p.splits)), 32 * kDecodeWarps, 0, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
   if (p.splits > 1) run_combine<T>(p, s);
+}
+
+template <typename T, int D, int GM>
+int decode_blocks_per_sm() {
+  static const int n = [] {
+    int blocks = 0;
+    CASCADE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, decode_kernel<T, D, GM>, 32 * kDecodeWarps, 0));
+    return std::max(blocks, 1);
+  }();
+  return n;
 }
 
 // ---- tensor-core kernel -------------------------------------------------------------------------
