@@ -46,13 +46,11 @@ void gpu_project_qkv(const GpuAttentionContext& c, const void* x, int64_t rows, 
   ops::gpu::linear({.t = c.dtype, .x = x, .ldx = c.qkv.in, .n = rows, .w = c.qkv.w, .in = c.qkv.in, .out = c.qkv.out,
                     .bias = c.qkv.b, .yt = c.dtype, .y = dst, .ldy = ld},
                    st);
-  const ops::gpu::RotaryArgs r{.t = c.dtype, .style = c.rot_style, .rotary_dim = c.rot_dim, .inv_freq = c.inv_freq,
-                               .x = dst, .n = rows, .ld = ld, .heads = a.n_heads, .head_dim = a.head_dim, .pos = pos};
-  ops::gpu::rotary(r, st);  // the queries
-  ops::gpu::RotaryArgs rk = r;
-  rk.x = at(dst, c.qd(), c.dtype);
-  rk.heads = a.n_kv_heads;
-  ops::gpu::rotary(rk, st);  // the keys
+  // The keys' heads follow the queries' in each row (Q | K | V), so one launch rotates both: a decoding
+  // step's rotary is a kernel's latency, not its work.
+  ops::gpu::rotary({.t = c.dtype, .style = c.rot_style, .rotary_dim = c.rot_dim, .inv_freq = c.inv_freq, .x = dst,
+                    .n = rows, .ld = ld, .heads = a.n_heads + a.n_kv_heads, .head_dim = a.head_dim, .pos = pos},
+                   st);
 }
 
 void gpu_pack_keys(const GpuAttentionContext& c, const void* qkv, int64_t rows, void* dst, cudaStream_t st) {

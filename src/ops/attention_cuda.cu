@@ -77,12 +77,12 @@ bool decode_kernel_fits(const AttentionArgs& a) {
          aligned16(a.v) && a.ldq % 8 == 0 && a.ldkv % 8 == 0;
 }
 
-// Its splits over keys: about kDecodeBlocksPerSm blocks an SM when the (query, group) pairs alone give
-// fewer, each range at least kMinKeys keys, and the partial sums within the context's scratch.
-constexpr int64_t kDecodeBlocksPerSm = 4;
-void plan_decode_splits(attn::Params& p) {
+// Its splits over keys: as many blocks as the GPU holds at once (one wave: a second, partial wave of
+// blocks would leave most SMs waiting on a few) when the (query, group) pairs alone give fewer, each
+// range at least kMinKeys keys, and the partial sums within the context's scratch.
+void plan_decode_splits(attn::Params& p, int blocks_per_sm) {
   cuda::Context& ctx = cuda::context();
-  const int64_t units = p.nq * p.kv_heads, want = (kDecodeBlocksPerSm * ctx.sm_count + units - 1) / units;
+  const int64_t units = p.nq * p.kv_heads, want = int64_t(blocks_per_sm) * ctx.sm_count / units;
   const int64_t room = int64_t(ctx.attention_partials.size()) / (p.nq * p.heads * (p.head_dim + 2));
   p.splits = std::max<int64_t>(1, std::min({want, (p.nk + kMinKeys - 1) / kMinKeys, room}));
   p.chunk = (p.nk + p.splits - 1) / p.splits;
@@ -90,13 +90,19 @@ void plan_decode_splits(attn::Params& p) {
   p.partial = p.splits > 1 ? ctx.attention_partials.data() : nullptr;
 }
 
+template <typename T, int D, int GM>
+void decode_with(attn::Params& p, Stream s) {
+  plan_decode_splits(p, attn::decode_blocks_per_sm<T, D, GM>());
+  attn::run_decode<T, D, GM>(p, s);
+}
+
 template <typename T>
-void run_decode_for(const attn::Params& p, Stream s) {
+void run_decode_for(attn::Params& p, Stream s) {
   const bool wide = p.heads / p.kv_heads > 4;
   switch (p.head_dim) {
-    case 64: wide ? attn::run_decode<T, 64, 8>(p, s) : attn::run_decode<T, 64, 4>(p, s); return;
-    case 128: wide ? attn::run_decode<T, 128, 8>(p, s) : attn::run_decode<T, 128, 4>(p, s); return;
-    default: wide ? attn::run_decode<T, 256, 8>(p, s) : attn::run_decode<T, 256, 4>(p, s); return;
+    case 64: wide ? decode_with<T, 64, 8>(p, s) : decode_with<T, 64, 4>(p, s); return;
+    case 128: wide ? decode_with<T, 128, 8>(p, s) : decode_with<T, 128, 4>(p, s); return;
+    default: wide ? decode_with<T, 256, 8>(p, s) : decode_with<T, 256, 4>(p, s); return;
   }
 }
 
@@ -131,7 +137,6 @@ void attention(const AttentionArgs& a, Stream s) {
     }
     if constexpr (!std::is_same_v<T, float>) {
       if (decode_kernel_fits(a)) {
-        plan_decode_splits(p);
         run_decode_for<T>(p, s);
         return;
       }

@@ -21,4 +21,10 @@ template void run_decode<__nv_bfloat16, 128, 4>(const Params&, Stream);
 template void run_decode<__nv_bfloat16, 128, 8>(const Params&, Stream);
 template void run_decode<__nv_bfloat16, 256, 4>(const Params&, Stream);
 template void run_decode<__nv_bfloat16, 256, 8>(const Params&, Stream);
+template int decode_blocks_per_sm<__nv_bfloat16, 64, 4>();
+template int decode_blocks_per_sm<__nv_bfloat16, 64, 8>();
+template int decode_blocks_per_sm<__nv_bfloat16, 128, 4>();
+template int decode_blocks_per_sm<__nv_bfloat16, 128, 8>();
+template int decode_blocks_per_sm<__nv_bfloat16, 256, 4>();
+template int decode_blocks_per_sm<__nv_bfloat16, 256, 8>();
 }  // namespace cascade::ops::gpu::attn

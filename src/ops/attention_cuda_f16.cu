@@ -21,4 +21,10 @@ template void run_decode<__half, 128, 4>(const Params&, Stream);
 template void run_decode<__half, 128, 8>(const Params&, Stream);
 template void run_decode<__half, 256, 4>(const Params&, Stream);
 template void run_decode<__half, 256, 8>(const Params&, Stream);
+template int decode_blocks_per_sm<__half, 64, 4>();
+template int decode_blocks_per_sm<__half, 64, 8>();
+template int decode_blocks_per_sm<__half, 128, 4>();
+template int decode_blocks_per_sm<__half, 128, 8>();
+template int decode_blocks_per_sm<__half, 256, 4>();
+template int decode_blocks_per_sm<__half, 256, 8>();
 }  // namespace cascade::ops::gpu::attn

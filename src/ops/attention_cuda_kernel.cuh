@@ -23,6 +23,7 @@
 // 128 and 256 without a bias, window or own key; its ranges merged by combine_kernel too.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #include <type_traits>
 
@@ -228,13 +229,6 @@ void run_split(const Params& p, Stream s) {
 // (attention_cuda.cu sends those to the split kernel). 16-bit T only.
 constexpr int kDecodeWarps = 4, kDecodeSteps = 4;
 
-template <typename T>
-__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
-  const T* h = reinterpret_cast<const T*>(&u);
-#pragma unroll
-  for (int e = 0; e < 8; ++e) f[e] = to_float(h[e]);
-}
-
 // Merges the online-softmax state (m2, l2, a2) into (m, l, a).
 template <int N>
 __device__ __forceinline__ void merge_state(float& m, float& l, float (&a)[N], float m2, float l2, const float (&a2)[N]) {
@@ -380,6 +374,16 @@ void run_decode(const Params& p, Stream s) {
   decode_kernel<T, D, GM><<<dim3(unsigned(p.nq), unsigned(p.kv_heads), unsigned(p.splits)), 32 * kDecodeWarps, 0, s>>>(p);
   CASCADE_CUDA_LAUNCH_CHECK();
   if (p.splits > 1) run_combine<T>(p, s);
+}
+
+template <typename T, int D, int GM>
+int decode_blocks_per_sm() {
+  static const int n = [] {
+    int blocks = 0;
+    CASCADE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, decode_kernel<T, D, GM>, 32 * kDecodeWarps, 0));
+    return std::max(blocks, 1);
+  }();
+  return n;
 }
 
 // ---- tensor-core kernel -------------------------------------------------------------------------

@@ -33,5 +33,8 @@ void run_split(const Params& p, Stream s);
 // __half or bf16, D 64, 128 or 256, rows 16-byte aligned, no bias, window or own key.
 template <typename T, int D, int GM>
 void run_decode(const Params& p, Stream s);
+// Its blocks resident on one SM at once (the occupancy calculator's, found once).
+template <typename T, int D, int GM>
+int decode_blocks_per_sm();
 
 }  // namespace cascade::ops::gpu::attn

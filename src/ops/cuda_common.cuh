@@ -1,5 +1,5 @@
 // Device helpers shared by the CUDA ops: float32 <-> storage dtype conversion, the one runtime
-// DType -> C++ type switch, block reductions and the 16-byte alignment test of vectorised kernels.
+// DType -> C++ type switch, block reductions, 16-byte pieces (the alignment test, widening) and GELU.
 // Included by .cu files only.
 #pragma once
 #include <cuda_bf16.h>
@@ -39,6 +39,20 @@ inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + thread
 
 // A pointer a kernel may read or write in 16-byte pieces (uint4, float4).
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The 8 16-bit values of a 16-byte piece, widened.
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
+  const T* h = reinterpret_cast<const T*>(&u);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) f[e] = to_float(h[e]);
+}
+
+// GELU's tanh approximation (cuBLASLt's GELU epilogue computes the same).
+__device__ __forceinline__ float gelu_tanh(float x) {
+  const float c = 0.7978845608028654f;
+  return 0.5f * x * (1.f + tanhf(c * (x + 0.044715f * x * x * x)));
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -1,8 +1,8 @@
 // y = x W^T + b on the GPU through cuBLASLt, bias in the GEMM epilogue. Row-major operands are read
 // as the column-major problem y^T[out, n] = W[out, in] (transposed view of the stored [out, in]
 // rows) x^T[in, n]: the "TN" layout cuBLAS is fastest at. One plan (descriptors and the heuristic's
-// algorithm) per shape, dtype and operand alignment, made on first use and kept: a decode step does
-// not pay for the heuristic. CPU twin: ops/linear.cc.
+// algorithm) per shape, dtype and operand alignment, made on first use and kept. A decoding step's
+// few 16-bit rows take ops/gemv_cuda.cu instead. CPU twin: ops/linear.cc.
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -10,6 +10,7 @@
 #include "cuda/context.h"
 #include "ops/cuda_common.cuh"
 #include "ops/cuda_ops.h"
+#include "ops/gemv_cuda.cuh"
 
 namespace cascade::ops::gpu {
 
@@ -98,6 +99,10 @@ void linear(const LinearArgs& a, Stream s) {
   const Epilogue act = a.act;
   if (n == 0) return;
   CASCADE_CHECK(yt == t || yt == DType::F32, "linear: output dtype must be the input's or f32");
+  if (gemv_fits(a)) {  // a decoding step's rows: a read of W at the memory's pace (ops/gemv_cuda.cu)
+    gemv(a, s);
+    return;
+  }
   static std::mutex mu;
   static std::map<Key, Plan> plans;
   const Key key{int(t), int(yt), n, in, out, ldx, ldy, bias != nullptr, alignment(x), alignment(w), alignment(y),

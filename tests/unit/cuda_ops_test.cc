@@ -357,35 +357,43 @@ TEST_P(CudaOps, TokenNll) {
   }
 }
 
-TEST_P(CudaOps, LinearThroughCublasLt) {
+// 1 to 4 rows of 16-bit operands take the GEMV kernel (ops/gemv_cuda.cu; the second shape: many pieces a
+// lane, a partial last step), 67 rows and f32 cuBLASLt.
+TEST_P(CudaOps, LinearThroughCublasLtAndGemv) {
   const DType t = GetParam();
-  for (bool bias : {false, true})
-    for (int64_t n : {1, 3, 67}) {
-      for (DType yt : {t, DType::F32}) {
-        const int64_t in = 200, out = 120, ldx = 208, ldy = 128;
-        auto w = rounded(t, randn(rng, out * in, 0.1f)), x = rounded(t, randn(rng, n * ldx));
-        auto b = rounded(yt, randn(rng, out));
-        Linear l;
-        l.w = w.data();
-        l.ld = in;
-        l.in = in;
-        l.out = out;
-        l.bias = bias ? b.data() : nullptr;
-        Dev dw(t, w), dx(t, x), db(yt, b), dy(yt, n * ldy);
-        gpu::linear({.t = t, .x = dx.p(), .ldx = ldx, .n = n, .w = dw.p(), .in = in, .out = out,
-                     .bias = bias ? db.p() : nullptr, .yt = yt, .y = dy.p(), .ldy = ldy},
-                    st());
-        std::vector<float> ref(static_cast<size_t>(n * ldy));
-        ops::linear(l, x.data(), n, ldx, ref.data(), ldy);
-        std::vector<float> got = dy.get(), g2, r2;
-        for (int64_t i = 0; i < n; ++i)  // the padding columns are not the op's to write
-          for (int64_t j = 0; j < out; ++j) {
-            g2.push_back(got[size_t(i * ldy + j)]);
-            r2.push_back(ref[size_t(i * ldy + j)]);
-          }
-        expect_within(g2, r2, yt, "linear n=" + std::to_string(n) + (bias ? " bias" : ""));
+  struct Shape {
+    int64_t in, out, ldx, ldy;
+  };
+  for (const Shape& sh : {Shape{200, 120, 208, 128}, Shape{4360, 37, 4368, 40}}) {
+    const int64_t in = sh.in, out = sh.out, ldx = sh.ldx, ldy = sh.ldy;
+    for (bool bias : {false, true}) {
+      for (int64_t n : {1, 3, 4, 67}) {
+        for (DType yt : {t, DType::F32}) {
+          auto w = rounded(t, randn(rng, out * in, 0.1f)), x = rounded(t, randn(rng, n * ldx));
+          auto b = rounded(yt, randn(rng, out));
+          Linear l;
+          l.w = w.data();
+          l.ld = in;
+          l.in = in;
+          l.out = out;
+          l.bias = bias ? b.data() : nullptr;
+          Dev dw(t, w), dx(t, x), db(yt, b), dy(yt, n * ldy);
+          gpu::linear({.t = t, .x = dx.p(), .ldx = ldx, .n = n, .w = dw.p(), .in = in, .out = out,
+                       .bias = bias ? db.p() : nullptr, .yt = yt, .y = dy.p(), .ldy = ldy},
+                      st());
+          std::vector<float> ref(static_cast<size_t>(n * ldy));
+          ops::linear(l, x.data(), n, ldx, ref.data(), ldy);
+          std::vector<float> got = dy.get(), g2, r2;
+          for (int64_t i = 0; i < n; ++i)  // the padding columns are not the op's to write
+            for (int64_t j = 0; j < out; ++j) {
+              g2.push_back(got[size_t(i * ldy + j)]);
+              r2.push_back(ref[size_t(i * ldy + j)]);
+            }
+          expect_within(g2, r2, yt, "linear in=" + std::to_string(in) + " n=" + std::to_string(n) + (bias ? " bias" : ""));
+        }
       }
     }
+  }
 }
 
 TEST_P(CudaOps, LinearWithActivationEpilogue) {
@@ -393,26 +401,30 @@ TEST_P(CudaOps, LinearWithActivationEpilogue) {
   for (Activation act : {Activation::Relu, Activation::GeluTanh}) {
     const gpu::Epilogue ep = gpu::linear_fuses(act, t);
     if (ep == gpu::Epilogue::None) continue;  // GELU in f32 runs as its own kernel
-    for (bool bias : {false, true}) {
-      const int64_t n = 45, in = 136, out = 264;
-      auto w = rounded(t, randn(rng, out * in, 0.2f)), x = rounded(t, randn(rng, n * in)), b = rounded(t, randn(rng, out));
-      Linear l;
-      l.w = w.data();
-      l.ld = in;
-      l.in = in;
-      l.out = out;
-      l.bias = bias ? b.data() : nullptr;
-      Dev dw(t, w), dx(t, x), db(t, b), dy(t, n * out);
-      gpu::linear({.t = t, .x = dx.p(), .ldx = in, .n = n, .w = dw.p(), .in = in, .out = out, .bias = bias ? db.p() : nullptr,
-                   .yt = t, .y = dy.p(), .ldy = out, .act = ep},
-                  st());
-      std::vector<float> ref(static_cast<size_t>(n * out));
-      ops::linear(l, x.data(), n, in, ref.data(), out);
-      // The plain computation rounds the GEMM output to the dtype before the activation.
-      std::vector<float> plain = rounded(t, ref);
-      ops::activation(act, ref.data(), nullptr, n * out);
-      ops::activation(act, plain.data(), nullptr, n * out);
-      expect_within(dy.get(), ref, rounded(t, plain), t, std::string("linear+") + (act == Activation::Relu ? "relu" : "gelu") + (bias ? "+bias" : ""));
+    for (int64_t n : {2, 45}) {  // 2 rows: the GEMV kernel's epilogue (16-bit); 45: cuBLASLt's
+      for (bool bias : {false, true}) {
+        const int64_t in = 136, out = 264;
+        auto w = rounded(t, randn(rng, out * in, 0.2f)), x = rounded(t, randn(rng, n * in)), b = rounded(t, randn(rng, out));
+        Linear l;
+        l.w = w.data();
+        l.ld = in;
+        l.in = in;
+        l.out = out;
+        l.bias = bias ? b.data() : nullptr;
+        Dev dw(t, w), dx(t, x), db(t, b), dy(t, n * out);
+        gpu::linear({.t = t, .x = dx.p(), .ldx = in, .n = n, .w = dw.p(), .in = in, .out = out, .bias = bias ? db.p() : nullptr,
+                     .yt = t, .y = dy.p(), .ldy = out, .act = ep},
+                    st());
+        std::vector<float> ref(static_cast<size_t>(n * out));
+        ops::linear(l, x.data(), n, in, ref.data(), out);
+        // The plain computation rounds the GEMM output to the dtype before the activation.
+        std::vector<float> plain = rounded(t, ref);
+        ops::activation(act, ref.data(), nullptr, n * out);
+        ops::activation(act, plain.data(), nullptr, n * out);
+        const std::string label = std::string("linear+") + (act == Activation::Relu ? "relu" : "gelu") +
+                                  (bias ? "+bias" : "") + " n=" + std::to_string(n);
+        expect_within(dy.get(), ref, rounded(t, plain), t, label);
+      }
     }
   }
 }
