@@ -5,8 +5,8 @@ the GPU's memory bandwidth sets.
 
 A decoding step reads every weight matrix once (of the embedding and position tables only a row, unless
 the head shares the embedding table) and every layer's K/V cache; ADA reads instead its representatives'
-K/V and its decoding selector's float64 rows (r x d x 8 bytes a layer, all read by each step's
-correlations). The bound is those bytes over the bandwidth measured here (torch's read of a 4 GiB
+K/V and its decoding selector's rows (r x d in the compute dtype, with 16 bytes of float64 statistics
+each, all read by each step's correlations). The bound is those bytes over the bandwidth measured here (torch's read of a 4 GiB
 tensor, a sum; its copy is printed beside it). Cascade's exact decoding runs through `cascade bench`
 (CUDA graphs on and off, random prompt ids); exact and ADA together through `ada_cuda_bench --gen`
 (graphs off; the planted prompt of bench_gpu_models.py, r/T = --fraction); HF's through its KV cache,
@@ -35,10 +35,10 @@ def weights_read(numels, d, embed, positions=None, head_tied=False):
 
 def step_bytes(weight_bytes, layers, kd, d, t, r=None, es=2):
     """Bytes one decoding step reads at context length t: the weights, then every layer's K/V (exact)
-    or, with r representatives, their K/V and the selector's float64 rows (ADA)."""
+    or, with r representatives, their K/V and the selector's rows with their statistics (ADA)."""
     if r is None:
         return weight_bytes + layers * t * 2 * kd * es
-    return weight_bytes + layers * r * (2 * kd * es + 8 * d)
+    return weight_bytes + layers * r * (2 * kd * es + d * es + 16)
 
 
 def hbm_bandwidth():

@@ -207,9 +207,8 @@ class AdaGpuLayer : public GpuLayerAttention {
 
   void prefill(const GpuPass& p, const void* x, void* out) {
     const int64_t n = p.n, d = c_.spec->d_model, qd = c_.qd(), kd = c_.kd(), ld = c_.qkv_ld();
-    select::gpu::DeviceFeatures z =
-        select::gpu::normalize_device(features(x, n, p.pos, p.qkv, p.st), n, width(), o_.select.similarity,
-                                        o_.gram_precision);
+    const float* f = features(x, n, p.pos, p.qkv, p.st);  // the compute dtype's values, widened
+    select::gpu::DeviceFeatures z = select::gpu::normalize_device(f, n, width(), o_.select.similarity, o_.gram_precision);
     const select::Selection* prev = below_ ? &below_->trace_.selection : nullptr;
     const bool lstsq = o_.reconstruct == AdaReconstruct::lstsq && !all();
     std::optional<select::Features> zh;  // the features on the host: span's selection, lstsq's plan
@@ -235,12 +234,14 @@ class AdaGpuLayer : public GpuLayerAttention {
       plan_.emplace(trace_.selection, pos.data(), n, o_.plan(), lstsq ? &*zh : nullptr);
       c_.times->selection += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
-    // Decoding's selector keeps the representatives' float64 rows (8 d bytes each); every token's
+    // Decoding's selector keeps the representatives' feature rows in the compute dtype, which holds
+    // them exactly (2 d bytes each in 16 bits, with 16 bytes of float64 statistics); every token's
     // features (z: 10 d bytes a token with f16-certified, 2.5 times its bf16 K/V without grouped
     // queries, 10 times in Llama-8B's shape) are released with this scope, not kept per layer until
-    // a first decoded token (Llama-8B's shape at 131072 tokens: 5.4 GB a layer). The selector
-    // needs float64 features: after an f32 or tf32 Gram there is none and decoding is an error.
-    if (!span() && select::gpu::keeps_float64(o_.gram_precision)) selector_.emplace(z, trace_.selection, o_.select);
+    // a first decoded token (Llama-8B's shape at 131072 tokens: 5.4 GB a layer). Decoding continues a
+    // float64 selection: after an f32 or tf32 Gram there is none and decoding is an error.
+    if (!span() && select::gpu::keeps_float64(o_.gram_precision))
+      selector_.emplace(z, f, c_.dtype, trace_.selection, o_.select);
     const AdaPlan& pl = *plan_;
     const int64_t rows = int64_t(pl.query_tokens().size()), nk = pl.nk();
 

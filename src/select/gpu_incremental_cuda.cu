@@ -1,10 +1,12 @@
 // select/gpu_incremental.h: a decoding step's greedy decision on the device.
-#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <span>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "cuda/context.h"
 #include "cuda/pool_buffer.h"
@@ -71,24 +73,93 @@ __global__ void argmax_earliest(const double* __restrict__ rho, int64_t n, doubl
 // last sync, and the last step's decision (is_rep, index).
 enum : int { kR = 0, kPending = 1, kIsRep = 2, kIndex = 3, kStateInts = 4 };
 
-// The token's normalised row at rows[r] (r on the device). One block.
-__global__ void normalize_resident(const float* __restrict__ x, int64_t d, bool centre, double* rows,
-                                   const int32_t* __restrict__ state) {
-  internal::normalize_row_block(x, d, centre, rows + int64_t(state[kR]) * d);
+// The representatives' rows are kept as the features came, in a dtype R that holds them exactly
+// (float32, or the 16-bit compute dtype they were widened from: a quarter of float64's bytes, which
+// every decoding step reads), each with its float64 mean and inverse norm (row_stats). A normalised
+// component is recomputed where it is read, by the operations normalize_row_block uses, so it is the
+// float64 value the prefill's selection read, bit for bit.
+template <typename R> __device__ __forceinline__ R stored(float v);
+template <> __device__ __forceinline__ float stored<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half stored<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 stored<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ double widened(float v) { return v; }
+__device__ __forceinline__ double widened(__half v) { return __half2float(v); }
+__device__ __forceinline__ double widened(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// One block: row xr [d] kept at row, its (mean, inv) at stats.
+template <typename R>
+__device__ void store_row_block(const float* __restrict__ xr, int64_t d, bool centre, R* __restrict__ row,
+                                double* __restrict__ stats) {
+  double mean, inv;
+  internal::row_stats(xr, d, centre, mean, inv);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) row[i] = stored<R>(xr[i]);
+  if (threadIdx.x == 0) {
+    stats[0] = mean;
+    stats[1] = inv;
+  }
+}
+
+// Block b keeps row cols[b] of x (row b without cols) at rows[b]. One block a row.
+template <typename R>
+__global__ void store_rows(const float* __restrict__ x, int64_t d, bool centre, const int32_t* __restrict__ cols,
+                           R* __restrict__ rows, double* __restrict__ stats) {
+  const int64_t b = blockIdx.x, src = cols ? cols[b] : b;
+  store_row_block(x + src * d, d, centre, rows + b * d, stats + 2 * b);
+}
+
+// The token's row kept at index r (r on the device). One block.
+template <typename R>
+__global__ void store_resident(const float* __restrict__ x, int64_t d, bool centre, R* __restrict__ rows,
+                               double* __restrict__ stats, const int32_t* __restrict__ state) {
+  const int64_t r = state[kR];
+  store_row_block(x, d, centre, rows + r * d, stats + 2 * r);
+}
+
+// The correlation of two kept rows, in lane 0 of the warp: the normalised components' products summed
+// lane-strided, then a shuffle reduction (every decision's sums in this one order).
+template <typename R>
+__device__ double correlation(const R* __restrict__ a, const double* __restrict__ as, const R* __restrict__ b,
+                              const double* __restrict__ bs, int64_t d, int lane) {
+  const double ma = as[0], ia = as[1], mb = bs[0], ib = bs[1];
+  double s = 0.0;
+  for (int64_t k = lane; k < d; k += 32)
+    s += internal::normalized(widened(a[k]), ma, ia) * internal::normalized(widened(b[k]), mb, ib);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+  return s;
+}
+
+// rho[j * na + i] = <a_i, b_j> for i < na, j < nb, a warp a pair.
+template <typename R>
+__global__ void correlations(const R* __restrict__ a, const double* __restrict__ as, int64_t na, const R* __restrict__ b,
+                             const double* __restrict__ bs, int64_t nb, int64_t d, double* __restrict__ rho) {
+  const int64_t w = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5, i = w % na, j = w / na;
+  if (j >= nb) return;  // the whole warp: w is the warp's
+  const double c = correlation(a + i * d, as + 2 * i, b + j * d, bs + 2 * j, d, int(threadIdx.x & 31));
+  if ((threadIdx.x & 31) == 0) rho[j * na + i] = c;
 }
 
 // rho[i] = <rows[i], rows[r]> for i < r (r on the device); a warp a row, over the rows' capacity.
-__global__ void rho_resident(const double* __restrict__ rows, int64_t d, const int32_t* __restrict__ state,
-                             double* __restrict__ rho) {
+template <typename R>
+__global__ void rho_resident(const R* __restrict__ rows, const double* __restrict__ stats, int64_t d,
+                             const int32_t* __restrict__ state, double* __restrict__ rho) {
   const int64_t r = state[kR], i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   if (i >= r) return;  // the whole warp: i is the warp's
-  const int lane = threadIdx.x & 31;
-  const double *a = rows + i * d, *z = rows + r * d;
-  double s = 0.0;
-  for (int64_t k = lane; k < d; k += 32) s += a[k] * z[k];
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
-  if (lane == 0) rho[i] = s;
+  const double c = correlation(rows + i * d, stats + 2 * i, rows + r * d, stats + 2 * r, d, int(threadIdx.x & 31));
+  if ((threadIdx.x & 31) == 0) rho[i] = c;
 }
+
+// f(R{}) for the rows' dtype.
+template <typename F>
+void with_rows(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: f(float{}); return;
+    case DType::F16: f(__half{}); return;
+    case DType::BF16: f(__nv_bfloat16{}); return;
+    default: fail("GPU decoding: rows in ", dtype_name(t), " are not kept");
+  }
+}
+
+unsigned warps_blocks(int64_t warps) { return unsigned((warps * 32 + 255) / 256); }
 
 // The token's decision, as step() makes it on the host: a representative when its best rho stays
 // below reach (theta less detail::reaches' slack), its row then kept (r grows). Logged for the host at
@@ -153,30 +224,45 @@ __global__ void greedy_pass(const double* __restrict__ rho_old, int64_t r, const
 struct DeviceIncremental::Impl {
   double theta = 0;
   bool centre = false;
+  DType rows_dtype = DType::F32;
   int64_t d = 0, T = 0, r = 0, cap = 0;
   std::vector<int32_t> reps;  // positions, in order
-  // [cap, d] float64 (row r: the token being decided), [cap], [2]: from the stream-ordered pool, so a
-  // prefill's selector (made at every ADA layer's prefill) costs no cudaMalloc.
-  cuda::PoolBytes rows, rho, best;
-  cuda::Buffer<double> pass_z, pass_rho;  // steps(): the pass's rows [n, d], rho [n, r] then [n, n]
+  // rows [cap, d] in rows_dtype (row r: the token being decided), stats [cap, 2] (mean, inv), rho [cap],
+  // best [2]: from the stream-ordered pool, so a prefill's selector (made at every ADA layer's prefill)
+  // costs no cudaMalloc.
+  cuda::PoolBytes rows, stats, rho, best;
+  cuda::PoolBytes pass_rows, pass_stats;  // steps(): the pass's rows [n, d] and stats [n, 2]
+  cuda::Buffer<double> pass_rho;          // steps(): rho [n, r] then [n, n]
   cuda::Buffer<int32_t> pass_out;         // steps(): is_rep [n], best [n]
   cuda::Buffer<int32_t> state, log;       // resident steps: the state [kStateInts], the log [2 * log_cap]
   int64_t pending = 0, log_cap = 0;       // resident steps planned since the last sync
+
+  size_t row_bytes() const { return size_t(d) * dtype_size(rows_dtype); }
+  template <typename R>
+  R* rows_as() {
+    return rows.as<R>();
+  }
+  double* stats_at(int64_t i) { return stats.as<double>() + 2 * i; }
 
   void reserve(int64_t need) {
     if (need <= cap) return;
     const int64_t c = cuda::grown_capacity(cap, need, 64);
     cudaStream_t s = cuda::context().stream;
-    cuda::PoolBytes nr(size_t(c * d) * 8, s);
+    cuda::PoolBytes nr(size_t(c) * row_bytes(), s), ns(size_t(c) * 16, s);
     const int64_t kept = std::min(cap, r + pending);  // resident steps may have appended rows past r
-    if (kept) CASCADE_CUDA_CHECK(cudaMemcpyAsync(nr.data(), rows.data(), size_t(kept * d) * 8, cudaMemcpyDeviceToDevice, s));
-    rows = std::move(nr);  // the old rows are freed in stream order, after the copy
+    if (kept) {
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(nr.data(), rows.data(), size_t(kept) * row_bytes(), cudaMemcpyDeviceToDevice, s));
+      CASCADE_CUDA_CHECK(cudaMemcpyAsync(ns.data(), stats.data(), size_t(kept) * 16, cudaMemcpyDeviceToDevice, s));
+    }
+    rows = std::move(nr);  // the old arrays are freed in stream order, after the copies
+    stats = std::move(ns);
     rho = cuda::PoolBytes(size_t(c) * 8, s);
     cap = c;
   }
 };
 
-DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const Selection& sel, const Options& opts)
+DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const float* x_device, DType rows_dtype, const Selection& sel,
+                                     const Options& opts)
     : impl_(std::make_unique<Impl>()) {
   CASCADE_CHECK(opts.rule == Rule::greedy, "decoding on the GPU: rule greedy only");
   CASCADE_CHECK(keeps_float64(z.precision()),
@@ -186,18 +272,23 @@ DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const Selection& s
   Impl& m = *impl_;
   m.theta = opts.theta();
   m.centre = opts.similarity == Similarity::pearson;
+  m.rows_dtype = rows_dtype;
+  with_rows(rows_dtype, [](auto) {});  // an unsupported dtype is refused here, not at the first step
   m.d = z.d();
   m.T = z.T();
   m.reps = sel.reps;
   cudaStream_t s = cuda::context().stream;
   m.best = cuda::PoolBytes(2 * sizeof(double), s);
   m.reserve(int64_t(m.reps.size()) + 1);
-  if (!m.reps.empty()) {  // idx is freed in stream order, after the gather; the copy from pageable
+  if (!m.reps.empty()) {  // idx is freed in stream order, after the copy; the copy from pageable
                           // memory has read m.reps when it returns
     cuda::PoolBytes idx(m.reps.size() * sizeof(int32_t), s);
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(idx.data(), m.reps.data(), idx.bytes(), cudaMemcpyHostToDevice, s));
-    internal::gather_rows<double><<<unsigned(m.reps.size()), 256, 0, s>>>(z.impl()->z64.data(), m.d, idx.as<int32_t>(),
-                                                                          m.rows.as<double>());
+    with_rows(rows_dtype, [&](auto tag) {
+      using R = decltype(tag);
+      store_rows<R><<<unsigned(m.reps.size()), 256, 0, s>>>(x_device, m.d, m.centre, idx.as<int32_t>(), m.rows_as<R>(),
+                                                            m.stats_at(0));
+    });
     CASCADE_CUDA_LAUNCH_CHECK();
   }
   m.r = int64_t(m.reps.size());
@@ -208,22 +299,22 @@ DeviceIncremental::DeviceIncremental(DeviceIncremental&&) noexcept = default;
 DeviceIncremental& DeviceIncremental::operator=(DeviceIncremental&&) noexcept = default;
 
 int64_t DeviceIncremental::T() const { return impl_->T; }
-int64_t DeviceIncremental::bytes() const { return impl_->cap * (impl_->d + 1) * 8; }
+int64_t DeviceIncremental::bytes() const { return impl_->cap * int64_t(impl_->row_bytes() + 16 + 8); }
 
 IncrementalSelector::Step DeviceIncremental::step(const float* x_device) {
   Impl& m = *impl_;
   CASCADE_CHECK(m.pending == 0, "GPU decoding: resident steps not synchronised before a host step");
-  cuda::Context& ctx = cuda::context();
-  cudaStream_t s = ctx.stream;
+  cudaStream_t s = cuda::context().stream;
   m.reserve(m.r + 1);
-  double* z = m.rows.as<double>() + m.r * m.d;  // the new token's row, kept if it becomes a representative
-  internal::normalize_rows<double><<<1, 256, 0, s>>>(x_device, m.d, m.centre, z);
+  with_rows(m.rows_dtype, [&](auto tag) {
+    using R = decltype(tag);
+    R* z = m.rows_as<R>() + m.r * m.d;  // the new token's row, kept if it becomes a representative
+    store_rows<R><<<1, 256, 0, s>>>(x_device, m.d, m.centre, nullptr, z, m.stats_at(m.r));
+    if (m.r > 0)
+      correlations<R><<<warps_blocks(m.r), 256, 0, s>>>(m.rows_as<R>(), m.stats_at(0), m.r, z, m.stats_at(m.r), 1, m.d,
+                                                        m.rho.as<double>());
+  });
   CASCADE_CUDA_LAUNCH_CHECK();
-  if (m.r > 0) {
-    const double one = 1.0, zero = 0.0;
-    CASCADE_CUBLAS_CHECK(cublasDgemv(ctx.blas, CUBLAS_OP_T, int(m.d), int(m.r), &one, m.rows.as<double>(), int(m.d), z, 1,
-                                     &zero, m.rho.as<double>(), 1));
-  }
   argmax_earliest<<<1, 256, 0, s>>>(m.rho.as<double>(), m.r, m.best.as<double>());
   CASCADE_CUDA_LAUNCH_CHECK();
   double best[2];  // (rho, index) of the best representative
@@ -244,38 +335,41 @@ std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_d
   CASCADE_CHECK(m.pending == 0, "GPU decoding: resident steps not synchronised before a host pass");
   std::vector<IncrementalSelector::Step> out;
   if (n <= 0) return out;
-  cuda::Context& ctx = cuda::context();
-  cudaStream_t s = ctx.stream;
+  cudaStream_t s = cuda::context().stream;
   m.reserve(m.r + n);
-  m.pass_z.reserve(size_t(n * m.d));
+  m.pass_rows.reserve(size_t(n) * m.row_bytes(), s);
+  m.pass_stats.reserve(size_t(n) * 16, s);
   m.pass_rho.reserve(size_t(n * (m.r + n)));
   m.pass_out.reserve(size_t(2 * n));
-  double* z = m.pass_z.data();
-  internal::normalize_rows<double><<<unsigned(n), 256, 0, s>>>(x_device, m.d, m.centre, z);
-  CASCADE_CUDA_LAUNCH_CHECK();
-  // Row-major [n, r] and [n, n] products, in cuBLAS's column-major terms: C^T = rows * z^T.
-  double* rho_old = m.pass_rho.data();
-  double* rho_new = rho_old + n * m.r;
-  const double one = 1.0, zero = 0.0;
-  if (m.r > 0)
-    CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m.r), int(n), int(m.d), &one, m.rows.as<double>(),
-                                     int(m.d), z, int(m.d), &zero, rho_old, int(m.r)));
-  CASCADE_CUBLAS_CHECK(cublasDgemm(ctx.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(n), int(m.d), &one, z, int(m.d), z,
-                                   int(m.d), &zero, rho_new, int(n)));
+  double* rho_old = m.pass_rho.data();  // [n, r]: the pass's tokens against the representatives
+  double* rho_new = rho_old + n * m.r;  // [n, n]: against each other
   int32_t* is_rep = m.pass_out.data();
-  greedy_pass<<<1, 32, 0, s>>>(rho_old, m.r, rho_new, n, m.theta - kRhoSlack, m.T == 0, is_rep, is_rep + n);
-  CASCADE_CUDA_LAUNCH_CHECK();
-  const std::vector<int32_t> h = m.pass_out.download(size_t(2 * n), s);  // the pass's one synchronisation
-  // The new representatives' rows join the kept rows, in order.
-  std::vector<int32_t> keep;
-  for (int64_t i = 0; i < n; ++i)
-    if (h[size_t(i)]) keep.push_back(int32_t(i));
-  if (!keep.empty()) {
-    auto idx = cuda::Buffer<int32_t>::from_host(keep, s);
-    internal::gather_rows<double><<<unsigned(keep.size()), 256, 0, s>>>(z, m.d, idx.data(), m.rows.as<double>() + m.r * m.d);
+  std::vector<int32_t> h;
+  with_rows(m.rows_dtype, [&](auto tag) {
+    using R = decltype(tag);
+    R* z = m.pass_rows.as<R>();
+    double* zs = m.pass_stats.as<double>();
+    store_rows<R><<<unsigned(n), 256, 0, s>>>(x_device, m.d, m.centre, nullptr, z, zs);
+    if (m.r > 0)
+      correlations<R><<<warps_blocks(m.r * n), 256, 0, s>>>(m.rows_as<R>(), m.stats_at(0), m.r, z, zs, n, m.d, rho_old);
+    correlations<R><<<warps_blocks(n * n), 256, 0, s>>>(z, zs, n, z, zs, n, m.d, rho_new);
     CASCADE_CUDA_LAUNCH_CHECK();
-    CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // idx is freed on return
-  }
+    greedy_pass<<<1, 32, 0, s>>>(rho_old, m.r, rho_new, n, m.theta - kRhoSlack, m.T == 0, is_rep, is_rep + n);
+    CASCADE_CUDA_LAUNCH_CHECK();
+    h = m.pass_out.download(size_t(2 * n), s);  // the pass's one synchronisation
+    // The new representatives' rows join the kept rows, in order.
+    std::vector<int32_t> keep;
+    for (int64_t i = 0; i < n; ++i)
+      if (h[size_t(i)]) keep.push_back(int32_t(i));
+    if (!keep.empty()) {
+      auto idx = cuda::Buffer<int32_t>::from_host(keep, s);
+      const unsigned k = unsigned(keep.size());
+      internal::gather_rows<R><<<k, 256, 0, s>>>(z, m.d, idx.data(), m.rows_as<R>() + m.r * m.d);
+      internal::gather_rows<double><<<k, 32, 0, s>>>(zs, 2, idx.data(), m.stats_at(m.r));
+      CASCADE_CUDA_LAUNCH_CHECK();
+      CASCADE_CUDA_CHECK(cudaStreamSynchronize(s));  // idx is freed on return
+    }
+  });
   const int64_t r0 = m.r;
   std::vector<int32_t> pass_pos(static_cast<size_t>(n));  // position of each of the pass's tokens
   for (int64_t i = 0; i < n; ++i) {
@@ -318,9 +412,12 @@ void DeviceIncremental::plan_resident(int64_t n) {
 void DeviceIncremental::step_resident(const float* x_device) {
   Impl& m = *impl_;
   cudaStream_t s = cuda::context().stream;
-  normalize_resident<<<1, 256, 0, s>>>(x_device, m.d, m.centre, m.rows.as<double>(), m.state.data());
-  CASCADE_CUDA_LAUNCH_CHECK();
-  rho_resident<<<unsigned((m.cap * 32 + 255) / 256), 256, 0, s>>>(m.rows.as<double>(), m.d, m.state.data(), m.rho.as<double>());
+  with_rows(m.rows_dtype, [&](auto tag) {
+    using R = decltype(tag);
+    store_resident<R><<<1, 256, 0, s>>>(x_device, m.d, m.centre, m.rows_as<R>(), m.stats_at(0), m.state.data());
+    rho_resident<R><<<warps_blocks(m.cap), 256, 0, s>>>(m.rows_as<R>(), m.stats_at(0), m.d, m.state.data(),
+                                                        m.rho.as<double>());
+  });
   CASCADE_CUDA_LAUNCH_CHECK();
   decide_resident<<<1, 256, 0, s>>>(m.rho.as<double>(), m.theta - kRhoSlack, m.state.data(), m.log.data());
   CASCADE_CUDA_LAUNCH_CHECK();
@@ -350,8 +447,9 @@ std::vector<IncrementalSelector::Step> DeviceIncremental::sync_resident() {
 void DeviceIncremental::graph_key(std::vector<uintptr_t>& shape, std::vector<uintptr_t>& buffers) const {
   const Impl& m = *impl_;
   shape.push_back(uintptr_t(m.cap));  // the rho kernel's grid
-  for (const void* p : {static_cast<const void*>(m.rows.data()), static_cast<const void*>(m.rho.data()),
-                        static_cast<const void*>(m.state.data()), static_cast<const void*>(m.log.data())})
+  for (const void* p : {static_cast<const void*>(m.rows.data()), static_cast<const void*>(m.stats.data()),
+                        static_cast<const void*>(m.rho.data()), static_cast<const void*>(m.state.data()),
+                        static_cast<const void*>(m.log.data())})
     buffers.push_back(reinterpret_cast<uintptr_t>(p));
 }
 

@@ -30,12 +30,13 @@ __device__ inline double block_sum(double v, double* red) {
   return red[0];
 }
 
-// One block: zr = (xr - mean) / ||xr - mean|| (mean 0 for cosine), a zero row at norm 0. Sums in
-// float64 as normalize_row(); a constant row sums exactly, so it centres to exactly 0.
-template <typename Z>
-__device__ void normalize_row_block(const float* __restrict__ xr, int64_t d, bool centre, Z* __restrict__ zr) {
+// One block: the mean (0 for cosine) and the inverse norm of xr - mean (0 at norm 0), every thread
+// getting them. Sums in float64 as normalize_row(); a constant row sums exactly, so it centres to
+// exactly 0. The one statement of a row's normalisation: normalize_row_block writes it out, decoding's
+// selector (gpu_incremental_cuda.cu) recomputes it from the row and these two numbers, bit for bit.
+__device__ inline void row_stats(const float* __restrict__ xr, int64_t d, bool centre, double& mean, double& inv) {
   __shared__ double red[32];
-  double mean = 0.0;
+  mean = 0.0;
   if (centre) {
     double s = 0.0;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) s += double(xr[i]);
@@ -47,8 +48,18 @@ __device__ void normalize_row_block(const float* __restrict__ xr, int64_t d, boo
     sq += v * v;
   }
   sq = block_sum(sq, red);
-  const double inv = sq > 0.0 ? 1.0 / sqrt(sq) : 0.0;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) zr[i] = Z((double(xr[i]) - mean) * inv);
+  inv = sq > 0.0 ? 1.0 / sqrt(sq) : 0.0;
+}
+
+// A normalised component: (x - mean) * inv, in float64.
+__device__ __forceinline__ double normalized(double x, double mean, double inv) { return (x - mean) * inv; }
+
+// One block: zr = (xr - mean) / ||xr - mean|| (row_stats).
+template <typename Z>
+__device__ void normalize_row_block(const float* __restrict__ xr, int64_t d, bool centre, Z* __restrict__ zr) {
+  double mean, inv;
+  row_stats(xr, d, centre, mean, inv);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) zr[i] = Z(normalized(double(xr[i]), mean, inv));
 }
 
 // One block per row t: z_t = the normalised x_t (normalize_row_block).

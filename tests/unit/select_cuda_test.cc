@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "attention/exact_attention.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "cuda/runtime.h"
 #include "model/model.h"
@@ -411,16 +412,21 @@ TEST(SelectCuda, CascadeMatchesCpuOnPlantedData) {
 // and so the full selection's of the whole sequence: prefill of the first third, then token by token,
 // with host steps and with resident steps (decided on the device, nothing brought back: read from the
 // device's decision after each step and from sync_resident() every 17 tokens, a host step now and then
-// between syncs, so the two kinds interleave).
+// between syncs, so the two kinds interleave). The selector's rows kept in float32 and, for features
+// that bf16 holds exactly (rounded to it first, as a 16-bit model's are), in bf16.
 TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
   REQUIRE_GPU();
   const test::Seed base(700);
   uint64_t seed = base.value();
   for (const auto& [T, d, tau, sigma] : std::vector<std::tuple<int64_t, int64_t, double, double>>{
            {400, 96, 0.3, 0.2}, {300, 64, 0.0, 0.0}, {257, 128, 0.5, 0.4}}) {
-    const Acts a = planted(T, d, 0.35, sigma, 0, 0, ++seed);
-    for (Similarity sim : {Similarity::pearson, Similarity::cosine}) {
-      SCOPED_TRACE(::testing::Message() << "T=" << T << " d=" << d << " tau=" << tau << " " << to_string(sim));
+    Acts a = planted(T, d, 0.35, sigma, 0, 0, ++seed);
+    for (const auto& [sim, rows_dtype] : {std::pair{Similarity::pearson, DType::F32}, std::pair{Similarity::cosine, DType::F32},
+                                          std::pair{Similarity::pearson, DType::BF16}}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << T << " d=" << d << " tau=" << tau << " " << to_string(sim) << " rows "
+                                        << dtype_name(rows_dtype));
+      if (rows_dtype == DType::BF16)
+        for (float& v : a.x) v = bf16_to_f32(f32_to_bf16(v));
       const Options o = opts_of(tau, sim);
       const int64_t p0 = T / 3;
       const Features all = normalize(a.x.data(), T, d, sim), head = normalize(a.x.data(), p0, d, sim);
@@ -428,7 +434,9 @@ TEST(SelectCuda, DecodeStepsMatchCpuIncremental) {
       IncrementalSelector cpu(head, prefix, o);
       const gpu::DeviceFeatures g = gpu::normalize_host(a.x.data(), p0, d, sim);
       const Selection gpu_prefix = gpu::run_full(g, o).sel;
-      gpu::DeviceIncremental dev(g, gpu_prefix, o), res(g, gpu_prefix, o);
+      const auto x_prefix = cuda::Buffer<float>::from_host(std::span<const float>(a.x.data(), size_t(p0 * d)));
+      gpu::DeviceIncremental dev(g, x_prefix.data(), rows_dtype, gpu_prefix, o),
+          res(g, x_prefix.data(), rows_dtype, gpu_prefix, o);
       const bool clear = nearest_to_theta(all, o.theta()) > kBand;
       std::vector<IncrementalSelector::Step> want, host, resident;
       const auto synced = [&] {
