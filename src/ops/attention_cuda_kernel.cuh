@@ -225,7 +225,7 @@ void run_split(const Params& p, Stream s) {
 // online softmax per head over the keys it took; the warp merges its lane groups with shuffles, the
 // block merges its warps in shared memory and writes, per query head, the output (one split) or its
 // partial state in the split kernel's layout, which combine_kernel merges. Causal by position
-// (keys_sorted stops a warp after its first key past the query); no bias, window or own key
+// (with keys_sorted, the ranges split only the keys at or before the query's position); no bias, window or own key
 // (attention_cuda.cu sends those to the split kernel). 16-bit T only.
 constexpr int kDecodeWarps = 4, kDecodeSteps = 4;
 
@@ -239,6 +239,21 @@ __device__ __forceinline__ void merge_state(float& m, float& l, float (&a)[N], f
   m = M;
 }
 
+// The number of keys at or before position qp among sorted keys (k_pos nondecreasing): the first j
+// with k_pos[j] > qp, found by the whole warp 32 ways at a time (three dependent loads for 20480 keys,
+// four for 131072), the same count in every lane.
+__device__ __forceinline__ int64_t keys_at_or_before(const Params& p, int64_t qp) {
+  const int lane = threadIdx.x & 31;
+  int64_t lo = 0, hi = p.nk;  // k_pos[lo - 1] <= qp (or lo = 0) and k_pos[hi] > qp (or hi = nk)
+  while (lo < hi) {
+    const int64_t step = (hi - lo + 31) / 32, j = lo + (lane + 1) * step - 1;
+    const int below = __popc(__ballot_sync(0xffffffffu, j < hi && p.k_pos[j] <= qp));
+    hi = min(hi, lo + (below + 1) * step - 1);
+    lo += below * step;
+  }
+  return lo;
+}
+
 template <typename T, int D, int GM>
 __global__ void __launch_bounds__(32 * kDecodeWarps) decode_kernel(Params p) {
   constexpr int LPK = D / 8, KPW = 32 / LPK, W = kDecodeWarps, U = kDecodeSteps;
@@ -246,9 +261,13 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_kernel(Params p) {
   __shared__ float sm_m[W][GM], sm_l[W][GM], sm_acc[W][GM][D];
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, slot = lane / LPK, piece = lane % LPK;
   const int G = int(p.heads / p.kv_heads);
-  const int64_t i = blockIdx.x, kh = blockIdx.y;
-  const int64_t j0 = int64_t(blockIdx.z) * p.chunk, j1 = min(p.nk, j0 + p.chunk);
-  const int64_t qp = p.q_pos[i];
+  const int64_t i = blockIdx.x, kh = blockIdx.y, qp = p.q_pos[i];
+  // Sorted keys: the splits share the keys this query sees, not the whole array (a decoding step
+  // attends over a cache's capacity, whose unwritten slots lie past the query), so none idles while
+  // others read twice their share. The grid stays the plan's: a captured step replays unchanged.
+  const int64_t seen = p.keys_sorted ? keys_at_or_before(p, qp) : p.nk;
+  const int64_t chunk = p.keys_sorted ? (seen + p.splits - 1) / p.splits : p.chunk;
+  const int64_t j0 = int64_t(blockIdx.z) * chunk, j1 = min(seen, j0 + chunk);
   float q[GM][8], acc[GM][8], m[GM], l[GM];
 #pragma unroll
   for (int g = 0; g < GM; ++g) {
@@ -268,12 +287,11 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_kernel(Params p) {
   // range reads the range's last row and is masked.
   for (int64_t base = j0 + int64_t(w) * KPW; base < j1; base += int64_t(W) * KPW * U) {
     uint4 kr[U], vr[U];
-    bool visible[U], past = false;
+    bool visible[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t j = base + slot + int64_t(u) * W * KPW, row = min(j, j1 - 1), kp = p.k_pos[row];
       visible[u] = j < j1 && kp <= qp;
-      past |= j < j1 && kp > qp;
       kr[u] = *reinterpret_cast<const uint4*>(K + row * p.ldkv);
       vr[u] = *reinterpret_cast<const uint4*>(V + row * p.ldkv);
     }
@@ -320,7 +338,6 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) decode_kernel(Params p) {
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[g][e] += s[g][u] * v8[e];
     }
-    if (p.keys_sorted && __any_sync(0xffffffffu, past)) break;
   }
   // The warp's lane groups hold the same pieces of different keys: merged by shuffles across slots.
 #pragma unroll

@@ -502,6 +502,9 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
     // slot 5 unused), keys_sorted false.
     int64_t window = 0;
     bool pinned = false, ring = false;
+    // A decoding step over a cache's capacity (exact attention's captured step): with filled > 0 the
+    // queries are the last nq of the first `filled` positions, the slots after them lie past every query.
+    int64_t filled = 0;
   };
   std::vector<Case> cases;
   for (int64_t hd : {64, 80, 96, 128, 256}) {
@@ -525,6 +528,11 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
   cases.push_back({64, 9, 3, 2, 2000, false, true});
   cases.push_back({64, 16, 2, 1, 1000, false, true});
   cases.push_back({128, 4, 2, 1, 141, false, true, false, false, 0, false, true});
+  // The decoding kernel over a capacity partly filled (the splits share the filled keys): about half, a
+  // handful, and two queries whose filled prefixes differ.
+  cases.push_back({128, 32, 8, 1, 4096, false, true, false, false, 0, false, false, 2049});
+  cases.push_back({128, 32, 8, 1, 4096, false, true, false, false, 0, false, false, 5});
+  cases.push_back({64, 9, 3, 2, 3000, false, true, false, false, 0, false, false, 1700});
   // A chunk of queries after a cache (the diagonal at the bottom right): tile kernel, and cuDNN's.
   cases.push_back({128, 4, 2, 40, 141, false, true});
   cases.push_back({256, 8, 2, 33, 300, false, true});
@@ -554,7 +562,7 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
       qpos[size_t(i)] = c.ring ? c.nk + i
                         : c.own ? (c.decode ? kpos.back() + 1 + i : i)
                         : c.gathered ? kpos[size_t(i * (c.nk - 1) / (c.nq - 1))]
-                        : c.decode   ? c.nk - c.nq + i
+                        : c.decode   ? (c.filled > 0 ? c.filled : c.nk) - c.nq + i
                                      : i;
     auto q = rounded(t, randn(rng, c.nq * ldq)), k = rounded(t, randn(rng, c.nk * ldkv)), v = rounded(t, randn(rng, c.nk * ldkv));
     std::vector<float> own_k, own_v;
@@ -630,13 +638,13 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
                              " nk=" + std::to_string(c.nk) + (c.gathered ? " gathered" : "") + (c.decode ? " decode" : "") +
                              (c.own ? " own keys" : "") + (c.bias ? " bias" : "") +
                              (c.window ? " window " + std::to_string(c.window) : "") + (c.pinned ? " pinned" : "") +
-                             (c.ring ? " ring" : "");
+                             (c.ring ? " ring" : "") + (c.filled ? " filled " + std::to_string(c.filled) : "");
     g.kernel = ops::AttentionKernel::cascade;
     gpu::attention(g, st());
     expect_within(dout.get(), ref, plain, t, what);
     // Causal in index space (keys 0..nk-1, queries the last nq): cuDNN's fused attention where it
     // applies; it must run there for the head sizes the engine's models use.
-    g.causal_by_index = !c.gathered && !c.own && !c.bias && !c.window && !c.ring;
+    g.causal_by_index = !c.gathered && !c.own && !c.bias && !c.window && !c.ring && !c.filled;
     if (gpu::cudnn_sdpa::applies(g) && gpu::cudnn_sdpa::available()) {
       g.kernel = ops::AttentionKernel::cudnn;  // its plan built at this first call
       dout.poison();
@@ -654,8 +662,8 @@ TEST_P(CudaOps, AttentionCausalByPositionGqaEveryHeadSize) {
       expect_within(dout.get(), ref, plain, t, what + " (automatic)");
     }
     g.causal_by_index = false;
-    // Unsorted keys (no early stop) give the same result when told.
-    if (c.gathered) {
+    // Unsorted keys (no early stop, the splits over every key) give the same result when told.
+    if (c.gathered || c.filled) {
       g.keys_sorted = false;
       dout.poison();
       gpu::attention(g, st());
