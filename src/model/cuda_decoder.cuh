@@ -121,19 +121,21 @@ struct GpuLayers {
                     .beta = w.b.size() ? w.b.data() : nullptr, .eps = m.a_.norm_eps, .n = n(), .d = m.a_.d_model, .y = dst},
                    p.st);
   }
+  ops::gpu::LinearArgs lin_args(const DevLinear& w, const void* x, void* y, ops::gpu::Epilogue act = ops::gpu::Epilogue::None) {
+    return {.t = m.t_, .x = x, .ldx = w.in, .n = n(), .w = w.w.data(), .in = w.in, .out = w.out,
+            .bias = w.b.size() ? w.b.data() : nullptr, .yt = m.t_, .y = y, .ldy = w.out, .act = act};
+  }
   void lin(const DevLinear& w, const void* x, void* y, ops::gpu::Epilogue act = ops::gpu::Epilogue::None) {
-    ops::gpu::linear({.t = m.t_, .x = x, .ldx = w.in, .n = n(), .w = w.w.data(), .in = w.in, .out = w.out,
-                      .bias = w.b.size() ? w.b.data() : nullptr, .yt = m.t_, .y = y, .ldy = w.out, .act = act},
-                     p.st);
+    ops::gpu::linear(lin_args(w, x, y, act), p.st);
   }
   void attention(int64_t l, void* x, void* out) { s.layers[size_t(l)]->forward(p, x, out); }
   void mlp(int64_t l, void* x, void* out) {
     const DevLayer& w = m.layers_[size_t(l)];
     const int64_t nf = n() * m.a_.d_ff;
-    if (ops::is_glu(m.a_.act)) {
-      lin(w.up, x, m.hid_.data());
-      lin(w.gate, x, m.hid2_.data());
-      ops::gpu::activation(m.t_, m.a_.act, m.hid2_.data(), m.hid_.data(), nf, p.st);
+    if (ops::is_glu(m.a_.act)) {  // act(gate) * up in one op (one pass over both weights while decoding)
+      ops::gpu::linear_glu({.gate = lin_args(w.gate, x, m.hid2_.data()), .up_w = w.up.w.data(),
+                            .up_bias = w.up.b.size() ? w.up.b.data() : nullptr, .act = m.a_.act, .scratch = m.hid_.data()},
+                           p.st);
       lin(w.down, m.hid2_.data(), out);
     } else {
       // ReLU (and GELU-tanh in 16-bit dtypes) in the up projection's epilogue, else its own kernel.

@@ -8,9 +8,6 @@ namespace cascade::ops::gpu {
 
 namespace {
 
-__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.7071067811865476f)); }
-__device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
-
 template <typename T>
 __global__ void activation_kernel(Activation a, T* x, const T* up, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -20,8 +17,7 @@ __global__ void activation_kernel(Activation a, T* x, const T* up, int64_t n) {
       case Activation::GeluTanh: r = gelu_tanh(v); break;
       case Activation::GeluErf: r = gelu_erf(v); break;
       case Activation::Relu: r = v > 0.f ? v : 0.f; break;
-      case Activation::SiluGlu: r = silu(v) * to_float(up[i]); break;
-      default: r = gelu_tanh(v) * to_float(up[i]); break;  // GeluTanhGlu
+      default: r = glu(a, v, to_float(up[i])); break;  // SiluGlu, GeluTanhGlu
     }
     x[i] = from_float<T>(r);
   }

@@ -1,5 +1,5 @@
 // Device helpers shared by the CUDA ops: float32 <-> storage dtype conversion, the one runtime
-// DType -> C++ type switch, block reductions, 16-byte pieces (the alignment test, widening) and GELU.
+// DType -> C++ type switch, block reductions, 16-byte pieces (the alignment test, widening) and the activations.
 // Included by .cu files only.
 #pragma once
 #include <cuda_bf16.h>
@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cuda/check.h"
+#include "ops/activation.h"
 
 namespace cascade::ops::gpu {
 
@@ -52,6 +53,14 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
 __device__ __forceinline__ float gelu_tanh(float x) {
   const float c = 0.7978845608028654f;
   return 0.5f * x * (1.f + tanhf(c * (x + 0.044715f * x * x * x)));
+}
+
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.7071067811865476f)); }
+__device__ __forceinline__ float silu(float x) { return x / (1.f + expf(-x)); }
+
+// A GLU activation (Activation::SiluGlu or GeluTanhGlu) of the gate and up projections' values.
+__device__ __forceinline__ float glu(Activation a, float gate, float up) {
+  return (a == Activation::SiluGlu ? silu(gate) : gelu_tanh(gate)) * up;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

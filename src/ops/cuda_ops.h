@@ -103,6 +103,20 @@ struct LinearArgs {
   Epilogue act = Epilogue::None;
 };
 void linear(const LinearArgs& a, Stream s);
+// A GLU feed-forward's first half: y = act(x Wg^T + bg) * (x Wu^T + bu) for a GLU activation (SiluGlu,
+// GeluTanhGlu), each product rounded to t as linear() writes it and the activation as activation()
+// computes it. `gate` holds x, Wg, bg and y (yt = t, no epilogue); up_w and up_bias have its shapes. A
+// decoding step's few 16-bit rows read both weights in one pass (ops/gemv_cuda.cu); other calls run the
+// two linears and the activation, with `scratch` [n, out] holding x Wu^T + bu. y's rows contiguous
+// (gate.ldy = gate.out).
+struct GluArgs {
+  LinearArgs gate;
+  const void* up_w = nullptr;
+  const void* up_bias = nullptr;
+  Activation act = Activation::SiluGlu;
+  void* scratch = nullptr;
+};
+void linear_glu(const GluArgs& a, Stream s);
 
 // ---- token NLL (ops::token_nll) ---------------------------------------------------------------
 // out[r] = -log softmax(logits[r, :])[targets[r]] (float64) for r < rows; logits float32 [rows, vocab],

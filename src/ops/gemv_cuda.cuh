@@ -1,4 +1,5 @@
-// The linear op's path for a decoding step's few rows (ops/gemv_cuda.cu), chosen by ops/linear_cuda.cu.
+// The linear op's path for a decoding step's few rows (ops/gemv_cuda.cu), chosen by ops/linear_cuda.cu,
+// and the GLU feed-forward's (linear_glu).
 #pragma once
 #include "ops/cuda_ops.h"
 
@@ -10,5 +11,10 @@ constexpr int64_t kGemvMaxRows = 4;
 bool gemv_fits(const LinearArgs& a);
 // y = act(x W^T + b), as linear() computes it, for arguments gemv_fits() takes.
 void gemv(const LinearArgs& a, Stream s);
+// Whether gemv_glu() takes these arguments: the gate's as gemv_fits(), output in t, no epilogue, Wu aligned
+// as Wg.
+bool gemv_glu_fits(const GluArgs& a);
+// linear_glu() in one pass over both weights, for arguments gemv_glu_fits() takes.
+void gemv_glu(const GluArgs& a, Stream s);
 
 }  // namespace cascade::ops::gpu

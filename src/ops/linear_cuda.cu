@@ -124,4 +124,21 @@ void linear(const LinearArgs& a, Stream s) {
                                       ctx.lt_workspace.data(), ctx.lt_workspace.size(), s));
 }
 
+void linear_glu(const GluArgs& a, Stream s) {
+  CASCADE_CHECK(is_glu(a.act), "linear_glu: not a GLU activation");
+  CASCADE_CHECK(a.gate.ldy == a.gate.out, "linear_glu: the output's rows must be contiguous");
+  if (a.gate.n == 0) return;
+  if (gemv_glu_fits(a)) {  // a decoding step: both weights read in one pass (ops/gemv_cuda.cu)
+    gemv_glu(a, s);
+    return;
+  }
+  LinearArgs up = a.gate;
+  up.w = a.up_w;
+  up.bias = a.up_bias;
+  up.y = a.scratch;
+  linear(up, s);
+  linear(a.gate, s);
+  activation(a.gate.t, a.act, a.gate.y, a.scratch, a.gate.n * a.gate.out, s);
+}
+
 }  // namespace cascade::ops::gpu

@@ -429,6 +429,54 @@ TEST_P(CudaOps, LinearWithActivationEpilogue) {
   }
 }
 
+// act(x Wg^T + bg) * (x Wu^T + bu): against the CPU's linears and activation, and, where a decoding
+// step's rows take the one-pass kernel (16-bit, 1-4 rows), bit for bit against the GPU's two linears and
+// its activation kernel (the op's contract: the same roundings in the same order).
+TEST_P(CudaOps, LinearGluAsTwoLinearsAndTheActivation) {
+  const DType t = GetParam();
+  for (Activation act : {Activation::SiluGlu, Activation::GeluTanhGlu})
+    for (int64_t n : {1, 3, 4, 45})
+      for (bool bias : {false, true}) {
+        const int64_t in = 4360, out = 264;
+        auto wg = rounded(t, randn(rng, out * in, 0.05f)), wu = rounded(t, randn(rng, out * in, 0.05f));
+        auto x = rounded(t, randn(rng, n * in)), bg = rounded(t, randn(rng, out)), bu = rounded(t, randn(rng, out));
+        Dev dwg(t, wg), dwu(t, wu), dx(t, x), dbg(t, bg), dbu(t, bu), dy(t, n * out), dscratch(t, n * out);
+        const gpu::LinearArgs gate{.t = t, .x = dx.p(), .ldx = in, .n = n, .w = dwg.p(), .in = in, .out = out,
+                                   .bias = bias ? dbg.p() : nullptr, .yt = t, .y = dy.p(), .ldy = out};
+        dy.poison();
+        gpu::linear_glu({.gate = gate, .up_w = dwu.p(), .up_bias = bias ? dbu.p() : nullptr, .act = act, .scratch = dscratch.p()},
+                        st());
+        const std::vector<float> got = dy.get();
+        std::vector<float> ref_g(static_cast<size_t>(n * out)), ref_u(ref_g.size());
+        Linear lg, lu;
+        lg.w = wg.data();
+        lu.w = wu.data();
+        lg.ld = lu.ld = lg.in = lu.in = in;
+        lg.out = lu.out = out;
+        lg.bias = bias ? bg.data() : nullptr;
+        lu.bias = bias ? bu.data() : nullptr;
+        ops::linear(lg, x.data(), n, in, ref_g.data(), out);
+        ops::linear(lu, x.data(), n, in, ref_u.data(), out);
+        std::vector<float> plain_g = rounded(t, ref_g), plain_u = rounded(t, ref_u);
+        ops::activation(act, ref_g.data(), ref_u.data(), n * out);
+        ops::activation(act, plain_g.data(), plain_u.data(), n * out);
+        const std::string label = std::string("linear_glu ") + (act == Activation::SiluGlu ? "silu" : "gelu") +
+                                  (bias ? "+bias" : "") + " n=" + std::to_string(n);
+        expect_within(got, ref_g, rounded(t, plain_g), t, label);
+        if (t == DType::F32 || n > 4) continue;  // the one-pass kernel's rows: 16-bit, 1 to 4
+        Dev dg(t, n * out), du(t, n * out);
+        gpu::LinearArgs g2 = gate, u2 = gate;
+        g2.y = dg.p();
+        u2.w = dwu.p();
+        u2.bias = bias ? dbu.p() : nullptr;
+        u2.y = du.p();
+        gpu::linear(g2, st());
+        gpu::linear(u2, st());
+        gpu::activation(t, act, dg.p(), du.p(), n * out, st());
+        EXPECT_EQ(dg.get(), got) << label << ": one pass against two linears and the activation";
+      }
+}
+
 // The plain same-dtype attention (FlashAttention's attention_ref without upcasting): logits,
 // probabilities and the output each rounded to the dtype; the keys a query sees (position, window)
 // as the op's contract states them (support/attention_reference.h).
