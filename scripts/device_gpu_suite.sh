@@ -15,7 +15,7 @@
 # (bf16, a 512-token prompt or each of DECODE_PROMPTS (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
 # PART=decode_bound: scripts/bench_gpu_decode.py (MODELS: one model, DECODE_PROMPTS: comma-separated; SKIP_HF=1: Cascade's rows only).
-# Usage (device, repo root): [PART=tests|benches|load|models|decode|decode_bound|profile] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# Usage (device, repo root): [PART=tests|benches|load|models|decode|decode_bound|profile] [PROFILE_WARM=1] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -121,11 +121,13 @@ fi
 # One decoding step's kernels (ncu, device time of every launch, no replay): PROFILE_MODEL (default
 # SmolLM2, joined by device_frontier.sh) bf16, a PROFILE_PROMPT-token prompt (512) and 3 decoded tokens,
 # once, graphs off, for each of PROFILE_ATTENTION (full ada); scripts/decode_profile.py splits the
-# launches into steps and sums them by kernel.
+# launches into steps and sums them by kernel. ncu flushes the caches before each launch and fixes the
+# SM clock at its base (a small kernel then reads long: instructions, positions and x come from DRAM);
+# PROFILE_WARM=1 keeps the caches and the clock as a running step has them.
 if [ "$part" = profile ]; then
   m=${PROFILE_MODEL:-${CASCADE_MODELS:?SmolLM2 joined in /tmp/smol first, or PROFILE_MODEL}/SmolLM2-135M-Instruct.Q4_1.gguf}
   for a in ${PROFILE_ATTENTION:-full ada}; do
-    timeout 300 ncu --metrics gpu__time_duration.sum --csv --page raw --log-file "$OUT/profile_$a.csv" \
+    timeout 300 ncu ${PROFILE_WARM:+--cache-control none --clock-control none} --metrics gpu__time_duration.sum --csv --page raw --log-file "$OUT/profile_$a.csv" \
       $B/cascade bench --model "$m" --device cuda --dtype bf16 --attention "$a" --cuda-graphs off \
       --prompt-tokens "${PROFILE_PROMPT:-512}" --gen-tokens 3 --reps 1 --json > "$OUT/profile_$a.json" 2> "$OUT/profile_$a.log"
     echo "$a: rc=$? $(wc -l < "$OUT/profile_$a.csv") lines"
