@@ -7,7 +7,7 @@
 # binary carried in DIR/bin.tar.xz, an earlier build). Binaries built here and carried as in
 # scripts/device_gpu_engine.sh (CARRY/bin.tar.xz made by scripts/pack_device_bins.sh with cascade,
 # tests/{cuda_ops,cuda_model,cuda_memory,select_cuda,ada_cuda,ada_oracle,kv_press_cuda,device_weights}_test,
-# bench/ada_cuda_bench).
+# bench/ada_cuda_bench; PART=linear also bench/linear_cuda_bench).
 # PART=models: scripts/bench_gpu_models.py (MODELS, LENGTHS, KERNELS; OUT/models_bench.json keeps earlier parts when OUT is
 # carried back in).
 # PART=decode: `cascade bench` decode tokens/s, exact against ADA (tau 0.3, the paper's reading), CUDA
@@ -15,7 +15,7 @@
 # (bf16, a 512-token prompt or each of DECODE_PROMPTS (256 for stories260K, whose context is 512), 128 decoded tokens, 3 repetitions): OUT/decode.jsonl; with SmolLM2 also its
 # CudaModelKernels test.
 # PART=decode_bound: scripts/bench_gpu_decode.py (MODELS: one model, DECODE_PROMPTS: comma-separated; SKIP_HF=1: Cascade's rows only).
-# Usage (device, repo root): [PART=tests|benches|load|models|decode|decode_bound|profile] [PROFILE_WARM=1] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
+# Usage (device, repo root): [PART=tests|benches|load|models|decode|decode_bound|linear|profile] [PROFILE_WARM=1] [TESTS="ada_cuda ..."] [CHECKS="memcheck_press ..."] [BEFORE=DIR] bash scripts/device_gpu_suite.sh CARRY_DIR OUT_DIR
 set -uo pipefail
 CARRY=${1:-.carry-gpu}; OUT=${2:-out/gpu}
 B=build-gpu
@@ -27,9 +27,10 @@ source "$(dirname "$0")/device_env.sh"
 # carries back in).
 pack() {
   printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
-  local keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl ! -name decode_bench.json)
+  local keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl ! -name decode_bench.json
+    ! -name linear_bench.json)
   tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json \
-    --exclude decode.jsonl --exclude decode_bench.json . && mv /tmp/logs.tar.gz "$OUT/" &&
+    --exclude decode.jsonl --exclude decode_bench.json --exclude linear_bench.json . && mv /tmp/logs.tar.gz "$OUT/" &&
     find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
 }
 trap pack EXIT
@@ -92,6 +93,12 @@ if [ "$part" = decode_bound ]; then
   PYTHONUNBUFFERED=1 timeout "${MODELS_TIMEOUT:-560}" python3 scripts/bench_gpu_decode.py --cascade $B/cascade \
     --ada-bench $B/bench/ada_cuda_bench --out "$OUT" --model "${MODELS:-llama-8b}" --prompts "${DECODE_PROMPTS:-2048,16384}" \
     ${SKIP_HF:+--skip-hf} 2>&1 | tee "$OUT/bench_decode.log" | grep -v Warning
+fi
+# The decoding step's projections alone and one step's chain of them (bench/linear_cuda_bench.cc): GB/s of
+# weights read, to set against PART=decode_bound's read bound on the same GPU.
+if [ "$part" = linear ]; then
+  timeout 200 $B/bench/linear_cuda_bench --benchmark_out="$OUT/linear_bench.json" \
+    --benchmark_out_format=json 2>&1 | grep -E "BM_" | head -20
 fi
 if [ "$part" = decode ]; then
   models=(models/stories260K/stories260K.bin)

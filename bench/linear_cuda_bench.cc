@@ -1,0 +1,137 @@
+// A decoding step's projections on the GPU (ops::gpu::linear and linear_glu with one row, bf16) at
+// Llama-3-8B's shapes, timed with CUDA events: median of 50 after warm-up, reported as ms and GB/s of
+// weights read. BM_projection: one launch alone, the way ncu sees it but with warm caches and the
+// running clock. BM_layer_chain: one layer's four projections (Q|K|V, O, gate and up, down) 32 times in
+// a row, as a step issues them between its small kernels: what the step's GEMVs can reach at best
+// (launches back to back, no host in between since the time is taken on the device). Compare GB/s with
+// the read bound scripts/bench_gpu_decode.py measures on the same GPU. Prints a skip line in a CPU-only
+// build or without a GPU.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+
+#include "cuda/runtime.h"
+
+#ifdef CASCADE_WITH_CUDA
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "cuda/buffer.h"
+#include "cuda/context.h"
+#include "ops/cuda_ops.h"
+
+namespace {
+
+using namespace cascade;
+
+// Median CUDA-event time of run() over the benchmark's iterations (after 3 warm-up calls), in ms.
+template <typename F>
+double median_ms(benchmark::State& state, F run) {
+  cuda::Context& ctx = cuda::context();
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  for (int i = 0; i < 3; ++i) run();
+  std::vector<float> ms;
+  for (auto _ : state) {
+    cudaEventRecord(e0, ctx.stream);
+    run();
+    cudaEventRecord(e1, ctx.stream);
+    cudaEventSynchronize(e1);
+    float m = 0;
+    cudaEventElapsedTime(&m, e0, e1);
+    ms.push_back(m);
+    state.SetIterationTime(m / 1e3);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  state.counters["median_ms"] = ms[ms.size() / 2];
+  return ms[ms.size() / 2];
+}
+
+// Small finite bf16 values (|x| < 2^-3: sums over 14336 products stay finite).
+cuda::Buffer<uint16_t> random_bf16(size_t n) {
+  std::vector<uint16_t> h(n);
+  std::mt19937 rng(0);
+  std::uniform_int_distribution<int> mant(0, 127), sign(0, 1), ex(117, 123);
+  for (auto& x : h) x = uint16_t((sign(rng) << 15) | (ex(rng) << 7) | mant(rng));
+  cuda::Buffer<uint16_t> d(n);
+  d.upload(h, cuda::context().stream);
+  return d;
+}
+
+// Llama-3-8B: model width 4096, Q|K|V 6144, feed-forward 14336, vocabulary 128256.
+constexpr int64_t kD = 4096, kQkv = 6144, kFf = 14336, kVocab = 128256;
+
+struct Projection {
+  int64_t in, out;
+  bool glu;
+};
+
+struct Weights {
+  cuda::Buffer<uint16_t> w, w2, x, y, scratch;
+  Projection p;
+  explicit Weights(Projection p_)
+      : w(random_bf16(size_t(p_.in * p_.out))),
+        w2(p_.glu ? random_bf16(size_t(p_.in * p_.out)) : cuda::Buffer<uint16_t>(1)),
+        x(random_bf16(size_t(p_.in))),
+        y(size_t(p_.out)),
+        scratch(size_t(p_.out)),
+        p(p_) {}
+  double bytes() const { return double(p.in * p.out) * 2.0 * (p.glu ? 2 : 1); }
+  void run() {
+    const ops::gpu::LinearArgs a{.t = DType::BF16, .x = x.data(), .ldx = p.in, .n = 1, .w = w.data(), .in = p.in,
+                                 .out = p.out, .yt = DType::BF16, .y = y.data(), .ldy = p.out};
+    cudaStream_t s = cuda::context().stream;
+    if (p.glu) ops::gpu::linear_glu({.gate = a, .up_w = w2.data(), .act = Activation::SiluGlu, .scratch = scratch.data()}, s);
+    else ops::gpu::linear(a, s);
+  }
+};
+
+const Projection kProjections[] = {
+    {kD, kQkv, false}, {kD, kD, false}, {kD, kFf, true}, {kFf, kD, false}, {kD, kVocab, false}};
+
+// {projection}: 0 Q|K|V, 1 O, 2 gate and up (GLU), 3 down, 4 the head.
+void BM_projection(benchmark::State& state) {
+  if (!cuda::gpu_available()) {
+    state.SkipWithError("no GPU");
+    return;
+  }
+  Weights w(kProjections[state.range(0)]);
+  const double med = median_ms(state, [&] { w.run(); });
+  state.counters["GB/s"] = w.bytes() / (med * 1e-3) / 1e9;
+}
+
+void BM_layer_chain(benchmark::State& state) {
+  if (!cuda::gpu_available()) {
+    state.SkipWithError("no GPU");
+    return;
+  }
+  constexpr int kLayers = 32;
+  // Each layer its own weights, as in a model (the chain's 7 GB do not fit in L2).
+  std::vector<Weights> layers;
+  layers.reserve(4 * kLayers);
+  for (int l = 0; l < kLayers; ++l)
+    for (int i = 0; i < 4; ++i) layers.emplace_back(kProjections[i]);
+  double bytes = 0;
+  for (const Weights& w : layers) bytes += w.bytes();
+  const double med = median_ms(state, [&] {
+    for (Weights& w : layers) w.run();
+  });
+  state.counters["GB/s"] = bytes / (med * 1e-3) / 1e9;
+}
+
+BENCHMARK(BM_projection)->DenseRange(0, 4)->UseManualTime()->Iterations(50)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_layer_chain)->UseManualTime()->Iterations(20)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
+#else
+int main() {
+  std::printf("linear_cuda_bench: skipped (%s)\n", cascade::cuda::describe_gpu().c_str());
+  return 0;
+}
+#endif
