@@ -127,6 +127,8 @@ void linear(const LinearArgs& a, Stream s) {
 void linear_glu(const GluArgs& a, Stream s) {
   CASCADE_CHECK(is_glu(a.act), "linear_glu: not a GLU activation");
   CASCADE_CHECK(a.gate.ldy == a.gate.out, "linear_glu: the output's rows must be contiguous");
+  CASCADE_CHECK(a.gate.yt == a.gate.t && a.gate.act == Epilogue::None,
+                "linear_glu: the output in the operands' dtype, no epilogue");
   if (a.gate.n == 0) return;
   if (gemv_glu_fits(a)) {  // a decoding step: both weights read in one pass (ops/gemv_cuda.cu)
     gemv_glu(a, s);
