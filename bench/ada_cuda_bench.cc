@@ -19,9 +19,11 @@
 // probability f).
 //
 // --attention-kernel names who runs the exact prefill's plain causal attention (ops::AttentionKernel;
-// ADA's representatives always run Cascade's kernel).
+// ADA's representatives always run Cascade's kernel). --cuda-graphs on replays captured passes where
+// they apply (both methods' decoding steps); the attention kernels' device times are then not taken
+// (off, the default, times them and launches every kernel).
 // Usage: ada_cuda_bench --model DIR [--dtype fp16] [--tau 0.3] [--select cascade] [--queries reps|all] [--reps 5] [--gen 64]
-//                       [--attention-kernel auto|cascade|cudnn] T:f [T:f ...]
+//                       [--attention-kernel auto|cascade|cudnn] [--cuda-graphs on|off] T:f [T:f ...]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -75,7 +77,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, dtype = "fp16", sel = "cascade", queries = "reps", kernel = "auto";
+  std::string model, dtype = "fp16", sel = "cascade", queries = "reps", kernel = "auto", graphs = "off";
   double tau = 0.3;
   int reps = 5, gen_asked = 64;
   std::vector<std::pair<int64_t, double>> cases;
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(next());
     else if (a == "--gen") gen_asked = std::stoi(next());
     else if (a == "--attention-kernel") kernel = next();
+    else if (a == "--cuda-graphs") graphs = next();
     else {
       const auto c = a.find(':');
       if (c == std::string::npos) {
@@ -99,15 +102,17 @@ int main(int argc, char** argv) {
       cases.push_back({std::stoll(a.substr(0, c)), std::stod(a.substr(c + 1))});
     }
   }
+  if (graphs != "on" && graphs != "off") {
+    std::fprintf(stderr, "ada_cuda_bench: --cuda-graphs: on or off, not %s\n", graphs.c_str());
+    return 2;
+  }
   try {
     if (!cuda::gpu_available()) {
       std::printf("{\"skipped\": \"no GPU\"}\n");
       return 0;
     }
     auto m = Model::load(model);
-    // No CUDA graphs for either method: the attention kernels are then timed, and both launch every
-    // kernel; `cascade bench` measures with graphs (exact passes and ADA's resident decoding steps).
-    m->to_device(Device::Cuda, parse_compute_dtype(dtype), false, ops::parse_attention_kernel(kernel));
+    m->to_device(Device::Cuda, parse_compute_dtype(dtype), graphs == "on", ops::parse_attention_kernel(kernel));
     AdaOptions o;
     o.select.tau = tau;
     o.mode = select::parse_mode(sel);
@@ -120,7 +125,7 @@ int main(int argc, char** argv) {
       const std::vector<int32_t> all = planted(T + gen, f, m->spec().vocab_size, 1234 + uint64_t(T));
       const std::span<const int32_t> prompt(all.data(), size_t(T));
       nlohmann::json row{{"model", model}, {"dtype", dtype}, {"T", T}, {"f", f}, {"tau", tau}, {"select", sel}, {"queries", queries},
-                         {"attention_kernel", kernel}, {"layers", L}, {"reps", reps}, {"gen", gen}};
+                         {"attention_kernel", kernel}, {"cuda_graphs", graphs}, {"layers", L}, {"reps", reps}, {"gen", gen}};
       for (const bool use_ada : {false, true}) {
         const std::string k = use_ada ? "ada" : "exact";
         // A method that fails at this length (out of the GPU's memory) leaves its error in the row, and the

@@ -9,7 +9,7 @@ K/V and its decoding selector's rows (r x d in the compute dtype, with 16 bytes 
 each, all read by each step's correlations). The bound is those bytes over the bandwidth measured here (torch's read of a 4 GiB
 tensor, a sum; its copy is printed beside it). Cascade's exact decoding runs through `cascade bench`
 (CUDA graphs on and off, random prompt ids); exact and ADA together through `ada_cuda_bench --gen`
-(graphs off; the planted prompt of bench_gpu_models.py, r/T = --fraction); HF's through its KV cache,
+(graphs off, then on; the planted prompt of bench_gpu_models.py, r/T = --fraction); HF's through its KV cache,
 one token a forward. The checkpoint is bench_gpu_models.py's (/tmp/bench-whole-NAME, made if missing).
 
 Usage: python3 scripts/bench_gpu_decode.py --cascade B/cascade --ada-bench B/bench/ada_cuda_bench --out OUT
@@ -146,21 +146,22 @@ def main():
             row.update({"tok_s": out[0]["decode_tok_s"]} if out else {"error": err})
             rows.append(row)
             print(json.dumps(row), flush=True)
-        out, err = run_json_lines([a.ada_bench, "--model", ckpt, "--dtype", "bf16", "--tau", "0.3", "--select", "cascade",
-                                   "--queries", "reps", "--reps", str(a.reps), "--gen", str(a.gen), "--attention-kernel",
-                                   "auto", f"{P}:{a.fraction}"], 400)
-        for k in ("exact", "ada"):
-            row = {"engine": f"ada_cuda_bench {k}, graphs off", "prompt": P}
-            got = out[0].get(k, {}) if out else {}
-            if "decode_tok_s" in got:
-                r = None if k == "exact" else a.fraction * t
-                row.update(tok_s=got["decode_tok_s"], bytes=step_bytes(wbytes, layers, kd, d, t, r))
-                if k == "ada":
-                    row["r_over_T"] = sum(got["r_over_T"]) / len(got["r_over_T"])
-            else:
-                row["error"] = got.get("error", err)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        for g in ("off", "on"):
+            out, err = run_json_lines([a.ada_bench, "--model", ckpt, "--dtype", "bf16", "--tau", "0.3", "--select",
+                                       "cascade", "--queries", "reps", "--reps", str(a.reps), "--gen", str(a.gen),
+                                       "--attention-kernel", "auto", "--cuda-graphs", g, f"{P}:{a.fraction}"], 400)
+            for k in ("exact", "ada"):
+                row = {"engine": f"ada_cuda_bench {k}, graphs {g}", "prompt": P}
+                got = out[0].get(k, {}) if out else {}
+                if "decode_tok_s" in got:
+                    r = None if k == "exact" else a.fraction * t
+                    row.update(tok_s=got["decode_tok_s"], bytes=step_bytes(wbytes, layers, kd, d, t, r))
+                    if k == "ada":
+                        row["r_over_T"] = sum(got["r_over_T"]) / len(got["r_over_T"])
+                else:
+                    row["error"] = got.get("error", err)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     for r in rows:
         if "tok_s" in r:
             r["GBps"] = r["bytes"] * r["tok_s"] / 1e9
