@@ -1,5 +1,5 @@
 """scripts/decode_profile.py (the repository's tool for ncu's log of a decoding step): how it splits
-the launches into passes and sums the last ones by kernel, on a hand-made log, and its exit code 2
+the launches into passes and sums the last ones (or one chosen) by kernel, on a hand-made log, and its exit code 2
 with one message for bad input."""
 
 import json
@@ -48,6 +48,26 @@ def test_sums_the_last_passes_by_kernel(tmp_path):
     assert one["us"] == 36.0
     table = _run(_log(tmp_path, [prefill, step, last]))
     assert table.returncode == 0 and "| `nvjet_sm90_tst_64x8` | 1 | 15.0 | 55.6% |" in table.stdout
+
+
+def test_one_pass_such_as_the_prefill(tmp_path):
+    """--pass I sums pass I alone (0 the first: here the prefill, with ADA's own gather inside it); the
+    passes' device times come with it, and a pass that is not there is bad input."""
+    prefill = [("void cascade::ops::gather_kernel<float>(int)", 1), ("void ops::norm_kernel<float, 1>(float *)", 2),
+               ("void cascade::ops::gather_kernel<float>(int)", 50), ("nvjet_sm90_tst_64x8", 1000)]
+    step = [("void cascade::ops::gather_kernel<float>(int)", 1), ("void ops::norm_kernel<float, 1>(float *)", 2),
+            ("nvjet_sm90_tst_64x8", 10)]
+    log = _log(tmp_path, [prefill, step, step])
+    first = json.loads(_run(log, "--json", "--pass", "0").stdout)
+    assert first["us"] == 1053.0 and first["passes"] == [0] and first["passes_us"] == [1053.0, 13.0, 13.0]
+    assert {k["kernel"]: k["launches"] for k in first["kernels"]} == {"gather_kernel": 2, "norm_kernel": 1,
+                                                                      "nvjet_sm90_tst_64x8": 1}
+    assert json.loads(_run(log, "--json", "--pass", "-1").stdout)["us"] == 13.0
+    table = _run(log, "--pass", "0")
+    assert table.returncode == 0 and "pass 0; the 3 passes' us: 1053, 13, 13" in table.stdout
+    for bad in ("3", "-4"):
+        r = _run(log, "--pass", bad)
+        assert r.returncode == 2 and "3 passes found" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_grids_split_a_kernel(tmp_path):
