@@ -14,11 +14,10 @@
 #include "cuda/runtime.h"
 
 #ifdef CASCADE_WITH_CUDA
-#include <algorithm>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "cuda_bench_support.h"
 #include "cuda/buffer.h"
 #include "cuda/context.h"
 #include "ops/attention_cudnn.h"
@@ -28,40 +27,8 @@ namespace {
 
 using namespace cascade;
 
-// Median CUDA-event time of run() over the benchmark's iterations (after 3 warm-up calls), in ms.
-template <typename F>
-double median_ms(benchmark::State& state, F run) {
-  cuda::Context& ctx = cuda::context();
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  for (int i = 0; i < 3; ++i) run();
-  std::vector<float> ms;
-  for (auto _ : state) {
-    cudaEventRecord(e0, ctx.stream);
-    run();
-    cudaEventRecord(e1, ctx.stream);
-    cudaEventSynchronize(e1);
-    float m = 0;
-    cudaEventElapsedTime(&m, e0, e1);
-    ms.push_back(m);
-    state.SetIterationTime(m / 1e3);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  state.counters["median_ms"] = ms[ms.size() / 2];
-  return ms[ms.size() / 2];
-}
-
-// Finite 16-bit values of moderate size (fp16 bit patterns; also finite as bf16).
-cuda::Buffer<uint16_t> random16(size_t n) {
-  std::vector<uint16_t> h(n);
-  std::mt19937 rng(0);
-  std::uniform_int_distribution<int> u(0, 0x3bff);
-  for (auto& x : h) x = uint16_t(u(rng) & 0x3bff);
-  return cuda::Buffer<uint16_t>::from_host(h, cuda::context().stream);
-}
+using bench::median_ms;
+using bench::random16;
 
 cuda::Buffer<int64_t> iota(int64_t n) {
   std::vector<int64_t> pos(static_cast<size_t>(n));

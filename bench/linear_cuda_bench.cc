@@ -13,10 +13,9 @@
 #include "cuda/runtime.h"
 
 #ifdef CASCADE_WITH_CUDA
-#include <algorithm>
-#include <random>
 #include <vector>
 
+#include "cuda_bench_support.h"
 #include "cuda/buffer.h"
 #include "cuda/context.h"
 #include "ops/cuda_ops.h"
@@ -25,42 +24,8 @@ namespace {
 
 using namespace cascade;
 
-// Median CUDA-event time of run() over the benchmark's iterations (after 3 warm-up calls), in ms.
-template <typename F>
-double median_ms(benchmark::State& state, F run) {
-  cuda::Context& ctx = cuda::context();
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  for (int i = 0; i < 3; ++i) run();
-  std::vector<float> ms;
-  for (auto _ : state) {
-    cudaEventRecord(e0, ctx.stream);
-    run();
-    cudaEventRecord(e1, ctx.stream);
-    cudaEventSynchronize(e1);
-    float m = 0;
-    cudaEventElapsedTime(&m, e0, e1);
-    ms.push_back(m);
-    state.SetIterationTime(m / 1e3);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  state.counters["median_ms"] = ms[ms.size() / 2];
-  return ms[ms.size() / 2];
-}
-
-// Small finite bf16 values (|x| < 2^-3: sums over 14336 products stay finite).
-cuda::Buffer<uint16_t> random_bf16(size_t n) {
-  std::vector<uint16_t> h(n);
-  std::mt19937 rng(0);
-  std::uniform_int_distribution<int> mant(0, 127), sign(0, 1), ex(117, 123);
-  for (auto& x : h) x = uint16_t((sign(rng) << 15) | (ex(rng) << 7) | mant(rng));
-  cuda::Buffer<uint16_t> d(n);
-  d.upload(h, cuda::context().stream);
-  return d;
-}
+using bench::median_ms;
+using bench::random16;
 
 // Llama-3-8B: model width 4096, Q|K|V 6144, feed-forward 14336, vocabulary 128256.
 constexpr int64_t kD = 4096, kQkv = 6144, kFf = 14336, kVocab = 128256;
@@ -74,9 +39,9 @@ struct Weights {
   cuda::Buffer<uint16_t> w, w2, x, y, scratch;
   Projection p;
   explicit Weights(Projection p_)
-      : w(random_bf16(size_t(p_.in * p_.out))),
-        w2(p_.glu ? random_bf16(size_t(p_.in * p_.out)) : cuda::Buffer<uint16_t>(1)),
-        x(random_bf16(size_t(p_.in))),
+      : w(random16(size_t(p_.in * p_.out))),
+        w2(p_.glu ? random16(size_t(p_.in * p_.out)) : cuda::Buffer<uint16_t>(1)),
+        x(random16(size_t(p_.in))),
         y(size_t(p_.out)),
         scratch(size_t(p_.out)),
         p(p_) {}
