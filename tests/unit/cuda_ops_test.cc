@@ -357,6 +357,17 @@ TEST_P(CudaOps, TokenNll) {
   }
 }
 
+// The CPU twin's view of a row-major [out, in] weight matrix w and an optional bias.
+Linear host_linear(const std::vector<float>& w, int64_t in, int64_t out, const float* bias) {
+  Linear l;
+  l.w = w.data();
+  l.ld = in;
+  l.in = in;
+  l.out = out;
+  l.bias = bias;
+  return l;
+}
+
 // 1 to 4 rows of 16-bit operands take the GEMV kernel (ops/gemv_cuda.cu; the second shape: many pieces a
 // lane, a partial last step), 67 rows and f32 cuBLASLt.
 TEST_P(CudaOps, LinearThroughCublasLtAndGemv) {
@@ -371,12 +382,7 @@ TEST_P(CudaOps, LinearThroughCublasLtAndGemv) {
         for (DType yt : {t, DType::F32}) {
           auto w = rounded(t, randn(rng, out * in, 0.1f)), x = rounded(t, randn(rng, n * ldx));
           auto b = rounded(yt, randn(rng, out));
-          Linear l;
-          l.w = w.data();
-          l.ld = in;
-          l.in = in;
-          l.out = out;
-          l.bias = bias ? b.data() : nullptr;
+          const Linear l = host_linear(w, in, out, bias ? b.data() : nullptr);
           Dev dw(t, w), dx(t, x), db(yt, b), dy(yt, n * ldy);
           gpu::linear({.t = t, .x = dx.p(), .ldx = ldx, .n = n, .w = dw.p(), .in = in, .out = out,
                        .bias = bias ? db.p() : nullptr, .yt = yt, .y = dy.p(), .ldy = ldy},
@@ -405,12 +411,7 @@ TEST_P(CudaOps, LinearWithActivationEpilogue) {
       for (bool bias : {false, true}) {
         const int64_t in = 136, out = 264;
         auto w = rounded(t, randn(rng, out * in, 0.2f)), x = rounded(t, randn(rng, n * in)), b = rounded(t, randn(rng, out));
-        Linear l;
-        l.w = w.data();
-        l.ld = in;
-        l.in = in;
-        l.out = out;
-        l.bias = bias ? b.data() : nullptr;
+        const Linear l = host_linear(w, in, out, bias ? b.data() : nullptr);
         Dev dw(t, w), dx(t, x), db(t, b), dy(t, n * out);
         gpu::linear({.t = t, .x = dx.p(), .ldx = in, .n = n, .w = dw.p(), .in = in, .out = out, .bias = bias ? db.p() : nullptr,
                      .yt = t, .y = dy.p(), .ldy = out, .act = ep},
@@ -448,13 +449,8 @@ TEST_P(CudaOps, LinearGluAsTwoLinearsAndTheActivation) {
                         st());
         const std::vector<float> got = dy.get();
         std::vector<float> ref_g(static_cast<size_t>(n * out)), ref_u(ref_g.size());
-        Linear lg, lu;
-        lg.w = wg.data();
-        lu.w = wu.data();
-        lg.ld = lu.ld = lg.in = lu.in = in;
-        lg.out = lu.out = out;
-        lg.bias = bias ? bg.data() : nullptr;
-        lu.bias = bias ? bu.data() : nullptr;
+        const Linear lg = host_linear(wg, in, out, bias ? bg.data() : nullptr);
+        const Linear lu = host_linear(wu, in, out, bias ? bu.data() : nullptr);
         ops::linear(lg, x.data(), n, in, ref_g.data(), out);
         ops::linear(lu, x.data(), n, in, ref_u.data(), out);
         std::vector<float> plain_g = rounded(t, ref_g), plain_u = rounded(t, ref_u);
