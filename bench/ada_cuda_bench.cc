@@ -24,12 +24,15 @@
 // (off, the default, times them and launches every kernel).
 // Usage: ada_cuda_bench --model DIR [--dtype fp16] [--tau 0.3] [--select cascade] [--queries reps|all] [--reps 5] [--gen 64]
 //                       [--attention-kernel auto|cascade|cudnn] [--cuda-graphs on|off] T:f [T:f ...]
+// Bad arguments: one line on stderr and exit code 2 (bench/bad_input_check.cmake tests it).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -69,6 +72,18 @@ std::vector<int32_t> planted(int64_t n, double f, int64_t vocab, uint64_t seed) 
   return ids;
 }
 
+// The number a whole argument spells (std::stod and std::stoll read a prefix); std::invalid_argument or
+// std::out_of_range otherwise.
+template <typename N>
+N whole(const std::string& v) {
+  size_t used = 0;
+  N x;
+  if constexpr (std::is_same_v<N, double>) x = std::stod(v, &used);
+  else x = std::stoll(v, &used);
+  if (used != v.size()) throw std::invalid_argument(v);
+  return x;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -81,31 +96,38 @@ int main(int argc, char** argv) {
   double tau = 0.3;
   int reps = 5, gen_asked = 64;
   std::vector<std::pair<int64_t, double>> cases;
+  // Bad input (an unknown argument, a missing or malformed value): one line on stderr, exit code 2.
+  auto bad = [](const std::string& what) {
+    std::fprintf(stderr, "ada_cuda_bench: %s\n", what.c_str());
+    return 2;
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--model") model = next();
-    else if (a == "--dtype") dtype = next();
-    else if (a == "--tau") tau = std::stod(next());
-    else if (a == "--select") sel = next();
-    else if (a == "--queries") queries = next();
-    else if (a == "--reps") reps = std::stoi(next());
-    else if (a == "--gen") gen_asked = std::stoi(next());
-    else if (a == "--attention-kernel") kernel = next();
-    else if (a == "--cuda-graphs") graphs = next();
-    else {
-      const auto c = a.find(':');
-      if (c == std::string::npos) {
-        std::fprintf(stderr, "bad argument %s\n", a.c_str());
-        return 2;
+    if (a.rfind("--", 0) == 0 && i + 1 >= argc) return bad(a + ": a value is missing");
+    auto next = [&] { return std::string(argv[++i]); };
+    try {
+      if (a == "--model") model = next();
+      else if (a == "--dtype") dtype = next();
+      else if (a == "--tau") tau = whole<double>(next());
+      else if (a == "--select") sel = next();
+      else if (a == "--queries") queries = next();
+      else if (a == "--reps") reps = int(whole<int64_t>(next()));
+      else if (a == "--gen") gen_asked = int(whole<int64_t>(next()));
+      else if (a == "--attention-kernel") kernel = next();
+      else if (a == "--cuda-graphs") graphs = next();
+      else {
+        const auto c = a.find(':');
+        if (c == std::string::npos) return bad("unknown argument " + a + " (T:f for a prompt of T tokens, r/T = f)");
+        cases.push_back({whole<int64_t>(a.substr(0, c)), whole<double>(a.substr(c + 1))});
       }
-      cases.push_back({std::stoll(a.substr(0, c)), std::stod(a.substr(c + 1))});
+    } catch (const std::logic_error&) {  // std::stod / std::stoll: not a number, or out of range
+      return bad("not a number in " + a + (a.rfind("--", 0) == 0 ? " " + std::string(argv[i]) : ""));
     }
   }
-  if (graphs != "on" && graphs != "off") {
-    std::fprintf(stderr, "ada_cuda_bench: --cuda-graphs: on or off, not %s\n", graphs.c_str());
-    return 2;
-  }
+  if (graphs != "on" && graphs != "off") return bad("--cuda-graphs: on or off, not " + graphs);
+  if (reps < 1 || gen_asked < 0) return bad("--reps at least 1 and --gen at least 0");
+  for (const auto& [T, f] : cases)
+    if (T < 1 || !(f > 0 && f <= 1)) return bad("a case T:f needs T >= 1 and f in (0, 1]");
   try {
     if (!cuda::gpu_available()) {
       std::printf("{\"skipped\": \"no GPU\"}\n");
