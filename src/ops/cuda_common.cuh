@@ -1,5 +1,5 @@
-// Device helpers shared by the CUDA ops: float32 <-> storage dtype conversion, the one runtime
-// DType -> C++ type switch, block reductions, 16-byte pieces (the alignment test, widening) and the activations.
+// Device helpers shared by the CUDA ops: block reductions, 16-byte pieces (the alignment test, widening)
+// and the activations; the element types' conversions and switch come from cuda/element.cuh.
 // Included by .cu files only.
 #pragma once
 #include <cuda_bf16.h>
@@ -11,30 +11,14 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cuda/check.h"
+#include "cuda/element.cuh"
 #include "ops/activation.h"
 
 namespace cascade::ops::gpu {
 
-template <typename T> __device__ __forceinline__ float to_float(T x);
-template <> __device__ __forceinline__ float to_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ float to_float<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-
-// Calls f(T{}) with T the element type of t (float, __half or __nv_bfloat16).
-template <typename F>
-void dispatch_dtype(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: f(float{}); return;
-    case DType::F16: f(__half{}); return;
-    case DType::BF16: f(__nv_bfloat16{}); return;
-    default: fail("CUDA ops: unsupported dtype ", dtype_name(t));
-  }
-}
+using cuda::dispatch_dtype;  // the element types (cuda/element.cuh)
+using cuda::from_float;
+using cuda::to_float;
 
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }
 

@@ -1,6 +1,4 @@
 // select/gpu_incremental.h: a decoding step's greedy decision on the device.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <span>
@@ -9,6 +7,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "cuda/context.h"
+#include "cuda/element.cuh"
 #include "cuda/pool_buffer.h"
 #include "select/gpu_incremental.h"
 #include "select/gpu_selection_internal.cuh"
@@ -78,13 +77,6 @@ enum : int { kR = 0, kPending = 1, kIsRep = 2, kIndex = 3, kStateInts = 4 };
 // every decoding step reads), each with its float64 mean and inverse norm (row_stats). A normalised
 // component is recomputed where it is read, by the operations normalize_row_block uses, so it is the
 // float64 value the prefill's selection read, bit for bit.
-template <typename R> __device__ __forceinline__ R stored(float v);
-template <> __device__ __forceinline__ float stored<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half stored<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 stored<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-__device__ __forceinline__ double widened(float v) { return v; }
-__device__ __forceinline__ double widened(__half v) { return __half2float(v); }
-__device__ __forceinline__ double widened(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 // One block: row xr [d] kept at row, its (mean, inv) at stats.
 template <typename R>
@@ -92,7 +84,7 @@ __device__ void store_row_block(const float* __restrict__ xr, int64_t d, bool ce
                                 double* __restrict__ stats) {
   double mean, inv;
   internal::row_stats(xr, d, centre, mean, inv);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) row[i] = stored<R>(xr[i]);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) row[i] = cuda::from_float<R>(xr[i]);
   if (threadIdx.x == 0) {
     stats[0] = mean;
     stats[1] = inv;
@@ -123,7 +115,7 @@ __device__ double correlation(const R* __restrict__ a, const double* __restrict_
   const double ma = as[0], ia = as[1], mb = bs[0], ib = bs[1];
   double s = 0.0;
   for (int64_t k = lane; k < d; k += 32)
-    s += internal::normalized(widened(a[k]), ma, ia) * internal::normalized(widened(b[k]), mb, ib);
+    s += internal::normalized(cuda::to_float(a[k]), ma, ia) * internal::normalized(cuda::to_float(b[k]), mb, ib);
   for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
   return s;
 }
@@ -146,17 +138,6 @@ __global__ void rho_resident(const R* __restrict__ rows, const double* __restric
   if (i >= r) return;  // the whole warp: i is the warp's
   const double c = correlation(rows + i * d, stats + 2 * i, rows + r * d, stats + 2 * r, d, int(threadIdx.x & 31));
   if ((threadIdx.x & 31) == 0) rho[i] = c;
-}
-
-// f(R{}) for the rows' dtype.
-template <typename F>
-void with_rows(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: f(float{}); return;
-    case DType::F16: f(__half{}); return;
-    case DType::BF16: f(__nv_bfloat16{}); return;
-    default: fail("GPU decoding: rows in ", dtype_name(t), " are not kept");
-  }
 }
 
 unsigned warps_blocks(int64_t warps) { return unsigned((warps * 32 + 255) / 256); }
@@ -273,7 +254,7 @@ DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const float* x_dev
   m.theta = opts.theta();
   m.centre = opts.similarity == Similarity::pearson;
   m.rows_dtype = rows_dtype;
-  with_rows(rows_dtype, [](auto) {});  // an unsupported dtype is refused here, not at the first step
+  cuda::dispatch_dtype(rows_dtype, [](auto) {});  // an unsupported dtype is refused here, not at the first step
   m.d = z.d();
   m.T = z.T();
   m.reps = sel.reps;
@@ -284,7 +265,7 @@ DeviceIncremental::DeviceIncremental(const DeviceFeatures& z, const float* x_dev
                           // memory has read m.reps when it returns
     cuda::PoolBytes idx(m.reps.size() * sizeof(int32_t), s);
     CASCADE_CUDA_CHECK(cudaMemcpyAsync(idx.data(), m.reps.data(), idx.bytes(), cudaMemcpyHostToDevice, s));
-    with_rows(rows_dtype, [&](auto tag) {
+    cuda::dispatch_dtype(rows_dtype, [&](auto tag) {
       using R = decltype(tag);
       store_rows<R><<<unsigned(m.reps.size()), 256, 0, s>>>(x_device, m.d, m.centre, idx.as<int32_t>(), m.rows_as<R>(),
                                                             m.stats_at(0));
@@ -306,7 +287,7 @@ IncrementalSelector::Step DeviceIncremental::step(const float* x_device) {
   CASCADE_CHECK(m.pending == 0, "GPU decoding: resident steps not synchronised before a host step");
   cudaStream_t s = cuda::context().stream;
   m.reserve(m.r + 1);
-  with_rows(m.rows_dtype, [&](auto tag) {
+  cuda::dispatch_dtype(m.rows_dtype, [&](auto tag) {
     using R = decltype(tag);
     R* z = m.rows_as<R>() + m.r * m.d;  // the new token's row, kept if it becomes a representative
     store_rows<R><<<1, 256, 0, s>>>(x_device, m.d, m.centre, nullptr, z, m.stats_at(m.r));
@@ -345,7 +326,7 @@ std::vector<IncrementalSelector::Step> DeviceIncremental::steps(const float* x_d
   double* rho_new = rho_old + n * m.r;  // [n, n]: against each other
   int32_t* is_rep = m.pass_out.data();
   std::vector<int32_t> h;
-  with_rows(m.rows_dtype, [&](auto tag) {
+  cuda::dispatch_dtype(m.rows_dtype, [&](auto tag) {
     using R = decltype(tag);
     R* z = m.pass_rows.as<R>();
     double* zs = m.pass_stats.as<double>();
@@ -412,7 +393,7 @@ void DeviceIncremental::plan_resident(int64_t n) {
 void DeviceIncremental::step_resident(const float* x_device) {
   Impl& m = *impl_;
   cudaStream_t s = cuda::context().stream;
-  with_rows(m.rows_dtype, [&](auto tag) {
+  cuda::dispatch_dtype(m.rows_dtype, [&](auto tag) {
     using R = decltype(tag);
     store_resident<R><<<1, 256, 0, s>>>(x_device, m.d, m.centre, m.rows_as<R>(), m.stats_at(0), m.state.data());
     rho_resident<R><<<warps_blocks(m.cap), 256, 0, s>>>(m.rows_as<R>(), m.stats_at(0), m.d, m.state.data(),
