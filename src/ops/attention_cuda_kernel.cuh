@@ -241,7 +241,9 @@ __device__ __forceinline__ void merge_state(float& m, float& l, float (&a)[N], f
 
 // The number of keys at or before position qp among sorted keys (k_pos nondecreasing): the first j
 // with k_pos[j] > qp, found by the whole warp 32 ways at a time (three dependent loads for 20480 keys,
-// four for 131072), the same count in every lane.
+// four for 131072), the same count in every lane. Each warp of a block finds it for itself (the same few
+// loads, from L1 after the first warp's) instead of waiting at a barrier for one warp's answer; the two
+// were not timed against each other.
 __device__ __forceinline__ int64_t keys_at_or_before(const Params& p, int64_t qp) {
   const int lane = threadIdx.x & 31;
   int64_t lo = 0, hi = p.nk;  // k_pos[lo - 1] <= qp (or lo = 0) and k_pos[hi] > qp (or hi = nk)
