@@ -28,9 +28,9 @@ source "$(dirname "$0")/device_env.sh"
 pack() {
   printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
   local keep=(! -name logs.tar.gz ! -name summary.txt ! -name models_bench.json ! -name decode.jsonl ! -name decode_bench.json
-    ! -name linear_bench.json)
+    ! -name linear_bench.json ! -name gemv_sweep.json)
   tar czf /tmp/logs.tar.gz -C "$OUT" --exclude logs.tar.gz --exclude summary.txt --exclude models_bench.json \
-    --exclude decode.jsonl --exclude decode_bench.json --exclude linear_bench.json . && mv /tmp/logs.tar.gz "$OUT/" &&
+    --exclude decode.jsonl --exclude decode_bench.json --exclude linear_bench.json --exclude gemv_sweep.json . && mv /tmp/logs.tar.gz "$OUT/" &&
     find "$OUT" -mindepth 1 -maxdepth 1 "${keep[@]}" -exec rm -rf {} +
 }
 trap pack EXIT
@@ -96,9 +96,12 @@ if [ "$part" = decode_bound ]; then
 fi
 # The decoding step's projections alone and one step's chain of them (bench/linear_cuda_bench.cc): GB/s of
 # weights read, to set against PART=decode_bound's read bound on the same GPU.
+# Where carried, bench/gemv_sweep_cuda_bench: the GEMV kernel's shapes of block and pieces in flight.
 if [ "$part" = linear ]; then
   timeout 200 $B/bench/linear_cuda_bench --benchmark_out="$OUT/linear_bench.json" \
     --benchmark_out_format=json 2>&1 | grep -E "BM_" | head -20
+  [ -x $B/bench/gemv_sweep_cuda_bench ] && timeout 200 $B/bench/gemv_sweep_cuda_bench \
+    --benchmark_out="$OUT/gemv_sweep.json" --benchmark_out_format=json 2>&1 | grep -E "BM_" | head -50
 fi
 if [ "$part" = decode ]; then
   models=(models/stories260K/stories260K.bin)
