@@ -6,6 +6,7 @@
 // figure. Compare with the read bound scripts/bench_gpu_decode.py measures on the same GPU.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 
 #include "cuda_bench_support.h"
 #include "cuda/buffer.h"
@@ -48,17 +49,25 @@ void BM_gemv(benchmark::State& state) {
   const Projection pr = kProjections[state.range(0)];
   const int wi = int(state.range(1)), ui = int(state.range(2));
   cudaStream_t s = cuda::context().stream;
-  // Weights of one repeated byte (0x3c3c: 0.0115 in bf16); the values do not change a read's pace.
-  cuda::Buffer<uint16_t> w(size_t(pr.in * pr.out)), w2(pr.glu ? size_t(pr.in * pr.out) : 1), x(size_t(pr.in)),
-      y(size_t(pr.out));
+  // Weights of one repeated byte (0x3c3c: 0.0115 in bf16); the values do not change a read's pace. Launches
+  // rotate over copies of at least 256 MB in all, so that a projection smaller than L2 (50 MB; Q|K|V is
+  // 48 MB, O 32 MB) is read from memory, as in a step, not from the previous launch's L2 lines.
+  const size_t elems = size_t(pr.in * pr.out), per_copy = elems * 2 * (pr.glu ? 2 : 1);
+  const size_t copies = std::max<size_t>(1, (size_t(256) << 20) / per_copy + 1);
+  cuda::Buffer<uint16_t> w(elems * copies), w2(pr.glu ? elems * copies : 1), x(size_t(pr.in)), y(size_t(pr.out));
   CASCADE_CUDA_CHECK(cudaMemsetAsync(w.data(), 0x3c, w.size() * 2, s));
   CASCADE_CUDA_CHECK(cudaMemsetAsync(w2.data(), 0x3c, w2.size() * 2, s));
   CASCADE_CUDA_CHECK(cudaMemsetAsync(x.data(), 0x3c, x.size() * 2, s));
   GemvParams p{.x = x.data(), .w = w.data(), .bias = nullptr, .y = y.data(), .ldx = pr.in, .in = pr.in, .out = pr.out,
                .ldy = pr.out, .act = ops::gpu::Epilogue::None};
-  if (pr.glu) p.up_w = w2.data();
   const Launch run = pr.glu ? kLaunch<true>[wi][ui] : kLaunch<false>[wi][ui];
-  const double med = bench::median_ms(state, [&] { run(p, 1, s); });
+  size_t next = 0;
+  const double med = bench::median_ms(state, [&] {
+    const size_t c = next++ % copies;
+    p.w = w.data() + c * elems;
+    if (pr.glu) p.up_w = w2.data() + c * elems;
+    run(p, 1, s);
+  });
   const double bytes = double(pr.in * pr.out) * 2.0 * (pr.glu ? 2 : 1);
   state.counters["W"] = kWs[wi];
   state.counters["U"] = kUs[ui];
