@@ -9,8 +9,7 @@
 // memory bandwidth. Prints a skip line in a CPU-only build or without a GPU.
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-
+#include "benchmark_main.h"
 #include "cuda/runtime.h"
 
 #ifdef CASCADE_WITH_CUDA
@@ -154,10 +153,9 @@ BENCHMARK(BM_decode)
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return cascade::bench::run_benchmarks("attention_cuda_bench", argc, argv); }
 #else
-int main() {
-  std::printf("attention_cuda_bench: skipped (%s)\n", cascade::cuda::describe_gpu().c_str());
-  return 0;
+int main(int argc, char** argv) {
+  return cascade::bench::run_benchmarks("attention_cuda_bench", argc, argv, cascade::cuda::describe_gpu().c_str());
 }
 #endif

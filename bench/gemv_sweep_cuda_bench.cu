@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "benchmark_main.h"
 #include "cuda_bench_support.h"
 #include "cuda/buffer.h"
 #include "cuda/context.h"
@@ -82,4 +83,4 @@ BENCHMARK(BM_gemv)
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return cascade::bench::run_benchmarks("gemv_sweep_cuda_bench", argc, argv); }

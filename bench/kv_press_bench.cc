@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "benchmark_main.h"
 #include "attention/kv_press_scores.h"
 #include "ops/rotary.h"
 
@@ -61,4 +62,4 @@ BENCHMARK(BM_press_scores)->Apply(methods)->Unit(benchmark::kMillisecond)->MinTi
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return cascade::bench::run_benchmarks("kv_press_bench", argc, argv); }

@@ -8,8 +8,7 @@
 // without a GPU.
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-
+#include "benchmark_main.h"
 #include "cuda/runtime.h"
 
 #ifdef CASCADE_WITH_CUDA
@@ -101,10 +100,9 @@ BENCHMARK(BM_layer_chain)->UseManualTime()->Iterations(20)->Unit(benchmark::kMil
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return cascade::bench::run_benchmarks("linear_cuda_bench", argc, argv); }
 #else
-int main() {
-  std::printf("linear_cuda_bench: skipped (%s)\n", cascade::cuda::describe_gpu().c_str());
-  return 0;
+int main(int argc, char** argv) {
+  return cascade::bench::run_benchmarks("linear_cuda_bench", argc, argv, cascade::cuda::describe_gpu().c_str());
 }
 #endif

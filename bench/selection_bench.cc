@@ -15,6 +15,7 @@
 #include <random>
 #include <vector>
 
+#include "benchmark_main.h"
 #include "select/selection.h"
 
 namespace {
@@ -105,8 +106,5 @@ void register_all() {
 
 int main(int argc, char** argv) {
   register_all();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return cascade::bench::run_benchmarks("selection_bench", argc, argv);
 }
