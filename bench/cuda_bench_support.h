@@ -40,6 +40,11 @@ double median_ms(benchmark::State& state, F run) {
   return ms[ms.size() / 2];
 }
 
+// How many copies of a read of `bytes` a timing rotates over so that they hold at least 256 MB in all: a
+// launch then reads its operand from memory, as in a model's step, not from the previous launch's L2
+// lines (50 MB of L2 on an H100 or H200; a decoding step's Q|K|V is 48 MB, its O 32 MB).
+inline size_t copies_past_l2(double bytes) { return size_t(double(size_t(256) << 20) / bytes) + 1; }
+
 // Finite 16-bit values of moderate size (fp16 bit patterns below 1; as bf16, positive and below 2^-7).
 inline cuda::Buffer<uint16_t> random16(size_t n) {
   std::vector<uint16_t> h(n);

@@ -6,8 +6,6 @@
 // figure. Compare with the read bound scripts/bench_gpu_decode.py measures on the same GPU.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
-
 #include "benchmark_main.h"
 #include "cuda_bench_support.h"
 #include "cuda/buffer.h"
@@ -51,10 +49,9 @@ void BM_gemv(benchmark::State& state) {
   const int wi = int(state.range(1)), ui = int(state.range(2));
   cudaStream_t s = cuda::context().stream;
   // Weights of one repeated byte (0x3c3c: 0.0115 in bf16); the values do not change a read's pace. Launches
-  // rotate over copies of at least 256 MB in all, so that a projection smaller than L2 (50 MB; Q|K|V is
-  // 48 MB, O 32 MB) is read from memory, as in a step, not from the previous launch's L2 lines.
-  const size_t elems = size_t(pr.in * pr.out), per_copy = elems * 2 * (pr.glu ? 2 : 1);
-  const size_t copies = std::max<size_t>(1, (size_t(256) << 20) / per_copy + 1);
+  // rotate over copies of them (copies_past_l2).
+  const size_t elems = size_t(pr.in * pr.out);
+  const size_t copies = bench::copies_past_l2(double(elems) * 2 * (pr.glu ? 2 : 1));
   cuda::Buffer<uint16_t> w(elems * copies), w2(pr.glu ? elems * copies : 1), x(size_t(pr.in)), y(size_t(pr.out));
   CASCADE_CUDA_CHECK(cudaMemsetAsync(w.data(), 0x3c, w.size() * 2, s));
   CASCADE_CUDA_CHECK(cudaMemsetAsync(w2.data(), 0x3c, w2.size() * 2, s));

@@ -63,11 +63,10 @@ void BM_projection(benchmark::State& state) {
     state.SkipWithError("no GPU");
     return;
   }
-  // Launches rotate over copies of at least 256 MB in all, so that a projection smaller than L2 (50 MB;
-  // Q|K|V is 48 MB, O 32 MB) is read from memory, as in a step, not from the previous launch's L2 lines.
+  // Launches rotate over copies of the weights (copies_past_l2).
   const Projection p = kProjections[state.range(0)];
   const double per_copy = double(p.in * p.out) * 2.0 * (p.glu ? 2 : 1);
-  const auto n = size_t(double(256 << 20) / per_copy) + 1;
+  const size_t n = bench::copies_past_l2(per_copy);
   std::vector<Weights> copies;
   copies.reserve(n);
   for (size_t i = 0; i < n; ++i) copies.emplace_back(p);
